@@ -1,0 +1,173 @@
+//! The errors a request can meet, and the one place that turns each into what the user sees.
+
+use crate::pages::{Action, Bilingual, Page};
+use crate::reply::Reply;
+use crate::wechat::errcode::ErrClass;
+use crate::wechat::ExchangeError;
+
+/// Why the gateway answers a request with a page instead of the app.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no route serves this host and path")]
+    NoRoute,
+    #[error("no gateway endpoint at this path")]
+    NoEndpoint,
+    #[error("callback without a login cookie (expired, or cookies blocked)")]
+    LoginCookieMissing,
+    #[error("callback state does not match the login cookie")]
+    StateMismatch { retry: String },
+    #[error("callback without a code (consent refused or a damaged link)")]
+    NoCode { retry: String },
+    #[error("WeChat gave a snapshot-page (virtual) identity")]
+    SnapshotUser { retry: String },
+    #[error("code exchange failed: {source}")]
+    Exchange { source: ExchangeError, retry: String },
+    #[error("upstream failed: {0}")]
+    Upstream(String),
+}
+
+impl GatewayError {
+    /// Logs the error at the level its cause deserves: operator mistakes as errors (with the
+    /// WeChat hint), WeChat trouble as warnings, a user's own mishaps as info.
+    pub fn log(&self, request_id: &str) {
+        match self {
+            GatewayError::Exchange { source, .. } => {
+                let hint = match source {
+                    ExchangeError::Rejected { errcode, .. } => crate::wechat::errcode::classify(*errcode).1,
+                    _ => "transport failure",
+                };
+                match source.class() {
+                    ErrClass::Misconfigured => log::error!("{request_id} code exchange: {source} ({hint})"),
+                    ErrClass::Transient | ErrClass::Unknown => log::warn!("{request_id} code exchange: {source} ({hint})"),
+                    ErrClass::CodeRejected | ErrClass::MissingCode => log::info!("{request_id} code exchange: {source} ({hint})"),
+                }
+            }
+            GatewayError::Upstream(e) => log::warn!("{request_id} upstream: {e}"),
+            other => log::info!("{request_id} {other}"),
+        }
+    }
+}
+
+const RETRY: Bilingual = Bilingual { zh: "重新登录", en: "Log in again" };
+const TRY_AGAIN: Bilingual = Bilingual { zh: "重试", en: "Try again" };
+
+impl GatewayError {
+    /// The page for this error, carrying `request_id`.
+    pub fn reply(&self, request_id: &str) -> Reply {
+        let page = |status, title: Bilingual<'_>, message: Bilingual<'_>, action: Option<Action<'_>>| {
+            Page { status, title, message, action, request_id }.render()
+        };
+        match self {
+            GatewayError::NoRoute | GatewayError::NoEndpoint => page(
+                404,
+                Bilingual { zh: "页面不存在", en: "Not found" },
+                Bilingual { zh: "没有找到这个地址对应的页面。", en: "Nothing is served at this address." },
+                None,
+            ),
+            GatewayError::LoginCookieMissing => page(
+                400,
+                Bilingual { zh: "登录已失效", en: "Login expired" },
+                Bilingual {
+                    zh: "登录信息已过期，或浏览器禁止了 Cookie。请返回重新打开页面。",
+                    en: "The login took too long, or this browser blocks cookies. Go back and open the page again.",
+                },
+                again("/", RETRY),
+            ),
+            GatewayError::StateMismatch { retry } => page(
+                400,
+                Bilingual { zh: "登录校验失败", en: "Login check failed" },
+                Bilingual {
+                    zh: "这次登录与当前浏览器不匹配（可能是旧链接或在另一个窗口中登录）。",
+                    en: "This login does not belong to this browser (an old link, or a login from another window).",
+                },
+                again(retry, RETRY),
+            ),
+            GatewayError::NoCode { retry } => page(
+                400,
+                Bilingual { zh: "未获得授权", en: "Authorization not given" },
+                Bilingual {
+                    zh: "微信没有返回授权码。如果您拒绝了授权，可以重新登录。",
+                    en: "WeChat returned no authorization code. If you declined, you can log in again.",
+                },
+                again(retry, RETRY),
+            ),
+            GatewayError::SnapshotUser { retry } => page(
+                403,
+                Bilingual { zh: "请使用完整服务", en: "Please use the full service" },
+                Bilingual {
+                    zh: "当前为微信快照页，无法识别您的身份。请点击页面底部的“使用完整服务”后继续。",
+                    en: "This is WeChat's snapshot preview, which carries no identity. Tap \"使用完整服务\" (use full service) at the bottom of the page.",
+                },
+                again(retry, TRY_AGAIN),
+            ),
+            GatewayError::Exchange { source, retry } => exchange_page(source, retry, request_id),
+            GatewayError::Upstream(_) => page(
+                502,
+                Bilingual { zh: "服务暂时不可用", en: "Service unavailable" },
+                Bilingual {
+                    zh: "应用服务器没有响应，请稍后再试。",
+                    en: "The application server did not answer. Please try again shortly.",
+                },
+                None,
+            ),
+        }
+    }
+}
+
+fn again<'a>(href: &'a str, label: Bilingual<'a>) -> Option<Action<'a>> {
+    Some(Action { href, label })
+}
+
+fn exchange_page(err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
+    let (status, title, message, action) = match err.class() {
+        ErrClass::CodeRejected | ErrClass::MissingCode => (
+            400,
+            Bilingual { zh: "登录链接已失效", en: "Login link expired" },
+            Bilingual {
+                zh: "微信授权码已使用或已过期。请重新登录。",
+                en: "The WeChat authorization code was already used or has expired. Please log in again.",
+            },
+            Some(Action { href: retry, label: RETRY }),
+        ),
+        ErrClass::Transient | ErrClass::Unknown => (
+            503,
+            Bilingual { zh: "微信暂时繁忙", en: "WeChat is busy" },
+            Bilingual {
+                zh: "暂时无法从微信获取您的身份，请稍后重试。",
+                en: "Your identity could not be obtained from WeChat just now. Please try again shortly.",
+            },
+            Some(Action { href: retry, label: TRY_AGAIN }),
+        ),
+        ErrClass::Misconfigured => (
+            500,
+            Bilingual { zh: "登录服务配置有误", en: "Login is misconfigured" },
+            Bilingual {
+                zh: "网站的微信登录配置有误，管理员已可在日志中看到原因。请稍后再来。",
+                en: "This site's WeChat login is misconfigured; the reason is in the gateway's log. Please come back later.",
+            },
+            None,
+        ),
+    };
+    Page { status, title, message, action, request_id }.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejected(errcode: i64) -> GatewayError {
+        GatewayError::Exchange {
+            source: ExchangeError::Rejected { errcode, errmsg: "x".into() },
+            retry: "/shop".into(),
+        }
+    }
+
+    #[test]
+    fn each_class_has_its_status() {
+        assert_eq!(rejected(40163).reply("r").status, 400);
+        assert_eq!(rejected(-1).reply("r").status, 503);
+        assert_eq!(rejected(40125).reply("r").status, 500);
+        assert!(rejected(40125).reply("r").body.windows(6).all(|w| w != b"/shop\""));
+        assert_eq!(GatewayError::Upstream("x".into()).reply("r").status, 502);
+    }
+}

@@ -1,0 +1,207 @@
+//! Each WeChat code is exchanged at most once.
+//!
+//! WeChat's client often sends the callback twice (it aborts the first request and re-issues
+//! it), and back or refresh replay it. The first callback for a code starts one exchange in a
+//! task of its own, so a dropped request cannot cancel it half way; every callback for the same
+//! code from the same browser (same login nonce) waits for and shares that outcome, and it is
+//! remembered for the code's lifetime. The same code from another browser gets
+//! [`Redeemed::OtherBrowser`] and should start a fresh login.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::wechat::{ExchangeError, Identity, WechatClient};
+
+/// WeChat codes live five minutes; the outcome is kept as long.
+pub const CODE_TTL_SECS: u64 = 300;
+const MAX_ENTRIES: usize = 100_000;
+
+/// Something that turns a code into an identity (the WeChat client, or a fake in tests).
+#[async_trait]
+pub trait CodeExchanger: Send + Sync + 'static {
+    async fn exchange(&self, code: &str) -> Result<Identity, ExchangeError>;
+}
+
+#[async_trait]
+impl CodeExchanger for WechatClient {
+    async fn exchange(&self, code: &str) -> Result<Identity, ExchangeError> {
+        WechatClient::exchange(self, code).await
+    }
+}
+
+type Outcome = Option<Result<Identity, ExchangeError>>;
+
+struct Entry {
+    browser: String,
+    created: u64,
+    outcome: watch::Receiver<Outcome>,
+}
+
+/// The outcome of presenting a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    Done(Result<Identity, ExchangeError>),
+    /// The code was first presented by another browser.
+    OtherBrowser,
+}
+
+/// Single-flight code exchanges with a short memory of their outcomes.
+pub struct CodeExchanges {
+    exchanger: Arc<dyn CodeExchanger>,
+    clock: Arc<dyn Clock>,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl CodeExchanges {
+    pub fn new(exchanger: Arc<dyn CodeExchanger>, clock: Arc<dyn Clock>) -> Self {
+        Self { exchanger, clock, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// Presents `code` on behalf of `browser` (the login nonce of its login cookie).
+    pub async fn redeem(&self, code: &str, browser: &str) -> Redeemed {
+        let mut outcome = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.clock.now();
+            if entries.get(code).is_some_and(|e| now >= e.created + CODE_TTL_SECS) {
+                entries.remove(code);
+            }
+            match entries.get(code) {
+                Some(e) if e.browser != browser => return Redeemed::OtherBrowser,
+                Some(e) => e.outcome.clone(),
+                None => {
+                    if entries.len() >= MAX_ENTRIES {
+                        prune(&mut entries, now);
+                    }
+                    let rx = self.start(code.to_string());
+                    entries.insert(
+                        code.to_string(),
+                        Entry { browser: browser.to_string(), created: now, outcome: rx.clone() },
+                    );
+                    rx
+                }
+            }
+        };
+        let result = match outcome.wait_for(Option::is_some).await {
+            Ok(done) => done.clone().unwrap_or_else(|| Err(lost())),
+            Err(_) => Err(lost()),
+        };
+        Redeemed::Done(result)
+    }
+
+    /// Was `code` first presented, within its lifetime, by a browser other than `browser`
+    /// (`None`: a browser with no login in progress)?
+    pub fn claimed_elsewhere(&self, code: &str, browser: Option<&str>) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
+        entries
+            .get(code)
+            .is_some_and(|e| now < e.created + CODE_TTL_SECS && Some(e.browser.as_str()) != browser)
+    }
+
+    fn start(&self, code: String) -> watch::Receiver<Outcome> {
+        let (tx, rx) = watch::channel(None);
+        let exchanger = self.exchanger.clone();
+        tokio::spawn(async move {
+            let result = exchanger.exchange(&code).await;
+            let _ = tx.send(Some(result));
+        });
+        rx
+    }
+
+    /// How many codes are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn lost() -> ExchangeError {
+    ExchangeError::Network("the exchange task ended without an answer".into())
+}
+
+/// Drops expired entries; if that is not enough, the older half.
+fn prune(entries: &mut HashMap<String, Entry>, now: u64) {
+    entries.retain(|_, e| now < e.created + CODE_TTL_SECS);
+    if entries.len() >= MAX_ENTRIES {
+        let mut ages: Vec<u64> = entries.values().map(|e| e.created).collect();
+        ages.sort_unstable();
+        let cutoff = ages[ages.len() / 2];
+        entries.retain(|_, e| e.created > cutoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    struct Slow(AtomicUsize);
+
+    #[async_trait]
+    impl CodeExchanger for Slow {
+        async fn exchange(&self, code: &str) -> Result<Identity, ExchangeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(Identity { openid: format!("o-{code}"), unionid: None, scope: "snsapi_base".into(), snapshot_user: false })
+        }
+    }
+
+    fn setup() -> (Arc<Slow>, ManualClock, Arc<CodeExchanges>) {
+        let fake = Arc::new(Slow(AtomicUsize::new(0)));
+        let clock = ManualClock::new(1_000);
+        let ex = Arc::new(CodeExchanges::new(fake.clone(), Arc::new(clock.clone())));
+        (fake, clock, ex)
+    }
+
+    #[tokio::test]
+    async fn concurrent_same_browser_share_one_exchange() {
+        let (fake, _, ex) = setup();
+        let a = tokio::spawn({ let ex = ex.clone(); async move { ex.redeem("C1", "b1").await } });
+        let b = tokio::spawn({ let ex = ex.clone(); async move { ex.redeem("C1", "b1").await } });
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(a, b);
+        assert!(matches!(a, Redeemed::Done(Ok(ref i)) if i.openid == "o-C1"));
+        assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+        // A later replay (back button) is answered from memory.
+        assert_eq!(ex.redeem("C1", "b1").await, a);
+        assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn another_browser_is_refused() {
+        let (fake, _, ex) = setup();
+        assert!(matches!(ex.redeem("C2", "b1").await, Redeemed::Done(Ok(_))));
+        assert_eq!(ex.redeem("C2", "b2").await, Redeemed::OtherBrowser);
+        assert!(ex.claimed_elsewhere("C2", Some("b2")) && ex.claimed_elsewhere("C2", None));
+        assert!(!ex.claimed_elsewhere("C2", Some("b1")) && !ex.claimed_elsewhere("C9", None));
+        assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_waiter_does_not_cancel_the_exchange() {
+        let (fake, _, ex) = setup();
+        let first = tokio::spawn({ let ex = ex.clone(); async move { ex.redeem("C3", "b1").await } });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        first.abort();
+        assert!(matches!(ex.redeem("C3", "b1").await, Redeemed::Done(Ok(_))));
+        assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn memory_ends_with_the_code_lifetime() {
+        let (fake, clock, ex) = setup();
+        ex.redeem("C4", "b1").await;
+        clock.advance(CODE_TTL_SECS);
+        ex.redeem("C4", "b2").await;
+        assert_eq!(fake.0.load(Ordering::SeqCst), 2);
+    }
+}

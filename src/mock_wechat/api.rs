@@ -1,0 +1,78 @@
+//! `GET /sns/oauth2/access_token`: the code exchange, with WeChat's error codes, always as
+//! HTTP 200 JSON served as `text/plain`.
+
+use http::Response;
+
+use super::{param, text, Fault, MockWechat, CODE_LIFETIME_SECS};
+use crate::clock::base62_nonce;
+
+impl MockWechat {
+    pub(super) async fn access_token(&self, query: &str) -> Response<Vec<u8>> {
+        let fault = {
+            let mut state = self.lock();
+            state.stats.exchanges += 1;
+            state.faults.pop_front()
+        };
+        match fault {
+            Some(Fault::Errcode(c)) => return self.error(c, "system error"),
+            Some(Fault::Http500) => return text(500, "text/html", "<html><body>500 Internal Server Error</body></html>".into()),
+            Some(Fault::Malformed) => return text(200, "text/plain", "<html>upstream gateway error".into()),
+            Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
+            None => {}
+        }
+        let get = |k: &str| param(query, k).filter(|v| !v.is_empty());
+        let (Some(appid), Some(secret)) = (get("appid"), get("secret")) else {
+            return match get("appid") {
+                None => self.error(41002, "appid missing"),
+                Some(_) => self.error(41004, "appsecret missing"),
+            };
+        };
+        if appid != self.cfg.appid {
+            return self.error(40013, "invalid appid");
+        }
+        if secret != self.cfg.secret {
+            return self.error(40125, "invalid appsecret");
+        }
+        let Some(code) = get("code") else { return self.error(41008, "missing code") };
+        if get("grant_type").as_deref() != Some("authorization_code") {
+            return self.error(40002, "invalid grant_type");
+        }
+        let now = self.clock.now();
+        let answer = {
+            let mut state = self.lock();
+            match state.codes.get_mut(&code) {
+                None => Err((40029, "invalid code")),
+                Some(c) if c.used => Err((40163, "code been used")),
+                Some(c) if now >= c.issued + CODE_LIFETIME_SECS => Err((40029, "invalid code")),
+                Some(c) => {
+                    c.used = true;
+                    state.stats.successes += 1;
+                    let c = &state.codes[&code];
+                    Ok((c.openid.clone(), c.scope.clone()))
+                }
+            }
+        };
+        match answer {
+            Err((errcode, msg)) => self.error(errcode, msg),
+            Ok((openid, scope)) => {
+                let token = |n| base62_nonce(self.entropy.as_ref(), n);
+                let body = serde_json::json!({
+                    "access_token": token(86),
+                    "expires_in": 7200,
+                    "refresh_token": token(86),
+                    "openid": openid,
+                    "scope": scope,
+                });
+                text(200, "text/plain", body.to_string())
+            }
+        }
+    }
+
+    /// `{"errcode":N,"errmsg":"..., rid: ..."}` with HTTP 200, as WeChat answers.
+    fn error(&self, errcode: i64, errmsg: &str) -> Response<Vec<u8>> {
+        let rid = base62_nonce(self.entropy.as_ref(), 24).to_lowercase();
+        let rid = format!("{}-{}-{}", &rid[..8], &rid[8..16], &rid[16..]);
+        let body = serde_json::json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") });
+        text(200, "text/plain", body.to_string())
+    }
+}

@@ -1,0 +1,141 @@
+//! `GET /connect/oauth2/authorize`: checks the request as WeChat does, then sends the browser
+//! back to `redirect_uri` with a fresh single-use code.
+
+use http::Response;
+use pingora::http::RequestHeader;
+use url::Url;
+
+use super::{text, Code, MockWechat};
+use crate::clock::base62_nonce;
+use crate::cookies;
+
+/// The one parameter order WeChat's regex accepts; anything else may only follow `state`.
+const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "state"];
+
+impl MockWechat {
+    pub(super) fn authorize(&self, req: &RequestHeader, query: &str) -> Response<Vec<u8>> {
+        self.lock().stats.authorizes += 1;
+        let ua = req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !self.cfg.any_browser && !ua.contains("MicroMessenger") {
+            return error_page(None, "请在微信客户端打开链接", "Open this link in the WeChat client");
+        }
+        let pairs: Vec<(&str, &str)> = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+            .collect();
+        let names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+        if names.len() < ORDER.len() || names[..ORDER.len()] != ORDER {
+            return error_page(Some(10005), "Scope 参数错误或没有 Scope 权限", "parameters missing or out of order (appid, redirect_uri, response_type, scope, state)");
+        }
+        let [appid, redirect_raw, response_type, scope, state] = [0, 1, 2, 3, 4].map(|i| pairs[i].1);
+        if appid.is_empty() {
+            return error_page(Some(10012), "appid 参数为空", "appid is empty");
+        }
+        if appid != self.cfg.appid {
+            return error_page(Some(10016), "appid 参数错误", "unknown appid");
+        }
+        if redirect_raw.is_empty() {
+            return error_page(Some(10011), "redirect_uri 参数为空", "redirect_uri is empty");
+        }
+        if scope.is_empty() {
+            return error_page(Some(10010), "scope 参数为空", "scope is empty");
+        }
+        if state.is_empty() {
+            return error_page(Some(10013), "state 参数为空", "state is empty");
+        }
+        if response_type != "code" {
+            return error_page(Some(10005), "response_type 参数错误", "response_type must be code");
+        }
+        if scope != "snsapi_base" && scope != "snsapi_userinfo" {
+            return error_page(Some(10005), "Scope 参数错误或没有 Scope 权限", "scope must be snsapi_base or snsapi_userinfo");
+        }
+        if state.len() > 128 || !state.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return error_page(None, "state 参数错误", "state must be at most 128 characters of [A-Za-z0-9]");
+        }
+        let redirect = match self.check_redirect(redirect_raw) {
+            Ok(u) => u,
+            Err((code, zh, en)) => return error_page(code, zh, en),
+        };
+        let user = req
+            .headers
+            .get("x-mock-user")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| cookies::get(&req.headers, "mock_user"))
+            .unwrap_or(&self.cfg.default_user)
+            .to_string();
+        let code = base62_nonce(self.entropy.as_ref(), 32);
+        let now = self.clock.now();
+        self.lock().codes.insert(
+            code.clone(),
+            Code { openid: self.openid_for(&user), scope: scope.to_string(), issued: now, used: false },
+        );
+        let mut r = text(302, "text/html; charset=utf-8", String::new());
+        if let Ok(v) = callback_location(&redirect, &code, state).parse() {
+            r.headers_mut().insert(http::header::LOCATION, v);
+        }
+        r
+    }
+
+    /// `redirect_uri` must be encoded as a whole (as `encodeURIComponent` does) and point at a
+    /// registered domain: exact host, no IP address, no port unless allowed.
+    fn check_redirect(&self, raw: &str) -> Result<Url, (Option<i64>, &'static str, &'static str)> {
+        let encoded_whole = raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%".contains(&b));
+        if !encoded_whole {
+            return Err((None, "redirect_uri 参数错误", "redirect_uri must be percent-encoded as a whole"));
+        }
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not UTF-8"))?;
+        let url = Url::parse(&decoded).map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err((None, "redirect_uri 参数错误", "redirect_uri must be http or https"));
+        }
+        let host = url.host_str().unwrap_or("");
+        let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
+        let registered = self.cfg.domains.iter().any(|d| d.eq_ignore_ascii_case(host));
+        if is_ip || !registered || (url.port().is_some() && !self.cfg.allow_port) {
+            return Err((Some(10003), "redirect_uri 域名与后台配置不一致", "redirect_uri domain does not match the registered domain"));
+        }
+        Ok(url)
+    }
+}
+
+/// The redirect back: `code` and `state` appended with `?` or `&`, before any fragment.
+fn callback_location(redirect: &Url, code: &str, state: &str) -> String {
+    let mut base = redirect.clone();
+    let fragment = base.fragment().map(str::to_string);
+    base.set_fragment(None);
+    let sep = if base.query().is_some() { '&' } else { '?' };
+    let mut out = format!("{base}{sep}code={code}&state={state}");
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(&f);
+    }
+    out
+}
+
+/// WeChat's error page: HTML with status 200, no redirect.
+fn error_page(errcode: Option<i64>, zh: &str, en: &str) -> Response<Vec<u8>> {
+    let code = errcode.map_or(String::new(), |c| format!("<p>错误码 errcode: {c}</p>"));
+    let body = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>微信网页授权 (mock)</title></head><body><h1>{}</h1><p>{}</p>{code}</body></html>",
+        crate::pages::escape(zh),
+        crate::pages::escape(en)
+    );
+    text(200, "text/html; charset=utf-8", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_goes_before_the_fragment() {
+        let u = Url::parse("https://h.example/cb?x=1#frag").unwrap();
+        assert_eq!(callback_location(&u, "C", "S"), "https://h.example/cb?x=1&code=C&state=S#frag");
+        let u = Url::parse("https://h.example/cb").unwrap();
+        assert_eq!(callback_location(&u, "C", "S"), "https://h.example/cb?code=C&state=S");
+    }
+}

@@ -1,0 +1,223 @@
+//! A strict stand-in for WeChat's `open.weixin.qq.com` authorize page and
+//! `api.weixin.qq.com` code exchange, for local development and tests.
+//!
+//! It is at least as strict as WeChat: parameter order, state charset and length,
+//! `response_type`, scope, appid, the registered domain (exact host, no port unless allowed),
+//! WeChat's User-Agent, single-use codes that expire after five minutes, and errors as HTTP 200
+//! JSON served as `text/plain`. Simulated users get stable openids. Faults can be queued and
+//! exchanges are counted.
+//!
+//! Endpoints besides WeChat's own:
+//! - `GET /mock/stats`: `{"authorizes":N,"exchanges":N,"successes":N}`
+//! - `POST /mock/fault?kind=busy|http500|malformed|slow|errcode[&ms=N][&errcode=N]`: the next
+//!   exchange fails that way
+//! - `GET /mock/openid?user=NAME`: the openid NAME gets
+//! - `GET /mock/login-as?user=NAME`: later authorizations from this browser are NAME's
+//!
+//! The user of an authorization is the `X-Mock-User` header, else the `mock_user` cookie, else
+//! the configured default user.
+
+mod api;
+mod authorize;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
+
+/// What the mock accepts.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    pub appid: String,
+    pub secret: String,
+    /// The account's 网页授权域名 (WeChat allows two).
+    pub domains: Vec<String>,
+    /// Accept a port in `redirect_uri` (real WeChat refuses: error 10003).
+    pub allow_port: bool,
+    /// Accept browsers without `MicroMessenger` in their User-Agent.
+    pub any_browser: bool,
+    pub default_user: String,
+}
+
+/// A failure to inject into the next code exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 200 with this `errcode` (such as -1, system busy).
+    Errcode(i64),
+    /// HTTP 500 with an HTML body.
+    Http500,
+    /// HTTP 200 with a body that is not JSON.
+    Malformed,
+    /// Answer normally, after this long.
+    Slow(Duration),
+}
+
+/// What the mock has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub authorizes: u64,
+    pub exchanges: u64,
+    pub successes: u64,
+}
+
+struct Code {
+    openid: String,
+    scope: String,
+    issued: u64,
+    used: bool,
+}
+
+#[derive(Default)]
+struct State {
+    codes: HashMap<String, Code>,
+    faults: VecDeque<Fault>,
+    stats: Stats,
+}
+
+/// The mock WeChat service. Clones share one state, so a test can keep a handle on the mock
+/// it serves.
+#[derive(Clone)]
+pub struct MockWechat {
+    cfg: Arc<MockConfig>,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    state: Arc<Mutex<State>>,
+}
+
+/// Codes live this long, as at WeChat.
+pub const CODE_LIFETIME_SECS: u64 = 300;
+
+impl MockWechat {
+    pub fn new(cfg: MockConfig) -> Self {
+        Self::with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(cfg: MockConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { cfg: Arc::new(cfg), clock, entropy: Arc::new(OsEntropy), state: Arc::default() }
+    }
+
+    /// The openid that `user` gets for this mock's appid: 28 characters starting with `o`,
+    /// like WeChat's.
+    pub fn openid_for(&self, user: &str) -> String {
+        openid(&self.cfg.appid, user)
+    }
+
+    /// The next exchange fails with `fault` (faults queue up).
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.lock().stats
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `o` + 27 characters of base64url(SHA-256(appid:user)).
+pub fn openid(appid: &str, user: &str) -> String {
+    let digest = Sha256::digest(format!("{appid}:{user}").as_bytes());
+    let mut s = String::from("o");
+    s.push_str(&URL_SAFE_NO_PAD.encode(digest)[..27]);
+    s
+}
+
+#[async_trait]
+impl ServeHttp for MockWechat {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let path = req.uri.path().to_string();
+        let query = req.uri.query().unwrap_or("").to_string();
+        let method = req.method.clone();
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/connect/oauth2/authorize") => self.authorize(req, &query),
+            ("GET", "/sns/oauth2/access_token") => self.access_token(&query).await,
+            ("GET", "/mock/stats") => json(200, &serde_json::to_string(&self.stats()).unwrap_or_default()),
+            ("POST", "/mock/fault") => self.fault_from_query(&query),
+            ("GET", "/mock/openid") => match param(&query, "user") {
+                Some(u) => json(200, &serde_json::json!({ "openid": self.openid_for(&u) }).to_string()),
+                None => json(400, r#"{"error":"user is required"}"#),
+            },
+            ("GET", "/mock/login-as") => login_as(&query),
+            _ => text(404, "text/plain; charset=utf-8", "not a WeChat endpoint".into()),
+        }
+    }
+}
+
+impl MockWechat {
+    fn fault_from_query(&self, query: &str) -> Response<Vec<u8>> {
+        let num = |k: &str| param(query, k).and_then(|v| v.parse::<i64>().ok());
+        let fault = match param(query, "kind").as_deref() {
+            Some("busy") => Fault::Errcode(-1),
+            Some("http500") => Fault::Http500,
+            Some("malformed") => Fault::Malformed,
+            Some("slow") => Fault::Slow(Duration::from_millis(num("ms").unwrap_or(3000).max(0) as u64)),
+            Some("errcode") => match num("errcode") {
+                Some(c) => Fault::Errcode(c),
+                None => return json(400, r#"{"error":"errcode is required"}"#),
+            },
+            _ => return json(400, r#"{"error":"kind must be busy, http500, malformed, slow or errcode"}"#),
+        };
+        self.inject(fault);
+        json(200, r#"{"queued":true}"#)
+    }
+}
+
+fn login_as(query: &str) -> Response<Vec<u8>> {
+    let Some(user) = param(query, "user").filter(|u| u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')) else {
+        return json(400, r#"{"error":"user must be letters, digits, - or _"}"#);
+    };
+    let mut r = text(200, "text/plain; charset=utf-8", format!("mock WeChat: later logins from this browser are {user}\n"));
+    if let Ok(v) = format!("mock_user={user}; Path=/; SameSite=Lax").parse() {
+        r.headers_mut().insert(http::header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// The first value of `key` in a query string, decoded.
+fn param(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn text(status: u16, content_type: &str, body: String) -> Response<Vec<u8>> {
+    let mut r = Response::new(body.into_bytes());
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = r.body().len();
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+    r
+}
+
+fn json(status: u16, body: &str) -> Response<Vec<u8>> {
+    text(status, "application/json", body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openids_are_stable_and_distinct() {
+        let a = openid("wx1", "alice");
+        assert_eq!(a, openid("wx1", "alice"));
+        assert_eq!(a.len(), 28);
+        assert!(a.starts_with('o'));
+        assert_ne!(a, openid("wx1", "bob"));
+        assert_ne!(a, openid("wx2", "alice"));
+    }
+}

@@ -1,0 +1,95 @@
+//! The two sealed cookies: the session (who the browser is) and the short-lived login cookie
+//! (the state nonce and where to return), which never travels in WeChat's `state`.
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Entropy;
+use crate::config::{Config, SessionConfig};
+use crate::cookies::{self, CookieAttrs};
+use crate::seal::Sealer;
+
+/// A logged-in browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(rename = "o")]
+    pub openid: String,
+    #[serde(rename = "a")]
+    pub appid: String,
+    #[serde(rename = "i")]
+    pub issued: u64,
+    #[serde(rename = "e")]
+    pub expires: u64,
+}
+
+/// A login in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginState {
+    /// The `state` sent to WeChat: base62, checked on the callback.
+    #[serde(rename = "n")]
+    pub nonce: String,
+    /// Where the browser goes after logging in: a path, or an absolute URL on a routed host.
+    #[serde(rename = "r")]
+    pub return_to: String,
+    #[serde(rename = "e")]
+    pub expires: u64,
+}
+
+/// Reads and writes the gateway's cookies.
+pub struct SessionCookies {
+    sealer: Sealer,
+    cfg: SessionConfig,
+    session_attrs: CookieAttrs,
+    login_attrs: CookieAttrs,
+}
+
+impl SessionCookies {
+    pub fn new(config: &Config) -> Self {
+        let cfg = config.session.clone();
+        let session_attrs = CookieAttrs { path: "/".into(), secure: cfg.secure, domain: cfg.cookie_domain.clone() };
+        let login_attrs = CookieAttrs { path: config.prefix.clone(), secure: cfg.secure, domain: None };
+        Self { sealer: Sealer::new(&cfg.keys), cfg, session_attrs, login_attrs }
+    }
+
+    /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
+    /// Anything else (tampered, foreign key, old version) counts as no session.
+    pub fn session(&self, headers: &HeaderMap, appid: &str, now: u64) -> Option<Session> {
+        let raw = cookies::get(headers, &self.cfg.cookie_name)?;
+        let plain = self.sealer.open(&self.cfg.cookie_name, raw)?;
+        let s: Session = serde_json::from_slice(&plain).ok()?;
+        (s.expires > now && s.appid == appid).then_some(s)
+    }
+
+    /// `Set-Cookie` for a new session of `openid`.
+    pub fn new_session(&self, openid: &str, appid: &str, now: u64, entropy: &dyn Entropy) -> String {
+        let lifetime = self.cfg.lifetime.as_secs();
+        let s = Session { openid: openid.into(), appid: appid.into(), issued: now, expires: now + lifetime };
+        let sealed = self.sealer.seal(&self.cfg.cookie_name, &json(&s), entropy);
+        cookies::set(&self.cfg.cookie_name, &sealed, lifetime, &self.session_attrs)
+    }
+
+    /// The login in progress, if its cookie opens and has not expired.
+    pub fn login(&self, headers: &HeaderMap, now: u64) -> Option<LoginState> {
+        let raw = cookies::get(headers, &self.cfg.login_cookie_name)?;
+        let plain = self.sealer.open(&self.cfg.login_cookie_name, raw)?;
+        let l: LoginState = serde_json::from_slice(&plain).ok()?;
+        (l.expires > now).then_some(l)
+    }
+
+    /// `Set-Cookie` for a login that returns to `return_to`, with state `nonce`.
+    pub fn new_login(&self, nonce: &str, return_to: &str, now: u64, entropy: &dyn Entropy) -> String {
+        let lifetime = self.cfg.login_lifetime.as_secs();
+        let l = LoginState { nonce: nonce.into(), return_to: return_to.into(), expires: now + lifetime };
+        let sealed = self.sealer.seal(&self.cfg.login_cookie_name, &json(&l), entropy);
+        cookies::set(&self.cfg.login_cookie_name, &sealed, lifetime, &self.login_attrs)
+    }
+
+    /// The names of the gateway's cookies, which upstreams never see.
+    pub fn names(&self) -> [&str; 2] {
+        [&self.cfg.cookie_name, &self.cfg.login_cookie_name]
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("plain structs of strings and integers always serialize")
+}

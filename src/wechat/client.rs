@@ -1,0 +1,157 @@
+//! The code exchange: `GET <api_base>/sns/oauth2/access_token`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::errcode::{classify, ErrClass};
+use crate::secret::Secret;
+
+/// Who WeChat says the browser's user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub scope: String,
+    /// `is_snapshotuser: 1`: a virtual openid from WeChat's snapshot page.
+    pub snapshot_user: bool,
+}
+
+/// Why an exchange gave no identity. Cloneable: callbacks that share one exchange share its
+/// outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("WeChat error {errcode}: {errmsg}")]
+    Rejected { errcode: i64, errmsg: String },
+    #[error("WeChat answered HTTP {0} without an error code")]
+    Http(u16),
+    #[error("WeChat's answer could not be read: {0}")]
+    Malformed(String),
+    #[error("WeChat did not answer in time")]
+    Timeout,
+    #[error("WeChat could not be reached: {0}")]
+    Network(String),
+}
+
+impl ExchangeError {
+    /// The outcome class; transport failures count as transient.
+    pub fn class(&self) -> ErrClass {
+        match self {
+            ExchangeError::Rejected { errcode, .. } => classify(*errcode).0,
+            _ => ErrClass::Transient,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    openid: Option<String>,
+    unionid: Option<String>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    is_snapshotuser: i64,
+}
+
+/// An HTTP client for one Official Account's exchange endpoint.
+#[derive(Clone)]
+pub struct WechatClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    appid: String,
+    secret: Secret,
+}
+
+impl WechatClient {
+    pub fn new(api_base: &Url, appid: &str, secret: Secret, connect: Duration, total: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(total)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a reqwest client with rustls and timeouts always builds");
+        let endpoint = api_base
+            .join("/sns/oauth2/access_token")
+            .expect("joining an absolute path onto an http URL cannot fail");
+        Self { http, endpoint, appid: appid.to_string(), secret }
+    }
+
+    /// Exchanges `code` once. Never retried here: WeChat may have consumed the code even when
+    /// the answer was lost.
+    pub async fn exchange(&self, code: &str) -> Result<Identity, ExchangeError> {
+        let mut url = self.endpoint.clone();
+        url.query_pairs_mut()
+            .append_pair("appid", &self.appid)
+            .append_pair("secret", self.secret.expose_str())
+            .append_pair("code", code)
+            .append_pair("grant_type", "authorization_code");
+        let resp = self.http.get(url).send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport_error)?;
+        parse_answer(status, &body)
+    }
+}
+
+/// Reads the body whatever the status and Content-Type: `errcode` first, then `openid`.
+pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError> {
+    let answer: Answer = match serde_json::from_slice(body) {
+        Ok(a) => a,
+        Err(e) if (200..300).contains(&status) => return Err(ExchangeError::Malformed(e.to_string())),
+        Err(_) => return Err(ExchangeError::Http(status)),
+    };
+    if answer.errcode != 0 {
+        return Err(ExchangeError::Rejected { errcode: answer.errcode, errmsg: answer.errmsg });
+    }
+    match answer.openid {
+        Some(openid) if !openid.is_empty() => Ok(Identity {
+            openid,
+            unionid: answer.unionid.filter(|u| !u.is_empty()),
+            scope: answer.scope,
+            snapshot_user: answer.is_snapshotuser == 1,
+        }),
+        _ if !(200..300).contains(&status) => Err(ExchangeError::Http(status)),
+        _ => Err(ExchangeError::Malformed("no openid and no errcode".into())),
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> ExchangeError {
+    if e.is_timeout() {
+        ExchangeError::Timeout
+    } else {
+        // Without the URL: it carries the app secret.
+        ExchangeError::Network(e.without_url().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errcode_wins_over_status_and_content() {
+        let e = parse_answer(200, br#"{"errcode":40163,"errmsg":"code been used, rid: 1-2-3"}"#).unwrap_err();
+        assert_eq!(e, ExchangeError::Rejected { errcode: 40163, errmsg: "code been used, rid: 1-2-3".into() });
+        assert_eq!(e.class(), ErrClass::CodeRejected);
+    }
+
+    #[test]
+    fn success_and_snapshot() {
+        let ok = parse_answer(200, br#"{"access_token":"A","expires_in":7200,"refresh_token":"R","openid":"oX","scope":"snsapi_base"}"#).unwrap();
+        assert_eq!(ok.openid, "oX");
+        assert!(!ok.snapshot_user);
+        let snap = parse_answer(200, br#"{"openid":"oV","scope":"snsapi_userinfo","is_snapshotuser":1}"#).unwrap();
+        assert!(snap.snapshot_user);
+    }
+
+    #[test]
+    fn garbage_and_server_errors() {
+        assert!(matches!(parse_answer(200, b"<html>"), Err(ExchangeError::Malformed(_))));
+        assert_eq!(parse_answer(500, b"oops"), Err(ExchangeError::Http(500)));
+        assert_eq!(parse_answer(502, b"{}"), Err(ExchangeError::Http(502)));
+    }
+}

@@ -1,0 +1,7 @@
+//! Talking to WeChat: the authorize redirect, the code exchange and what its error codes mean.
+
+pub mod authorize;
+pub mod client;
+pub mod errcode;
+
+pub use client::{ExchangeError, Identity, WechatClient};

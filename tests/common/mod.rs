@@ -1,0 +1,282 @@
+//! Test harness: the real gateway, the mock WeChat and a recording upstream, each started
+//! in-process on its own `127.0.0.1:0` listener, and a cookie-keeping browser that does not
+//! follow redirects.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use http::{HeaderMap, Response};
+use openid_gateway::clock::{Clock, ManualClock, SystemClock};
+use openid_gateway::config::{self, Config};
+use openid_gateway::gateway::{Deps, Gateway};
+use openid_gateway::mock_wechat::{MockConfig, MockWechat};
+use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::services::listening::Service as ListeningService;
+use reqwest::cookie::{CookieStore, Jar};
+
+pub const APPID: &str = "wx1234567890abcdef";
+pub const WECHAT_SECRET: &str = "wechat-app-secret-for-tests";
+pub const HS256_KEY: &str = "hs256-test-key-0123456789abcdef0123456789";
+pub const SESSION_KEY: &str = "session-test-key-0123456789abcdef0123456789";
+pub const PUBLIC_HOST: &str = "gw.test";
+pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HeaderMap,
+}
+
+/// An upstream that records every request and answers `200 upstream saw <path>`.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<Seen>>>);
+
+impl Recorder {
+    pub fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().pop().expect("the upstream received no request")
+    }
+}
+
+#[async_trait]
+impl ServeHttp for Recorder {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let path = req.uri.path_and_query().map_or("/".into(), |p| p.to_string());
+        self.0.lock().unwrap().push(Seen { path: path.clone(), headers: req.headers.clone() });
+        let mut r = Response::new(format!("upstream saw {path}").into_bytes());
+        let len = r.body().len();
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+        r
+    }
+}
+
+/// What a test may change about the standard setup.
+pub struct Setup {
+    /// Extra TOML for `[token]` (must set `algorithm` and `key`).
+    pub token: String,
+    /// Extra TOML lines for `[wechat]`.
+    pub wechat: String,
+    /// The `[[routes]]` tables; `UPSTREAM` is replaced by the recorder's URL.
+    pub routes: String,
+    /// The secret the mock expects (defaults to the gateway's).
+    pub mock_secret: String,
+    pub mock_allow_port: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            token: format!("algorithm = \"HS256\"\nkey = {{ file = \"hs256.key\" }}\n"),
+            wechat: String::new(),
+            routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"required\"\n\n\
+                     [[routes]]\npath = \"/public\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"public\"\n"
+                .into(),
+            mock_secret: WECHAT_SECRET.into(),
+            mock_allow_port: true,
+        }
+    }
+}
+
+/// Everything a test talks to.
+pub struct Harness {
+    pub mock: MockWechat,
+    pub clock: ManualClock,
+    pub upstream: Recorder,
+    pub config: Config,
+    pub dir: tempfile::TempDir,
+    pub gateway_addr: SocketAddr,
+    pub mock_addr: SocketAddr,
+    _servers: Vec<Running>,
+}
+
+fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with(Setup::default()).await
+    }
+
+    pub async fn with(setup: Setup) -> Self {
+        Self::with_files(setup, &[]).await
+    }
+
+    /// Like [`Harness::with`], with extra files (such as keys) beside the config.
+    pub async fn with_files(setup: Setup, files: &[(&str, &str)]) -> Self {
+        let clock = ManualClock::new(SystemClock.now());
+        let mock = MockWechat::with_clock(
+            MockConfig {
+                appid: APPID.into(),
+                secret: setup.mock_secret.clone(),
+                domains: vec![PUBLIC_HOST.into()],
+                allow_port: setup.mock_allow_port,
+                any_browser: false,
+                default_user: "alice".into(),
+            },
+            Arc::new(clock.clone()),
+        );
+        let upstream = Recorder::default();
+        let conf = Arc::new(server_conf(1));
+        let mock_srv = start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap();
+        let up_srv = start_on(ListeningService::new("upstream".into(), upstream.clone()), listener()).unwrap();
+
+        let gw_listener = listener();
+        let gateway_addr = gw_listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wechat.secret"), WECHAT_SECRET).unwrap();
+        std::fs::write(dir.path().join("hs256.key"), HS256_KEY).unwrap();
+        std::fs::write(dir.path().join("session.key"), SESSION_KEY).unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).unwrap();
+        }
+        let toml = format!(
+            "listen = \"{gateway_addr}\"\npublic_url = \"http://{PUBLIC_HOST}:{port}\"\n\n\
+             [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
+             authorize_url = \"{mock}/connect/oauth2/authorize\"\napi_base = \"{mock}\"\n{wechat}\n\
+             [session]\nkeys = [{{ file = \"session.key\" }}]\n\n\
+             [token]\nissuer = \"https://issuer.test\"\n{token}\n{routes}",
+            port = gateway_addr.port(),
+            mock = mock_srv.url(),
+            wechat = setup.wechat,
+            token = setup.token,
+            routes = setup.routes.replace("UPSTREAM", &up_srv.url()),
+        );
+        std::fs::write(dir.path().join("gateway.toml"), &toml).unwrap();
+        let loaded = config::load_file(&dir.path().join("gateway.toml"))
+            .unwrap_or_else(|e| panic!("test config has mistakes: {e:?}\n{toml}"));
+        let deps = Deps { clock: Arc::new(clock.clone()), ..Deps::default() };
+        let gateway = Arc::new(Gateway::new(loaded.config.clone(), deps).unwrap());
+        let gw_srv = start_on(proxy_service(gateway, &conf), gw_listener).unwrap();
+        Harness {
+            mock,
+            clock,
+            upstream,
+            config: loaded.config,
+            dir,
+            gateway_addr,
+            mock_addr: mock_srv.addr,
+            _servers: vec![gw_srv, mock_srv, up_srv],
+        }
+    }
+
+    /// `http://gw.test:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{PUBLIC_HOST}:{}{path}", self.gateway_addr.port())
+    }
+
+    pub fn mock_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.mock_addr)
+    }
+
+    /// A WeChat in-app browser with an empty cookie jar.
+    pub fn browser(&self) -> Browser {
+        self.browser_with_ua(WECHAT_UA)
+    }
+
+    pub fn browser_with_ua(&self, ua: &str) -> Browser {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .user_agent(ua)
+            .resolve(PUBLIC_HOST, self.gateway_addr)
+            .build()
+            .unwrap();
+        Browser { client, jar, origin: self.url("") }
+    }
+}
+
+/// A browser: keeps cookies, does not follow redirects by itself.
+#[derive(Clone)]
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    origin: String,
+}
+
+/// One response, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+    pub url: String,
+}
+
+impl Page {
+    pub fn location(&self) -> &str {
+        self.headers.get("location").map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+    }
+}
+
+impl Browser {
+    pub async fn get(&self, url: &str) -> Page {
+        self.get_with(url, &[]).await
+    }
+
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Page {
+        // Browsers never send the fragment.
+        let url = url.split('#').next().unwrap().to_string();
+        let mut req = self.client.get(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        Page {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            url: url.clone(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    /// Follows redirects by hand, as a browser would, and returns every response.
+    pub async fn walk(&self, url: &str) -> Vec<Page> {
+        let mut pages = Vec::new();
+        let mut next = url.to_string();
+        for _ in 0..10 {
+            let page = self.get(&next).await;
+            let redirect = (300..400).contains(&page.status).then(|| {
+                let base = url::Url::parse(&page.url).unwrap();
+                base.join(page.location()).unwrap().to_string()
+            });
+            pages.push(page);
+            match redirect {
+                Some(loc) => next = loc,
+                None => return pages,
+            }
+        }
+        panic!("more than 10 redirects from {url}");
+    }
+
+    /// The cookies the browser would send to the gateway's `path`.
+    pub fn cookies(&self, path: &str) -> String {
+        let url = format!("{}{path}", self.origin).parse().unwrap();
+        self.jar.cookies(&url).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    }
+
+    /// Replaces a cookie as a tampering client would.
+    pub fn set_cookie(&self, cookie: &str) {
+        let url = self.origin.parse().unwrap();
+        self.jar.add_cookie_str(cookie, &url);
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header value.
+pub fn cookie_value(cookies: &str, name: &str) -> Option<String> {
+    cookies.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+}
