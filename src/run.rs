@@ -40,17 +40,26 @@ pub fn run(config: Config) -> Result<(), RunError> {
 
 /// The mock WeChat and the demo upstream, on the addresses of `[demo]`.
 fn add_demo_services(server: &mut Server, config: &Config, demo: &DemoConfig) -> Result<(), RunError> {
-    let mock = MockWechat::new(demo_mock_config(config));
-    let mut mock_svc = ListeningService::new("mock-wechat".into(), mock);
-    mock_svc.add_tcp(&demo.mock_wechat_listen.to_string());
-    server.add_service(mock_svc);
+    let (mut mock, mut app) = demo_services(config)?;
+    mock.add_tcp(&demo.mock_wechat_listen.to_string());
+    app.add_tcp(&demo.upstream_listen.to_string());
+    server.add_service(mock);
+    server.add_service(app);
+    Ok(())
+}
 
+/// The embedded demo's two services, not yet listening: the mock WeChat and the demo app
+/// (which verifies tokens for the first route's audience).
+pub fn demo_services(
+    config: &Config,
+) -> Result<(ListeningService<MockWechat>, ListeningService<DemoApp>), RunError> {
+    let mock = MockWechat::new(demo_mock_config(config));
     let audience = config.routes.first().map_or(String::new(), |r| r.audience.clone());
     let app = DemoApp::new(&config.token, &audience)?;
-    let mut app_svc = ListeningService::new("demo-upstream".into(), app);
-    app_svc.add_tcp(&demo.upstream_listen.to_string());
-    server.add_service(app_svc);
-    Ok(())
+    Ok((
+        ListeningService::new("mock-wechat".into(), mock),
+        ListeningService::new("demo-upstream".into(), app),
+    ))
 }
 
 /// The embedded mock accepts this gateway's appid and secret, the public host (port

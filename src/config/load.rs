@@ -79,11 +79,10 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     if route_tables.is_empty() && !doc.contains_key("routes") {
         root.error("routes", "at least one [[routes]] is required");
     }
-    let routes: Vec<Route> = route_tables
-        .into_iter()
-        .filter_map(|t| route(t, public_url.as_ref()))
-        .collect();
-    check_route_overlap(&routes, &errors);
+    let parsed: Vec<(RouteKey, Option<Route>)> =
+        route_tables.into_iter().map(|t| route(t, public_url.as_ref())).collect();
+    check_route_overlap(parsed.iter().map(|(k, _)| k), &errors);
+    let routes: Vec<Route> = parsed.into_iter().filter_map(|(_, r)| r).collect();
     root.finish();
 
     if let Some(u) = &public_url {
@@ -212,7 +211,10 @@ fn token_section(mut t: Table, secrets: &SecretLoader, public_url: Option<&Url>)
     Some(TokenConfig { header, algorithm: algorithm?, key: key?, issuer, lifetime })
 }
 
-fn route(mut t: Table, public_url: Option<&Url>) -> Option<Route> {
+/// What two routes must not share: host and path.
+type RouteKey = (Option<String>, String);
+
+fn route(mut t: Table, public_url: Option<&Url>) -> (RouteKey, Option<Route>) {
     let host = t.opt::<String>("host").map(|h| h.to_ascii_lowercase());
     let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
     let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
@@ -224,7 +226,8 @@ fn route(mut t: Table, public_url: Option<&Url>) -> Option<Route> {
     let preserve_host = t.opt::<bool>("preserve_host").unwrap_or(true);
     let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(3));
     t.finish();
-    let url = upstream_url?;
+    let key = (host.clone(), path.trim_end_matches('/').to_string());
+    let Some(url) = upstream_url else { return (key, None) };
     let host_name = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     let upstream = Upstream {
@@ -235,13 +238,14 @@ fn route(mut t: Table, public_url: Option<&Url>) -> Option<Route> {
         },
         connect_timeout,
     };
-    Some(Route { host, path, upstream, audience, policy, preserve_host })
+    (key, Some(Route { host, path, upstream, audience, policy, preserve_host }))
 }
 
-fn check_route_overlap(routes: &[Route], errors: &Errors) {
-    for (i, a) in routes.iter().enumerate() {
-        for (j, b) in routes.iter().enumerate().skip(i + 1) {
-            if a.host == b.host && a.path.trim_end_matches('/') == b.path.trim_end_matches('/') {
+fn check_route_overlap<'a>(keys: impl Iterator<Item = &'a RouteKey>, errors: &Errors) {
+    let keys: Vec<&RouteKey> = keys.collect();
+    for (i, a) in keys.iter().enumerate() {
+        for (j, b) in keys.iter().enumerate().skip(i + 1) {
+            if a == b {
                 errors.push(format!("routes[{j}]"), format!("matches the same host and path as routes[{i}]"));
             }
         }

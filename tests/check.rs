@@ -1,0 +1,122 @@
+//! `openid-gateway check`: every mistake at once, each with its key path; exit non-zero.
+
+use std::process::Command;
+
+fn check(toml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, toml).unwrap();
+    std::fs::write(dir.path().join("session.key"), "a-session-key-of-at-least-32-bytes-0123").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .env_remove("OGW_UNSET_SECRET")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const GOOD: &str = r#"
+public_url = "https://h5.example.com"
+[wechat]
+appid = "wx1234567890abcdef"
+secret = { file = "session.key" }
+[session]
+keys = [{ file = "session.key" }]
+[token]
+algorithm = "HS256"
+key = { file = "session.key" }
+[[routes]]
+upstream = "http://127.0.0.1:3000"
+"#;
+
+#[test]
+fn a_good_config_passes() {
+    let (ok, err) = check(GOOD);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn three_mistakes_are_all_named() {
+    let bad = GOOD
+        .replace("[token]\n", "[token]\ncolour = \"red\"\n")
+        .replace("upstream = \"http://127.0.0.1:3000\"", "upstream = \"http://127.0.0.1:3000\"\npolicy = \"sometimes\"")
+        .replace("[session]\n", "[session]\nlifetime = \"7 days\"\n");
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    assert!(err.contains("3 mistake(s)"), "{err}");
+    for path in ["token.colour: unknown key", "routes[0].policy:", "session.lifetime:"] {
+        assert!(err.contains(path), "{path} not named in:\n{err}");
+    }
+}
+
+#[test]
+fn secrets_are_never_inline_and_must_exist() {
+    let bad = GOOD
+        .replace("secret = { file = \"session.key\" }", "secret = \"plain-text-secret\"")
+        .replace("keys = [{ file = \"session.key\" }]", "keys = [{ env = \"OGW_UNSET_SECRET\" }, { ephemeral = true }]")
+        .replace("key = { file = \"session.key\" }", "key = { file = \"missing.pem\" }");
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    for expected in [
+        "wechat.secret: secrets are never written in the config file",
+        "session.keys[0]: environment variable OGW_UNSET_SECRET is not set",
+        "session.keys[1]: ephemeral secrets are only for the embedded demo",
+        "token.key: cannot read",
+    ] {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
+}
+
+#[test]
+fn structure_mistakes() {
+    let bad = r#"
+publik_url = "x"
+[wechat]
+appid = "wx1"
+secret = { file = "session.key", env = "X" }
+scope = "snsapi_login"
+[session]
+keys = [{ file = "session.key" }]
+[token]
+algorithm = "RS999"
+key = { file = "session.key" }
+[[routes]]
+path = "/a"
+upstream = "https://app.internal"
+[[routes]]
+path = "/a/"
+upstream = "http://127.0.0.1:1"
+"#;
+    let (ok, err) = check(bad);
+    assert!(!ok);
+    for expected in [
+        "publik_url: unknown key",
+        "public_url: is required",
+        "wechat.secret: name exactly one of",
+        "wechat.scope: snsapi_login is for Open Platform",
+        "token.algorithm:",
+        "routes[0].upstream:",
+        "routes[1]: matches the same host and path as routes[0]",
+    ] {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
+}
+
+#[test]
+fn short_keys_are_refused() {
+    let dir_key = "short";
+    let bad = GOOD.replace("keys = [{ file = \"session.key\" }]", &format!("keys = [{{ env = \"OGW_SHORT_KEY\" }}]"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, bad).unwrap();
+    std::fs::write(dir.path().join("session.key"), "a-session-key-of-at-least-32-bytes-0123").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("OGW_SHORT_KEY", dir_key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("session.keys[0]: is 5 bytes; at least 32 are needed"));
+}
