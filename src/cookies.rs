@@ -73,13 +73,20 @@ mod tests {
 
     #[test]
     fn drops_named_cookies() {
-        assert_eq!(without("a=1; s=x; b=2", &["s"]).as_deref(), Some("a=1; b=2"));
+        assert_eq!(
+            without("a=1; s=x; b=2", &["s"]).as_deref(),
+            Some("a=1; b=2")
+        );
         assert_eq!(without("s=x", &["s"]), None);
     }
 
     #[test]
     fn set_cookie_attributes() {
-        let attrs = CookieAttrs { path: "/".into(), secure: true, domain: None };
+        let attrs = CookieAttrs {
+            path: "/".into(),
+            secure: true,
+            domain: None,
+        };
         assert_eq!(
             set("s", "v", 60, &attrs),
             "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"

@@ -18,7 +18,10 @@ pub struct DemoApp {
 
 impl DemoApp {
     pub fn new(token: &TokenConfig, audience: &str) -> Result<Self, crate::token::TokenError> {
-        Ok(Self { header: token.header.clone(), verifier: TokenVerifier::new(token, audience)? })
+        Ok(Self {
+            header: token.header.clone(),
+            verifier: TokenVerifier::new(token, audience)?,
+        })
     }
 }
 
@@ -42,9 +45,13 @@ impl ServeHttp for DemoApp {
              </head><body><p>演示应用 · Demo app behind openid-gateway</p>{body}</body></html>"
         );
         let mut r = Response::new(html.into_bytes());
-        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=utf-8"));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         let len = r.body().len();
-        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+        r.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, len.into());
         r
     }
 }

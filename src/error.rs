@@ -21,7 +21,10 @@ pub enum GatewayError {
     #[error("WeChat gave a snapshot-page (virtual) identity")]
     SnapshotUser { retry: String },
     #[error("code exchange failed: {source}")]
-    Exchange { source: ExchangeError, retry: String },
+    Exchange {
+        source: ExchangeError,
+        retry: String,
+    },
     #[error("upstream failed: {0}")]
     Upstream(String),
 }
@@ -33,13 +36,21 @@ impl GatewayError {
         match self {
             GatewayError::Exchange { source, .. } => {
                 let hint = match source {
-                    ExchangeError::Rejected { errcode, .. } => crate::wechat::errcode::classify(*errcode).1,
+                    ExchangeError::Rejected { errcode, .. } => {
+                        crate::wechat::errcode::classify(*errcode).1
+                    }
                     _ => "transport failure",
                 };
                 match source.class() {
-                    ErrClass::Misconfigured => log::error!("{request_id} code exchange: {source} ({hint})"),
-                    ErrClass::Transient | ErrClass::Unknown => log::warn!("{request_id} code exchange: {source} ({hint})"),
-                    ErrClass::CodeRejected | ErrClass::MissingCode => log::info!("{request_id} code exchange: {source} ({hint})"),
+                    ErrClass::Misconfigured => {
+                        log::error!("{request_id} code exchange: {source} ({hint})")
+                    }
+                    ErrClass::Transient | ErrClass::Unknown => {
+                        log::warn!("{request_id} code exchange: {source} ({hint})")
+                    }
+                    ErrClass::CodeRejected | ErrClass::MissingCode => {
+                        log::info!("{request_id} code exchange: {source} ({hint})")
+                    }
                 }
             }
             GatewayError::Upstream(e) => log::warn!("{request_id} upstream: {e}"),
@@ -48,15 +59,29 @@ impl GatewayError {
     }
 }
 
-const RETRY: Bilingual = Bilingual { zh: "重新登录", en: "Log in again" };
-const TRY_AGAIN: Bilingual = Bilingual { zh: "重试", en: "Try again" };
+const RETRY: Bilingual = Bilingual {
+    zh: "重新登录",
+    en: "Log in again",
+};
+const TRY_AGAIN: Bilingual = Bilingual {
+    zh: "重试",
+    en: "Try again",
+};
 
 impl GatewayError {
     /// The page for this error, carrying `request_id`.
     pub fn reply(&self, request_id: &str) -> Reply {
-        let page = |status, title: Bilingual<'_>, message: Bilingual<'_>, action: Option<Action<'_>>| {
-            Page { status, title, message, action, request_id }.render()
-        };
+        let page =
+            |status, title: Bilingual<'_>, message: Bilingual<'_>, action: Option<Action<'_>>| {
+                Page {
+                    status,
+                    title,
+                    message,
+                    action,
+                    request_id,
+                }
+                .render()
+            };
         match self {
             GatewayError::NoRoute | GatewayError::NoEndpoint => page(
                 404,
@@ -148,7 +173,14 @@ fn exchange_page(err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
             None,
         ),
     };
-    Page { status, title, message, action, request_id }.render()
+    Page {
+        status,
+        title,
+        message,
+        action,
+        request_id,
+    }
+    .render()
 }
 
 #[cfg(test)]
@@ -157,7 +189,10 @@ mod tests {
 
     fn rejected(errcode: i64) -> GatewayError {
         GatewayError::Exchange {
-            source: ExchangeError::Rejected { errcode, errmsg: "x".into() },
+            source: ExchangeError::Rejected {
+                errcode,
+                errmsg: "x".into(),
+            },
             retry: "/shop".into(),
         }
     }
@@ -167,7 +202,11 @@ mod tests {
         assert_eq!(rejected(40163).reply("r").status, 400);
         assert_eq!(rejected(-1).reply("r").status, 503);
         assert_eq!(rejected(40125).reply("r").status, 500);
-        assert!(rejected(40125).reply("r").body.windows(6).all(|w| w != b"/shop\""));
+        assert!(rejected(40125)
+            .reply("r")
+            .body
+            .windows(6)
+            .all(|w| w != b"/shop\""));
         assert_eq!(GatewayError::Upstream("x".into()).reply("r").status, 502);
     }
 }

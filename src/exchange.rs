@@ -58,7 +58,11 @@ pub struct CodeExchanges {
 
 impl CodeExchanges {
     pub fn new(exchanger: Arc<dyn CodeExchanger>, clock: Arc<dyn Clock>) -> Self {
-        Self { exchanger, clock, entries: Mutex::new(HashMap::new()) }
+        Self {
+            exchanger,
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Presents `code` on behalf of `browser` (the login nonce of its login cookie).
@@ -66,7 +70,10 @@ impl CodeExchanges {
         let mut outcome = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let now = self.clock.now();
-            if entries.get(code).is_some_and(|e| now >= e.created + CODE_TTL_SECS) {
+            if entries
+                .get(code)
+                .is_some_and(|e| now >= e.created + CODE_TTL_SECS)
+            {
                 entries.remove(code);
             }
             match entries.get(code) {
@@ -79,7 +86,11 @@ impl CodeExchanges {
                     let rx = self.start(code.to_string());
                     entries.insert(
                         code.to_string(),
-                        Entry { browser: browser.to_string(), created: now, outcome: rx.clone() },
+                        Entry {
+                            browser: browser.to_string(),
+                            created: now,
+                            outcome: rx.clone(),
+                        },
                     );
                     rx
                 }
@@ -151,7 +162,12 @@ mod tests {
         async fn exchange(&self, code: &str) -> Result<Identity, ExchangeError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(Identity { openid: format!("o-{code}"), unionid: None, scope: "snsapi_base".into(), snapshot_user: false })
+            Ok(Identity {
+                openid: format!("o-{code}"),
+                unionid: None,
+                scope: "snsapi_base".into(),
+                snapshot_user: false,
+            })
         }
     }
 
@@ -165,8 +181,14 @@ mod tests {
     #[tokio::test]
     async fn concurrent_same_browser_share_one_exchange() {
         let (fake, _, ex) = setup();
-        let a = tokio::spawn({ let ex = ex.clone(); async move { ex.redeem("C1", "b1").await } });
-        let b = tokio::spawn({ let ex = ex.clone(); async move { ex.redeem("C1", "b1").await } });
+        let a = tokio::spawn({
+            let ex = ex.clone();
+            async move { ex.redeem("C1", "b1").await }
+        });
+        let b = tokio::spawn({
+            let ex = ex.clone();
+            async move { ex.redeem("C1", "b1").await }
+        });
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
         assert_eq!(a, b);
         assert!(matches!(a, Redeemed::Done(Ok(ref i)) if i.openid == "o-C1"));
@@ -189,7 +211,10 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_waiter_does_not_cancel_the_exchange() {
         let (fake, _, ex) = setup();
-        let first = tokio::spawn({ let ex = ex.clone(); async move { ex.redeem("C3", "b1").await } });
+        let first = tokio::spawn({
+            let ex = ex.clone();
+            async move { ex.redeem("C3", "b1").await }
+        });
         tokio::time::sleep(Duration::from_millis(5)).await;
         first.abort();
         assert!(matches!(ex.redeem("C3", "b1").await, Redeemed::Done(Ok(_))));

@@ -19,7 +19,11 @@ pub enum BuildError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("routes[{index}].upstream: cannot resolve {address}: {reason}")]
-    Resolve { index: usize, address: String, reason: String },
+    Resolve {
+        index: usize,
+        address: String,
+        reason: String,
+    },
 }
 
 /// What the gateway uses from outside: time, randomness and the code exchange.
@@ -32,7 +36,11 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), entropy: Arc::new(OsEntropy), exchanger: None }
+        Self {
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            exchanger: None,
+        }
     }
 }
 
@@ -53,7 +61,13 @@ impl Gateway {
     pub fn new(config: Config, deps: Deps) -> Result<Self, BuildError> {
         let exchanger = deps.exchanger.unwrap_or_else(|| {
             let w = &config.wechat;
-            Arc::new(WechatClient::new(&w.api_base, &w.appid, w.secret.clone(), w.connect_timeout, w.timeout))
+            Arc::new(WechatClient::new(
+                &w.api_base,
+                &w.appid,
+                w.secret.clone(),
+                w.connect_timeout,
+                w.timeout,
+            ))
         });
         let upstream_addrs = config
             .routes
@@ -65,7 +79,11 @@ impl Gateway {
             cookies: SessionCookies::new(&config),
             exchanges: CodeExchanges::new(exchanger, deps.clock.clone()),
             signer: TokenSigner::new(&config.token)?,
-            public_host: config.public_url.host_str().unwrap_or_default().to_ascii_lowercase(),
+            public_host: config
+                .public_url
+                .host_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
             config: Arc::new(config),
             clock: deps.clock,
             entropy: deps.entropy,
@@ -105,7 +123,11 @@ impl Gateway {
 }
 
 fn resolve(index: usize, address: &str) -> Result<SocketAddr, BuildError> {
-    let err = |reason: String| BuildError::Resolve { index, address: address.into(), reason };
+    let err = |reason: String| BuildError::Resolve {
+        index,
+        address: address.into(),
+        reason,
+    };
     address
         .to_socket_addrs()
         .map_err(|e| err(e.to_string()))?
@@ -134,7 +156,9 @@ pub fn request_authority(req: &RequestHeader) -> Option<String> {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }

@@ -5,6 +5,8 @@
 //! without a [`session`] to WeChat and handles the callback, exchanging each code once
 //! ([`exchange`], [`wechat`]); [`token`] signs what the upstream receives.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod clock;
 pub mod config;
 pub mod cookies;

@@ -25,7 +25,9 @@ pub fn start(gw: &Gateway, return_to: &str) -> Reply {
         w.scope.as_str(),
         &nonce,
     );
-    let cookie = gw.cookies.new_login(&nonce, return_to, now, gw.entropy.as_ref());
+    let cookie = gw
+        .cookies
+        .new_login(&nonce, return_to, now, gw.entropy.as_ref());
     Reply::redirect(url).with_header("set-cookie", cookie)
 }
 
@@ -66,9 +68,15 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Result<Reply, Gatewa
     let (code, state) = code_and_state(req.uri.query().unwrap_or(""));
     let login = gw.cookies.login(&req.headers, now);
     if let Some(code) = &code {
-        if gw.exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
+        if gw
+            .exchanges
+            .claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str()))
+        {
             log::info!("callback: a code another browser presented first; starting a new login");
-            return Ok(start(gw, login.as_ref().map_or("/", |l| l.return_to.as_str())));
+            return Ok(start(
+                gw,
+                login.as_ref().map_or("/", |l| l.return_to.as_str()),
+            ));
         }
     }
     let Some(login) = login else {
@@ -90,9 +98,13 @@ pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Result<Reply, Gatewa
             Ok(start(gw, &retry))
         }
         Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),
-        Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),
+        Redeemed::Done(Ok(identity)) if identity.snapshot_user => {
+            Err(GatewayError::SnapshotUser { retry })
+        }
         Redeemed::Done(Ok(identity)) => {
-            let cookie = gw.cookies.new_session(&identity.openid, appid, now, gw.entropy.as_ref());
+            let cookie = gw
+                .cookies
+                .new_session(&identity.openid, appid, now, gw.entropy.as_ref());
             Ok(Reply::redirect(retry).with_header("set-cookie", cookie))
         }
     }

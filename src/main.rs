@@ -1,5 +1,7 @@
 //! The `openid-gateway` command: `run` (default), `check` and `mock-wechat`.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +12,11 @@ use openid_gateway::config::{self, Loaded};
 use openid_gateway::mock_wechat::{MockConfig, MockWechat};
 
 #[derive(Parser)]
-#[command(name = "openid-gateway", version, about = "WeChat silent login in front of any H5 app")]
+#[command(
+    name = "openid-gateway",
+    version,
+    about = "WeChat silent login in front of any H5 app"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -91,7 +97,11 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            println!("{}: ok ({} route(s))", path.display(), loaded.config.routes.len());
+            println!(
+                "{}: ok ({} route(s))",
+                path.display(),
+                loaded.config.routes.len()
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -99,7 +109,9 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
-    let Ok(loaded) = load(path) else { anyhow::bail!("{} has mistakes; nothing started", path.display()) };
+    let Ok(loaded) = load(path) else {
+        anyhow::bail!("{} has mistakes; nothing started", path.display())
+    };
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
@@ -114,8 +126,12 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
-    let secret = std::env::var(&a.secret_env)
-        .with_context(|| format!("set {} to the app secret the mock should expect", a.secret_env))?;
+    let secret = std::env::var(&a.secret_env).with_context(|| {
+        format!(
+            "set {} to the app secret the mock should expect",
+            a.secret_env
+        )
+    })?;
     let mock = MockWechat::new(MockConfig {
         appid: a.appid,
         secret,
@@ -124,7 +140,10 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
         any_browser: a.any_browser,
         default_user: a.user,
     });
-    let mut server = pingora::server::Server::new_with_opt_and_conf(None, openid_gateway::server::server_conf(1));
+    let mut server = pingora::server::Server::new_with_opt_and_conf(
+        None,
+        openid_gateway::server::server_conf(1),
+    );
     let mut svc = pingora::services::listening::Service::new("mock-wechat".into(), mock);
     svc.add_tcp(&a.listen.to_string());
     server.add_service(svc);

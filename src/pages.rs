@@ -84,9 +84,18 @@ mod tests {
     fn chinese_first_escaped_with_request_id() {
         let r = Page {
             status: 400,
-            title: Bilingual { zh: "登录失败", en: "Login failed" },
+            title: Bilingual {
+                zh: "登录失败",
+                en: "Login failed",
+            },
             message: Bilingual { zh: "<b>", en: "x" },
-            action: Some(Action { href: "/a?b=1&c=\"", label: Bilingual { zh: "重试", en: "Retry" } }),
+            action: Some(Action {
+                href: "/a?b=1&c=\"",
+                label: Bilingual {
+                    zh: "重试",
+                    en: "Retry",
+                },
+            }),
             request_id: "R1",
         }
         .render();

@@ -15,7 +15,10 @@ impl Reply {
     pub fn redirect(location: impl Into<String>) -> Self {
         Self {
             status: 302,
-            headers: vec![("location", location.into()), ("cache-control", "no-store".into())],
+            headers: vec![
+                ("location", location.into()),
+                ("cache-control", "no-store".into()),
+            ],
             body: Bytes::new(),
         }
     }
@@ -40,6 +43,9 @@ impl Reply {
 
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -39,7 +39,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
 }
 
 /// The mock WeChat and the demo upstream, on the addresses of `[demo]`.
-fn add_demo_services(server: &mut Server, config: &Config, demo: &DemoConfig) -> Result<(), RunError> {
+fn add_demo_services(
+    server: &mut Server,
+    config: &Config,
+    demo: &DemoConfig,
+) -> Result<(), RunError> {
     let (mut mock, mut app) = demo_services(config)?;
     mock.add_tcp(&demo.mock_wechat_listen.to_string());
     app.add_tcp(&demo.upstream_listen.to_string());
@@ -54,7 +58,10 @@ pub fn demo_services(
     config: &Config,
 ) -> Result<(ListeningService<MockWechat>, ListeningService<DemoApp>), RunError> {
     let mock = MockWechat::new(demo_mock_config(config));
-    let audience = config.routes.first().map_or(String::new(), |r| r.audience.clone());
+    let audience = config
+        .routes
+        .first()
+        .map_or(String::new(), |r| r.audience.clone());
     let app = DemoApp::new(&config.token, &audience)?;
     Ok((
         ListeningService::new("mock-wechat".into(), mock),

@@ -46,9 +46,22 @@ pub struct SessionCookies {
 impl SessionCookies {
     pub fn new(config: &Config) -> Self {
         let cfg = config.session.clone();
-        let session_attrs = CookieAttrs { path: "/".into(), secure: cfg.secure, domain: cfg.cookie_domain.clone() };
-        let login_attrs = CookieAttrs { path: config.prefix.clone(), secure: cfg.secure, domain: None };
-        Self { sealer: Sealer::new(&cfg.keys), cfg, session_attrs, login_attrs }
+        let session_attrs = CookieAttrs {
+            path: "/".into(),
+            secure: cfg.secure,
+            domain: cfg.cookie_domain.clone(),
+        };
+        let login_attrs = CookieAttrs {
+            path: config.prefix.clone(),
+            secure: cfg.secure,
+            domain: None,
+        };
+        Self {
+            sealer: Sealer::new(&cfg.keys),
+            cfg,
+            session_attrs,
+            login_attrs,
+        }
     }
 
     /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
@@ -61,11 +74,27 @@ impl SessionCookies {
     }
 
     /// `Set-Cookie` for a new session of `openid`.
-    pub fn new_session(&self, openid: &str, appid: &str, now: u64, entropy: &dyn Entropy) -> String {
+    pub fn new_session(
+        &self,
+        openid: &str,
+        appid: &str,
+        now: u64,
+        entropy: &dyn Entropy,
+    ) -> String {
         let lifetime = self.cfg.lifetime.as_secs();
-        let s = Session { openid: openid.into(), appid: appid.into(), issued: now, expires: now + lifetime };
+        let s = Session {
+            openid: openid.into(),
+            appid: appid.into(),
+            issued: now,
+            expires: now + lifetime,
+        };
         let sealed = self.sealer.seal(&self.cfg.cookie_name, &json(&s), entropy);
-        cookies::set(&self.cfg.cookie_name, &sealed, lifetime, &self.session_attrs)
+        cookies::set(
+            &self.cfg.cookie_name,
+            &sealed,
+            lifetime,
+            &self.session_attrs,
+        )
     }
 
     /// The login in progress, if its cookie opens and has not expired.
@@ -77,11 +106,28 @@ impl SessionCookies {
     }
 
     /// `Set-Cookie` for a login that returns to `return_to`, with state `nonce`.
-    pub fn new_login(&self, nonce: &str, return_to: &str, now: u64, entropy: &dyn Entropy) -> String {
+    pub fn new_login(
+        &self,
+        nonce: &str,
+        return_to: &str,
+        now: u64,
+        entropy: &dyn Entropy,
+    ) -> String {
         let lifetime = self.cfg.login_lifetime.as_secs();
-        let l = LoginState { nonce: nonce.into(), return_to: return_to.into(), expires: now + lifetime };
-        let sealed = self.sealer.seal(&self.cfg.login_cookie_name, &json(&l), entropy);
-        cookies::set(&self.cfg.login_cookie_name, &sealed, lifetime, &self.login_attrs)
+        let l = LoginState {
+            nonce: nonce.into(),
+            return_to: return_to.into(),
+            expires: now + lifetime,
+        };
+        let sealed = self
+            .sealer
+            .seal(&self.cfg.login_cookie_name, &json(&l), entropy);
+        cookies::set(
+            &self.cfg.login_cookie_name,
+            &sealed,
+            lifetime,
+            &self.login_attrs,
+        )
     }
 
     /// The names of the gateway's cookies, which upstreams never see.

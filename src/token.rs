@@ -98,12 +98,15 @@ pub fn es256_keys(pem: &[u8]) -> Result<(EncodingKey, DecodingKey), TokenError> 
     let secret = p256::SecretKey::from_pkcs8_pem(text)
         .or_else(|_| p256::SecretKey::from_sec1_pem(text))
         .map_err(|_| TokenError::Key("not a PEM P-256 private key (PKCS#8 or SEC1)".into()))?;
-    let der = secret.to_pkcs8_der().map_err(|e| TokenError::Key(e.to_string()))?;
+    let der = secret
+        .to_pkcs8_der()
+        .map_err(|e| TokenError::Key(e.to_string()))?;
     let public = secret
         .public_key()
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| TokenError::Key(e.to_string()))?;
-    let decoding = DecodingKey::from_ec_pem(public.as_bytes()).map_err(|e| TokenError::Key(e.to_string()))?;
+    let decoding =
+        DecodingKey::from_ec_pem(public.as_bytes()).map_err(|e| TokenError::Key(e.to_string()))?;
     Ok((EncodingKey::from_ec_der(der.as_bytes()), decoding))
 }
 
@@ -129,27 +132,56 @@ mod tests {
 
     #[test]
     fn hs256_round_trip_and_audience() {
-        let c = cfg(TokenAlgorithm::HS256, b"0123456789abcdef0123456789abcdef".to_vec());
+        let c = cfg(
+            TokenAlgorithm::HS256,
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+        );
         let s = TokenSigner::new(&c).unwrap();
         let t = s.sign(&s.claims("oABC", "wx1", "shop", now())).unwrap();
-        assert_eq!(TokenVerifier::new(&c, "shop").unwrap().verify(&t).unwrap().sub, "oABC");
+        assert_eq!(
+            TokenVerifier::new(&c, "shop")
+                .unwrap()
+                .verify(&t)
+                .unwrap()
+                .sub,
+            "oABC"
+        );
         assert!(TokenVerifier::new(&c, "other").unwrap().verify(&t).is_err());
     }
 
     #[test]
     fn es256_round_trip_and_foreign_key() {
         let pem = |k: p256::SecretKey| k.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes().to_vec();
-        let c = cfg(TokenAlgorithm::ES256, pem(p256::SecretKey::random(&mut rand::rngs::OsRng)));
-        let other = cfg(TokenAlgorithm::ES256, pem(p256::SecretKey::random(&mut rand::rngs::OsRng)));
+        let c = cfg(
+            TokenAlgorithm::ES256,
+            pem(p256::SecretKey::random(&mut rand::rngs::OsRng)),
+        );
+        let other = cfg(
+            TokenAlgorithm::ES256,
+            pem(p256::SecretKey::random(&mut rand::rngs::OsRng)),
+        );
         let s = TokenSigner::new(&c).unwrap();
         let t = s.sign(&s.claims("oES", "wx1", "shop", now())).unwrap();
-        assert_eq!(TokenVerifier::new(&c, "shop").unwrap().verify(&t).unwrap().sub, "oES");
-        assert!(TokenVerifier::new(&other, "shop").unwrap().verify(&t).is_err());
+        assert_eq!(
+            TokenVerifier::new(&c, "shop")
+                .unwrap()
+                .verify(&t)
+                .unwrap()
+                .sub,
+            "oES"
+        );
+        assert!(TokenVerifier::new(&other, "shop")
+            .unwrap()
+            .verify(&t)
+            .is_err());
     }
 
     #[test]
     fn expired_is_refused() {
-        let c = cfg(TokenAlgorithm::HS256, b"0123456789abcdef0123456789abcdef".to_vec());
+        let c = cfg(
+            TokenAlgorithm::HS256,
+            b"0123456789abcdef0123456789abcdef".to_vec(),
+        );
         let s = TokenSigner::new(&c).unwrap();
         let t = s.sign(&s.claims("o", "wx1", "shop", now() - 3600)).unwrap();
         assert!(TokenVerifier::new(&c, "shop").unwrap().verify(&t).is_err());

@@ -8,10 +8,11 @@ use http::HeaderName;
 use url::Url;
 
 use super::reader::{secret_from, ConfigError, Errors, Table};
+use super::values::*;
 use super::*;
 use crate::duration;
-use crate::secret::{Secret, SecretSource};
 use crate::seal::MIN_SECRET_LEN;
+use crate::secret::{Secret, SecretSource};
 
 const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
 const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -26,33 +27,61 @@ pub struct Loaded {
 /// Reads and checks the file at `path`; secret files are relative to its folder.
 pub fn load_file(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError { path: String::new(), message: format!("cannot read {}: {e}", path.display()) }]
+        vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
     })?;
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     parse_str(&text, base)
 }
 
 /// Checks a config document; secret files are relative to `base`.
 pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| {
-        vec![ConfigError { path: String::new(), message: format!("not valid TOML: {}", e.message().trim()) }]
+        vec![ConfigError {
+            path: String::new(),
+            message: format!("not valid TOML: {}", e.message().trim()),
+        }]
     })?;
     let errors = Errors::default();
     let mut warnings = Vec::new();
     let mut root = Table::root(&doc, &errors);
 
-    let listen = root.from_str::<SocketAddr>("listen").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listen = root
+        .from_str::<SocketAddr>("listen")
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let threads = root.opt::<usize>("threads").unwrap_or(1).max(1);
-    let public_url = root.req_parsed("public_url", "the URL browsers use to reach the gateway", parse_public_url);
-    let prefix = root.parsed("prefix", parse_prefix).unwrap_or_else(|| "/.gateway".into());
+    let public_url = root.req_parsed(
+        "public_url",
+        "the URL browsers use to reach the gateway",
+        parse_public_url,
+    );
+    let prefix = root
+        .parsed("prefix", parse_prefix)
+        .unwrap_or_else(|| "/.gateway".into());
 
     let demo = root.table("demo").map(|mut t| {
-        let mock = t.from_str::<SocketAddr>("mock_wechat").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
-        let up = t.from_str::<SocketAddr>("upstream").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8082)));
+        let mock = t
+            .from_str::<SocketAddr>("mock_wechat")
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
+        let up = t
+            .from_str::<SocketAddr>("upstream")
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8082)));
         t.finish();
-        DemoConfig { mock_wechat_listen: mock, upstream_listen: up }
+        DemoConfig {
+            mock_wechat_listen: mock,
+            upstream_listen: up,
+        }
     });
-    let secrets = SecretLoader { base, demo: demo.is_some(), errors: &errors };
+    let secrets = SecretLoader {
+        base,
+        demo: demo.is_some(),
+        errors: &errors,
+    };
 
     let wechat = match root.table("wechat") {
         Some(t) => wechat_section(t, &secrets),
@@ -79,8 +108,10 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     if route_tables.is_empty() && !doc.contains_key("routes") {
         root.error("routes", "at least one [[routes]] is required");
     }
-    let parsed: Vec<(RouteKey, Option<Route>)> =
-        route_tables.into_iter().map(|t| route(t, public_url.as_ref())).collect();
+    let parsed: Vec<(RouteKey, Option<Route>)> = route_tables
+        .into_iter()
+        .map(|t| route(t, public_url.as_ref()))
+        .collect();
     check_route_overlap(parsed.iter().map(|(k, _)| k), &errors);
     let routes: Vec<Route> = parsed.into_iter().filter_map(|(_, r)| r).collect();
     root.finish();
@@ -90,8 +121,13 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
             if u.port().is_some() {
                 warnings.push("public_url: has a port; WeChat refuses a redirect_uri with a port (error 10003)".into());
             }
-            if u.host_str().is_some_and(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()) {
-                warnings.push("public_url: is an IP address; WeChat only redirects to a registered domain".into());
+            if u.host_str()
+                .is_some_and(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().is_ok())
+            {
+                warnings.push(
+                    "public_url: is an IP address; WeChat only redirects to a registered domain"
+                        .into(),
+                );
             }
             if u.scheme() == "http" {
                 warnings.push("public_url: is http; session cookies are not marked Secure".into());
@@ -101,7 +137,17 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
 
     match (errors.is_empty(), public_url, wechat, session, token) {
         (true, Some(public_url), Some(wechat), Some(session), Some(token)) => Ok(Loaded {
-            config: Config { listen, threads, public_url, prefix, wechat, session, token, routes, demo },
+            config: Config {
+                listen,
+                threads,
+                public_url,
+                prefix,
+                wechat,
+                session,
+                token,
+                routes,
+                demo,
+            },
             warnings,
         }),
         _ => Err(errors.into_vec()),
@@ -121,9 +167,15 @@ impl SecretLoader<'_> {
             self.errors.push(path, "ephemeral secrets are only for the embedded demo ([demo]); use { env = \"NAME\" } or { file = \"PATH\" }");
             return None;
         }
-        let secret = src.load(self.base).map_err(|m| self.errors.push(path, m)).ok()?;
+        let secret = src
+            .load(self.base)
+            .map_err(|m| self.errors.push(path, m))
+            .ok()?;
         if secret.len() < min_len {
-            self.errors.push(path, format!("is {} bytes; at least {min_len} are needed", secret.len()));
+            self.errors.push(
+                path,
+                format!("is {} bytes; at least {min_len} are needed", secret.len()),
+            );
             return None;
         }
         Some(secret)
@@ -134,10 +186,15 @@ fn wechat_section(mut t: Table, secrets: &SecretLoader) -> Option<WechatConfig> 
     let appid: Option<String> = t.req("appid");
     if let Some(a) = &appid {
         if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            t.error("appid", "must be the account's AppID (letters and digits, like wx1234567890abcdef)");
+            t.error(
+                "appid",
+                "must be the account's AppID (letters and digits, like wx1234567890abcdef)",
+            );
         }
     }
-    let secret = t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1));
+    let secret = t
+        .secret("secret")
+        .and_then(|s| secrets.load(s, &t.path_of("secret"), 1));
     let scope = t.parsed("scope", parse_scope).unwrap_or(Scope::Base);
     let authorize_url = t
         .parsed("authorize_url", parse_http_url)
@@ -145,13 +202,29 @@ fn wechat_section(mut t: Table, secrets: &SecretLoader) -> Option<WechatConfig> 
     let api_base = t
         .parsed("api_base", parse_http_url)
         .unwrap_or_else(|| Url::parse(DEFAULT_API_BASE).expect("constant URL"));
-    let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(2));
-    let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
+    let connect_timeout = t
+        .parsed("connect_timeout", duration::parse)
+        .unwrap_or(Duration::from_secs(2));
+    let timeout = t
+        .parsed("timeout", duration::parse)
+        .unwrap_or(Duration::from_secs(5));
     t.finish();
-    Some(WechatConfig { appid: appid?, secret: secret?, scope, authorize_url, api_base, connect_timeout, timeout })
+    Some(WechatConfig {
+        appid: appid?,
+        secret: secret?,
+        scope,
+        authorize_url,
+        api_base,
+        connect_timeout,
+        timeout,
+    })
 }
 
-fn session_section(mut t: Table, secrets: &SecretLoader, public_url: Option<&Url>) -> Option<SessionConfig> {
+fn session_section(
+    mut t: Table,
+    secrets: &SecretLoader,
+    public_url: Option<&Url>,
+) -> Option<SessionConfig> {
     let keys_path = t.path_of("keys");
     let raw_keys: Vec<toml::Value> = t.req("keys").unwrap_or_default();
     let mut keys = Vec::new();
@@ -166,13 +239,21 @@ fn session_section(mut t: Table, secrets: &SecretLoader, public_url: Option<&Url
             None => keys_ok = false,
         }
     }
-    let lifetime = t.parsed("lifetime", duration::parse).unwrap_or(Duration::from_secs(7 * 86_400));
-    let cookie_name = t.parsed("cookie_name", parse_cookie_name).unwrap_or_else(|| "ogw_session".into());
-    let login_cookie_name = t.parsed("login_cookie_name", parse_cookie_name).unwrap_or_else(|| "ogw_login".into());
+    let lifetime = t
+        .parsed("lifetime", duration::parse)
+        .unwrap_or(Duration::from_secs(7 * 86_400));
+    let cookie_name = t
+        .parsed("cookie_name", parse_cookie_name)
+        .unwrap_or_else(|| "ogw_session".into());
+    let login_cookie_name = t
+        .parsed("login_cookie_name", parse_cookie_name)
+        .unwrap_or_else(|| "ogw_login".into());
     if cookie_name == login_cookie_name {
         t.error("login_cookie_name", "must differ from cookie_name");
     }
-    let login_lifetime = t.parsed("login_lifetime", duration::parse).unwrap_or(Duration::from_secs(600));
+    let login_lifetime = t
+        .parsed("login_lifetime", duration::parse)
+        .unwrap_or(Duration::from_secs(600));
     let cookie_domain: Option<String> = t.opt("cookie_domain");
     t.finish();
     let secure = public_url.is_some_and(|u| u.scheme() == "https");
@@ -187,12 +268,22 @@ fn session_section(mut t: Table, secrets: &SecretLoader, public_url: Option<&Url
     })
 }
 
-fn token_section(mut t: Table, secrets: &SecretLoader, public_url: Option<&Url>) -> Option<TokenConfig> {
-    let header = t.parsed("header", parse_header_name).unwrap_or(HeaderName::from_static("x-openid-token"));
+fn token_section(
+    mut t: Table,
+    secrets: &SecretLoader,
+    public_url: Option<&Url>,
+) -> Option<TokenConfig> {
+    let header = t
+        .parsed("header", parse_header_name)
+        .unwrap_or(HeaderName::from_static("x-openid-token"));
     let algorithm = t.req_parsed("algorithm", "\"ES256\" or \"HS256\"", parse_algorithm);
     let key_path = t.path_of("key");
     let key = t.secret("key").and_then(|src| {
-        let min = if algorithm == Some(TokenAlgorithm::HS256) { MIN_SECRET_LEN } else { 1 };
+        let min = if algorithm == Some(TokenAlgorithm::HS256) {
+            MIN_SECRET_LEN
+        } else {
+            1
+        };
         let secret = secrets.load(src, &key_path, min)?;
         if algorithm == Some(TokenAlgorithm::ES256) {
             if let Err(e) = crate::token::es256_keys(secret.expose()) {
@@ -206,9 +297,17 @@ fn token_section(mut t: Table, secrets: &SecretLoader, public_url: Option<&Url>)
         .opt::<String>("issuer")
         .or_else(|| public_url.map(|u| u.origin().ascii_serialization()))
         .unwrap_or_default();
-    let lifetime = t.parsed("lifetime", duration::parse).unwrap_or(Duration::from_secs(300));
+    let lifetime = t
+        .parsed("lifetime", duration::parse)
+        .unwrap_or(Duration::from_secs(300));
     t.finish();
-    Some(TokenConfig { header, algorithm: algorithm?, key: key?, issuer, lifetime })
+    Some(TokenConfig {
+        header,
+        algorithm: algorithm?,
+        key: key?,
+        issuer,
+        lifetime,
+    })
 }
 
 /// What two routes must not share: host and path.
@@ -216,7 +315,9 @@ type RouteKey = (Option<String>, String);
 
 fn route(mut t: Table, public_url: Option<&Url>) -> (RouteKey, Option<Route>) {
     let host = t.opt::<String>("host").map(|h| h.to_ascii_lowercase());
-    let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
+    let path = t
+        .parsed("path", parse_route_path)
+        .unwrap_or_else(|| "/".into());
     let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
     let audience = t
         .opt::<String>("audience")
@@ -224,10 +325,14 @@ fn route(mut t: Table, public_url: Option<&Url>) -> (RouteKey, Option<Route>) {
         .unwrap_or_default();
     let policy = t.parsed("policy", parse_policy).unwrap_or(Policy::Required);
     let preserve_host = t.opt::<bool>("preserve_host").unwrap_or(true);
-    let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(3));
+    let connect_timeout = t
+        .parsed("connect_timeout", duration::parse)
+        .unwrap_or(Duration::from_secs(3));
     t.finish();
     let key = (host.clone(), path.trim_end_matches('/').to_string());
-    let Some(url) = upstream_url else { return (key, None) };
+    let Some(url) = upstream_url else {
+        return (key, None);
+    };
     let host_name = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
     let upstream = Upstream {
@@ -238,7 +343,17 @@ fn route(mut t: Table, public_url: Option<&Url>) -> (RouteKey, Option<Route>) {
         },
         connect_timeout,
     };
-    (key, Some(Route { host, path, upstream, audience, policy, preserve_host }))
+    (
+        key,
+        Some(Route {
+            host,
+            path,
+            upstream,
+            audience,
+            policy,
+            preserve_host,
+        }),
+    )
 }
 
 fn check_route_overlap<'a>(keys: impl Iterator<Item = &'a RouteKey>, errors: &Errors) {
@@ -246,91 +361,11 @@ fn check_route_overlap<'a>(keys: impl Iterator<Item = &'a RouteKey>, errors: &Er
     for (i, a) in keys.iter().enumerate() {
         for (j, b) in keys.iter().enumerate().skip(i + 1) {
             if a == b {
-                errors.push(format!("routes[{j}]"), format!("matches the same host and path as routes[{i}]"));
+                errors.push(
+                    format!("routes[{j}]"),
+                    format!("matches the same host and path as routes[{i}]"),
+                );
             }
         }
     }
-}
-
-fn parse_public_url(s: &str) -> Result<Url, String> {
-    let u = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(format!("{s:?} must be an http or https URL with a host"));
-    }
-    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
-        return Err(format!("{s:?} must be scheme and host only (no path, query or fragment)"));
-    }
-    Ok(u)
-}
-
-fn parse_http_url(s: &str) -> Result<Url, String> {
-    let u = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(format!("{s:?} must be an http or https URL"));
-    }
-    Ok(u)
-}
-
-fn parse_upstream(s: &str) -> Result<Url, String> {
-    let u = parse_http_url(s)?;
-    if u.scheme() != "http" {
-        return Err(format!("{s:?}: only http:// upstreams are supported (the gateway terminates at the app's private address)"));
-    }
-    if u.path() != "/" || u.query().is_some() {
-        return Err(format!("{s:?} must be scheme, host and port only"));
-    }
-    Ok(u)
-}
-
-fn parse_prefix(s: &str) -> Result<String, String> {
-    let ok = s.len() > 1
-        && s.starts_with('/')
-        && !s.ends_with('/')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
-    ok.then(|| s.to_string())
-        .ok_or_else(|| format!("{s:?} must be a path like \"/.gateway\" (no trailing slash)"))
-}
-
-fn parse_route_path(s: &str) -> Result<String, String> {
-    (s.starts_with('/') && !s.contains(['?', '#', ' ']))
-        .then(|| s.to_string())
-        .ok_or_else(|| format!("{s:?} must be a path starting with /"))
-}
-
-fn parse_scope(s: &str) -> Result<Scope, String> {
-    match s {
-        "snsapi_base" => Ok(Scope::Base),
-        "snsapi_userinfo" => Ok(Scope::Userinfo),
-        "snsapi_login" => Err("snsapi_login is for Open Platform website QR login, not Official Account pages".into()),
-        _ => Err(format!("{s:?} must be \"snsapi_base\" or \"snsapi_userinfo\"")),
-    }
-}
-
-fn parse_algorithm(s: &str) -> Result<TokenAlgorithm, String> {
-    match s {
-        "HS256" => Ok(TokenAlgorithm::HS256),
-        "ES256" => Ok(TokenAlgorithm::ES256),
-        _ => Err(format!("{s:?} must be \"ES256\" or \"HS256\"")),
-    }
-}
-
-fn parse_policy(s: &str) -> Result<Policy, String> {
-    match s {
-        "required" => Ok(Policy::Required),
-        "public" => Ok(Policy::Public),
-        _ => Err(format!("{s:?} must be \"required\" or \"public\"")),
-    }
-}
-
-fn parse_cookie_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-    ok.then(|| s.to_string()).ok_or_else(|| format!("{s:?} must be letters, digits, _ or -"))
-}
-
-fn parse_header_name(s: &str) -> Result<HeaderName, String> {
-    let h = HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))?;
-    if matches!(h.as_str(), "host" | "cookie" | "connection" | "content-length" | "transfer-encoding") {
-        return Err(format!("{s:?} is a header the proxy itself needs"));
-    }
-    Ok(h)
 }

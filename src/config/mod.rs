@@ -3,6 +3,7 @@
 
 mod load;
 pub mod reader;
+mod values;
 
 use std::net::SocketAddr;
 use std::time::Duration;

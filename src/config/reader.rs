@@ -35,7 +35,10 @@ pub struct Errors(RefCell<Vec<ConfigError>>);
 
 impl Errors {
     pub fn push(&self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.borrow_mut().push(ConfigError { path: path.into(), message: message.into() });
+        self.0.borrow_mut().push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     pub fn into_vec(self) -> Vec<ConfigError> {
@@ -57,7 +60,12 @@ pub struct Table<'a> {
 
 impl<'a> Table<'a> {
     pub fn root(table: &'a TomlTable, errors: &'a Errors) -> Self {
-        Self { path: String::new(), table, read: BTreeSet::new(), errors }
+        Self {
+            path: String::new(),
+            table,
+            read: BTreeSet::new(),
+            errors,
+        }
     }
 
     /// The key path of `key` in this table.
@@ -106,7 +114,11 @@ impl<'a> Table<'a> {
     }
 
     /// An optional string parsed with `parse`, whose error is reported at this key.
-    pub fn parsed<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub fn parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let s: String = self.opt(key)?;
         parse(&s).map_err(|m| self.error(key, m)).ok()
     }
@@ -136,7 +148,10 @@ impl<'a> Table<'a> {
     /// A secret source: `{ env = "NAME" }`, `{ file = "PATH" }` or `{ ephemeral = true }`.
     pub fn secret(&mut self, key: &str) -> Option<SecretSource> {
         let Some(v) = self.raw(key) else {
-            self.error(key, "is required (write { env = \"NAME\" } or { file = \"PATH\" })");
+            self.error(
+                key,
+                "is required (write { env = \"NAME\" } or { file = \"PATH\" })",
+            );
             return None;
         };
         let path = self.path_of(key);
@@ -156,7 +171,9 @@ impl<'a> Table<'a> {
 
     /// An array of tables (`[[key]]`); empty when absent.
     pub fn tables(&mut self, key: &str) -> Vec<Table<'a>> {
-        let Some(v) = self.raw(key) else { return Vec::new() };
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
         let Value::Array(items) = v else {
             self.error(key, "must be an array of tables ([[...]])");
             return Vec::new();
@@ -173,7 +190,12 @@ impl<'a> Table<'a> {
     }
 
     fn child(&self, path: String, table: &'a TomlTable) -> Table<'a> {
-        Table { path, table, read: BTreeSet::new(), errors: self.errors }
+        Table {
+            path,
+            table,
+            read: BTreeSet::new(),
+            errors: self.errors,
+        }
     }
 
     /// Reports every key of this table that was not read as unknown.
@@ -207,7 +229,10 @@ pub fn secret_from(v: &Value, path: &str, errors: &Errors) -> Option<SecretSourc
                 return None;
             }
             _ => {
-                errors.push(format!("{path}.{k}"), "unknown key (use env, file or ephemeral)");
+                errors.push(
+                    format!("{path}.{k}"),
+                    "unknown key (use env, file or ephemeral)",
+                );
                 return None;
             }
         };

@@ -65,7 +65,9 @@ impl ProxyHttp for GatewayProxy {
             return Ok(true);
         };
         ctx.route = Some(route);
-        ctx.user = gw.cookies.session(&req.headers, &gw.config.wechat.appid, gw.now());
+        ctx.user = gw
+            .cookies
+            .session(&req.headers, &gw.config.wechat.appid, gw.now());
         if ctx.user.is_none() && gw.route(route).policy == Policy::Required {
             let reply = login::start(gw, &login::return_target(gw, req));
             respond::send(session, reply).await?;
@@ -74,8 +76,14 @@ impl ProxyHttp for GatewayProxy {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let index = ctx.route.ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let index = ctx
+            .route
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
         let route = self.0.route(index);
         let mut peer = HttpPeer::new(self.0.upstream_addrs[index], false, String::new());
         peer.options.connection_timeout = Some(route.upstream.connect_timeout);
@@ -90,7 +98,9 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let gw = &self.0;
-        let Some(index) = ctx.route else { return Ok(()) };
+        let Some(index) = ctx.route else {
+            return Ok(());
+        };
         let route = gw.route(index);
         let token_header = &gw.config.token.header;
         forward::strip_identity(upstream, token_header);
@@ -99,18 +109,24 @@ impl ProxyHttp for GatewayProxy {
         forward::forwarding_headers(upstream, client, gw.config.public_url.scheme(), route)?;
         upstream.insert_header("x-request-id", &ctx.request_id)?;
         if let Some(user) = &ctx.user {
-            let claims = gw.signer.claims(&user.openid, &user.appid, &route.audience, gw.now());
-            let token = gw
+            let claims = gw
                 .signer
-                .sign(&claims)
-                .map_err(|e| Error::because(ErrorType::InternalError, "signing the identity token", e))?;
+                .claims(&user.openid, &user.appid, &route.audience, gw.now());
+            let token = gw.signer.sign(&claims).map_err(|e| {
+                Error::because(ErrorType::InternalError, "signing the identity token", e)
+            })?;
             upstream.insert_header(token_header.clone(), token)?;
         }
         Ok(())
     }
 
     /// Answers upstream failures with the gateway's own 502 page.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {
@@ -127,7 +143,10 @@ impl ProxyHttp for GatewayProxy {
         } else if code > 0 {
             let _ = session.respond_error(code).await;
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -136,14 +155,28 @@ impl ProxyHttp for GatewayProxy {
         let who = ctx.user.as_ref().map_or("-", |u| u.openid.as_str());
         let ms = ctx.started.elapsed().as_millis();
         match e {
-            Some(e) => log::warn!("{} {} {} {status} {who} {ms}ms error: {e}", ctx.request_id, req.method, req.uri.path()),
-            None => log::info!("{} {} {} {status} {who} {ms}ms", ctx.request_id, req.method, req.uri.path()),
+            Some(e) => log::warn!(
+                "{} {} {} {status} {who} {ms}ms error: {e}",
+                ctx.request_id,
+                req.method,
+                req.uri.path()
+            ),
+            None => log::info!(
+                "{} {} {} {status} {who} {ms}ms",
+                ctx.request_id,
+                req.method,
+                req.uri.path()
+            ),
         }
     }
 }
 
 /// The gateway's own endpoints under its reserved prefix.
-async fn endpoint(gw: &Gateway, path: &str, session: &Session) -> Result<crate::reply::Reply, GatewayError> {
+async fn endpoint(
+    gw: &Gateway,
+    path: &str,
+    session: &Session,
+) -> Result<crate::reply::Reply, GatewayError> {
     let sub = &path[gw.config.prefix.len()..];
     match sub {
         "/callback" => login::callback(gw, session.req_header()).await,

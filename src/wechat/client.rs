@@ -68,7 +68,13 @@ pub struct WechatClient {
 }
 
 impl WechatClient {
-    pub fn new(api_base: &Url, appid: &str, secret: Secret, connect: Duration, total: Duration) -> Self {
+    pub fn new(
+        api_base: &Url,
+        appid: &str,
+        secret: Secret,
+        connect: Duration,
+        total: Duration,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
             .timeout(total)
@@ -78,7 +84,12 @@ impl WechatClient {
         let endpoint = api_base
             .join("/sns/oauth2/access_token")
             .expect("joining an absolute path onto an http URL cannot fail");
-        Self { http, endpoint, appid: appid.to_string(), secret }
+        Self {
+            http,
+            endpoint,
+            appid: appid.to_string(),
+            secret,
+        }
     }
 
     /// Exchanges `code` once. Never retried here: WeChat may have consumed the code even when
@@ -101,11 +112,16 @@ impl WechatClient {
 pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError> {
     let answer: Answer = match serde_json::from_slice(body) {
         Ok(a) => a,
-        Err(e) if (200..300).contains(&status) => return Err(ExchangeError::Malformed(e.to_string())),
+        Err(e) if (200..300).contains(&status) => {
+            return Err(ExchangeError::Malformed(e.to_string()))
+        }
         Err(_) => return Err(ExchangeError::Http(status)),
     };
     if answer.errcode != 0 {
-        return Err(ExchangeError::Rejected { errcode: answer.errcode, errmsg: answer.errmsg });
+        return Err(ExchangeError::Rejected {
+            errcode: answer.errcode,
+            errmsg: answer.errmsg,
+        });
     }
     match answer.openid {
         Some(openid) if !openid.is_empty() => Ok(Identity {
@@ -134,8 +150,18 @@ mod tests {
 
     #[test]
     fn errcode_wins_over_status_and_content() {
-        let e = parse_answer(200, br#"{"errcode":40163,"errmsg":"code been used, rid: 1-2-3"}"#).unwrap_err();
-        assert_eq!(e, ExchangeError::Rejected { errcode: 40163, errmsg: "code been used, rid: 1-2-3".into() });
+        let e = parse_answer(
+            200,
+            br#"{"errcode":40163,"errmsg":"code been used, rid: 1-2-3"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ExchangeError::Rejected {
+                errcode: 40163,
+                errmsg: "code been used, rid: 1-2-3".into()
+            }
+        );
         assert_eq!(e.class(), ErrClass::CodeRejected);
     }
 
@@ -144,13 +170,20 @@ mod tests {
         let ok = parse_answer(200, br#"{"access_token":"A","expires_in":7200,"refresh_token":"R","openid":"oX","scope":"snsapi_base"}"#).unwrap();
         assert_eq!(ok.openid, "oX");
         assert!(!ok.snapshot_user);
-        let snap = parse_answer(200, br#"{"openid":"oV","scope":"snsapi_userinfo","is_snapshotuser":1}"#).unwrap();
+        let snap = parse_answer(
+            200,
+            br#"{"openid":"oV","scope":"snsapi_userinfo","is_snapshotuser":1}"#,
+        )
+        .unwrap();
         assert!(snap.snapshot_user);
     }
 
     #[test]
     fn garbage_and_server_errors() {
-        assert!(matches!(parse_answer(200, b"<html>"), Err(ExchangeError::Malformed(_))));
+        assert!(matches!(
+            parse_answer(200, b"<html>"),
+            Err(ExchangeError::Malformed(_))
+        ));
         assert_eq!(parse_answer(500, b"oops"), Err(ExchangeError::Http(500)));
         assert_eq!(parse_answer(502, b"{}"), Err(ExchangeError::Http(502)));
     }

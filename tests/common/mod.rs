@@ -3,6 +3,8 @@
 //! follow redirects.
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
@@ -50,11 +52,18 @@ impl Recorder {
 impl ServeHttp for Recorder {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let path = req.uri.path_and_query().map_or("/".into(), |p| p.to_string());
-        self.0.lock().unwrap().push(Seen { path: path.clone(), headers: req.headers.clone() });
+        let path = req
+            .uri
+            .path_and_query()
+            .map_or("/".into(), |p| p.to_string());
+        self.0.lock().unwrap().push(Seen {
+            path: path.clone(),
+            headers: req.headers.clone(),
+        });
         let mut r = Response::new(format!("upstream saw {path}").into_bytes());
         let len = r.body().len();
-        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+        r.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, len.into());
         r
     }
 }
@@ -71,18 +80,21 @@ pub struct Setup {
     pub mock_secret: String,
     /// WeChat refuses ports; so does the mock unless told (the gateway's URL has none).
     pub mock_allow_port: bool,
+    /// Point the gateway at another WeChat (its base URL) instead of the harness's mock.
+    pub wechat_base: Option<String>,
 }
 
 impl Default for Setup {
     fn default() -> Self {
         Self {
-            token: format!("algorithm = \"HS256\"\nkey = {{ file = \"hs256.key\" }}\n"),
+            token: "algorithm = \"HS256\"\nkey = { file = \"hs256.key\" }\n".to_string(),
             wechat: String::new(),
             routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"required\"\n\n\
                      [[routes]]\npath = \"/public\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"public\"\n"
                 .into(),
             mock_secret: WECHAT_SECRET.into(),
             mock_allow_port: false,
+            wechat_base: None,
         }
     }
 }
@@ -128,8 +140,16 @@ impl Harness {
         );
         let upstream = Recorder::default();
         let conf = Arc::new(server_conf(1));
-        let mock_srv = start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap();
-        let up_srv = start_on(ListeningService::new("upstream".into(), upstream.clone()), listener()).unwrap();
+        let mock_srv = start_on(
+            ListeningService::new("mock".into(), mock.clone()),
+            listener(),
+        )
+        .unwrap();
+        let up_srv = start_on(
+            ListeningService::new("upstream".into(), upstream.clone()),
+            listener(),
+        )
+        .unwrap();
 
         let gw_listener = listener();
         let gateway_addr = gw_listener.local_addr().unwrap();
@@ -146,7 +166,7 @@ impl Harness {
              authorize_url = \"{mock}/connect/oauth2/authorize\"\napi_base = \"{mock}\"\n{wechat}\n\
              [session]\nkeys = [{{ file = \"session.key\" }}]\n\n\
              [token]\nissuer = \"https://issuer.test\"\n{token}\n{routes}",
-            mock = mock_srv.url(),
+            mock = setup.wechat_base.clone().unwrap_or_else(|| mock_srv.url()),
             wechat = setup.wechat,
             token = setup.token,
             routes = setup.routes.replace("UPSTREAM", &up_srv.url()),
@@ -154,7 +174,10 @@ impl Harness {
         std::fs::write(dir.path().join("gateway.toml"), &toml).unwrap();
         let loaded = config::load_file(&dir.path().join("gateway.toml"))
             .unwrap_or_else(|e| panic!("test config has mistakes: {e:?}\n{toml}"));
-        let deps = Deps { clock: Arc::new(clock.clone()), ..Deps::default() };
+        let deps = Deps {
+            clock: Arc::new(clock.clone()),
+            ..Deps::default()
+        };
         let gateway = Arc::new(Gateway::new(loaded.config.clone(), deps).unwrap());
         let gw_srv = start_on(proxy_service(gateway, &conf), gw_listener).unwrap();
         Harness {
@@ -192,7 +215,11 @@ impl Harness {
             .resolve(PUBLIC_HOST, self.gateway_addr)
             .build()
             .unwrap();
-        Browser { client, jar, origin: self.url("") }
+        Browser {
+            client,
+            jar,
+            origin: self.url(""),
+        }
     }
 }
 
@@ -215,11 +242,18 @@ pub struct Page {
 
 impl Page {
     pub fn location(&self) -> &str {
-        self.headers.get("location").map(|v| v.to_str().unwrap()).unwrap_or("")
+        self.headers
+            .get("location")
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
     }
 
     pub fn set_cookies(&self) -> Vec<String> {
-        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
     }
 }
 
@@ -235,7 +269,10 @@ impl Browser {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         Page {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
@@ -266,7 +303,10 @@ impl Browser {
     /// The cookies the browser would send to the gateway's `path`.
     pub fn cookies(&self, path: &str) -> String {
         let url = format!("{}{path}", self.origin).parse().unwrap();
-        self.jar.cookies(&url).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
     }
 
     /// Replaces a cookie as a tampering client would.
@@ -278,5 +318,7 @@ impl Browser {
 
 /// The value of cookie `name` in a `Cookie` header value.
 pub fn cookie_value(cookies: &str, name: &str) -> Option<String> {
-    cookies.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+    cookies
+        .split("; ")
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
 }

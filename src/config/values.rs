@@ -1,0 +1,103 @@
+//! Parsers for single config values; each error message names what was expected.
+
+use http::HeaderName;
+use url::Url;
+
+use super::{Policy, Scope, TokenAlgorithm};
+
+pub(super) fn parse_public_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(format!("{s:?} must be an http or https URL with a host"));
+    }
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+        return Err(format!(
+            "{s:?} must be scheme and host only (no path, query or fragment)"
+        ));
+    }
+    Ok(u)
+}
+
+pub(super) fn parse_http_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(format!("{s:?} must be an http or https URL"));
+    }
+    Ok(u)
+}
+
+pub(super) fn parse_upstream(s: &str) -> Result<Url, String> {
+    let u = parse_http_url(s)?;
+    if u.scheme() != "http" {
+        return Err(format!("{s:?}: only http:// upstreams are supported (the gateway terminates at the app's private address)"));
+    }
+    if u.path() != "/" || u.query().is_some() {
+        return Err(format!("{s:?} must be scheme, host and port only"));
+    }
+    Ok(u)
+}
+
+pub(super) fn parse_prefix(s: &str) -> Result<String, String> {
+    let ok = s.len() > 1
+        && s.starts_with('/')
+        && !s.ends_with('/')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    ok.then(|| s.to_string())
+        .ok_or_else(|| format!("{s:?} must be a path like \"/.gateway\" (no trailing slash)"))
+}
+
+pub(super) fn parse_route_path(s: &str) -> Result<String, String> {
+    (s.starts_with('/') && !s.contains(['?', '#', ' ']))
+        .then(|| s.to_string())
+        .ok_or_else(|| format!("{s:?} must be a path starting with /"))
+}
+
+pub(super) fn parse_scope(s: &str) -> Result<Scope, String> {
+    match s {
+        "snsapi_base" => Ok(Scope::Base),
+        "snsapi_userinfo" => Ok(Scope::Userinfo),
+        "snsapi_login" => Err(
+            "snsapi_login is for Open Platform website QR login, not Official Account pages".into(),
+        ),
+        _ => Err(format!(
+            "{s:?} must be \"snsapi_base\" or \"snsapi_userinfo\""
+        )),
+    }
+}
+
+pub(super) fn parse_algorithm(s: &str) -> Result<TokenAlgorithm, String> {
+    match s {
+        "HS256" => Ok(TokenAlgorithm::HS256),
+        "ES256" => Ok(TokenAlgorithm::ES256),
+        _ => Err(format!("{s:?} must be \"ES256\" or \"HS256\"")),
+    }
+}
+
+pub(super) fn parse_policy(s: &str) -> Result<Policy, String> {
+    match s {
+        "required" => Ok(Policy::Required),
+        "public" => Ok(Policy::Public),
+        _ => Err(format!("{s:?} must be \"required\" or \"public\"")),
+    }
+}
+
+pub(super) fn parse_cookie_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    ok.then(|| s.to_string())
+        .ok_or_else(|| format!("{s:?} must be letters, digits, _ or -"))
+}
+
+pub(super) fn parse_header_name(s: &str) -> Result<HeaderName, String> {
+    let h =
+        HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))?;
+    if matches!(
+        h.as_str(),
+        "host" | "cookie" | "connection" | "content-length" | "transfer-encoding"
+    ) {
+        return Err(format!("{s:?} is a header the proxy itself needs"));
+    }
+    Ok(h)
+}
