@@ -140,15 +140,20 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
         any_browser: a.any_browser,
         default_user: a.user,
     });
-    let mut server = pingora::server::Server::new_with_opt_and_conf(
-        None,
-        openid_gateway::server::server_conf(1),
-    );
-    let mut svc = pingora::services::listening::Service::new("mock-wechat".into(), mock);
-    svc.add_tcp(&a.listen.to_string());
-    server.add_service(svc);
-    server.bootstrap();
-    log::info!("mock WeChat on http://{}", a.listen);
-    server.run(pingora::server::RunArgs::default());
-    Ok(())
+    let listener =
+        std::net::TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let svc = pingora::services::listening::Service::new("mock-wechat".into(), mock);
+        let running = openid_gateway::server::start_on(svc, listener)?;
+        // The actual address, also when --listen asked for port 0.
+        println!("mock WeChat on {}", running.url());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        running.stop().await;
+        Ok(())
+    })
 }

@@ -139,3 +139,63 @@ impl SessionCookies {
 fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("plain structs of strings and integers always serialize")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::OsEntropy;
+
+    fn config(public_url: &str) -> Config {
+        let dir = std::env::temp_dir().join(format!("ogw-session-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("k"), "0123456789abcdef0123456789abcdef").unwrap();
+        let text = format!(
+            "public_url = \"{public_url}\"\n[wechat]\nappid = \"wx1\"\nsecret = {{ file = \"k\" }}\n\
+             [session]\nkeys = [{{ file = \"k\" }}]\nlifetime = \"1h\"\n\
+             [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"k\" }}\n[[routes]]\nupstream = \"http://127.0.0.1:1\"\n"
+        );
+        crate::config::parse_str(&text, &dir).unwrap().config
+    }
+
+    #[test]
+    fn secure_only_on_https_and_bound_to_the_app() {
+        let https = SessionCookies::new(&config("https://h5.example.com"));
+        let set = https.new_session("oA", "wx1", 1000, &OsEntropy);
+        assert!(
+            set.contains("; Secure") && set.contains("Max-Age=3600") && set.contains("HttpOnly")
+        );
+        let http = SessionCookies::new(&config("http://h5.example.com"));
+        assert!(!http
+            .new_session("oA", "wx1", 1000, &OsEntropy)
+            .contains("Secure"));
+
+        let value = set.split(';').next().unwrap().to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, value.parse().unwrap());
+        assert_eq!(https.session(&headers, "wx1", 1001).unwrap().openid, "oA");
+        assert!(
+            https.session(&headers, "wx2", 1001).is_none(),
+            "another app's session"
+        );
+        assert!(https.session(&headers, "wx1", 4600).is_none(), "expired");
+    }
+
+    #[test]
+    fn login_cookie_is_scoped_to_the_prefix() {
+        let c = SessionCookies::new(&config("https://h5.example.com"));
+        let set = c.new_login("N1", "/a?b", 1000, &OsEntropy);
+        assert!(
+            set.starts_with("ogw_login=")
+                && set.contains("Path=/.gateway")
+                && set.contains("Max-Age=600")
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            set.split(';').next().unwrap().parse().unwrap(),
+        );
+        let l = c.login(&headers, 1001).unwrap();
+        assert_eq!((l.nonce.as_str(), l.return_to.as_str()), ("N1", "/a?b"));
+        assert!(c.login(&headers, 1600).is_none());
+    }
+}

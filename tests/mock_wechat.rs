@@ -292,3 +292,67 @@ async fn users_faults_and_stats_over_http() {
         serde_json::json!({"authorizes": 1, "exchanges": 2, "successes": 1})
     );
 }
+
+/// `openid-gateway mock-wechat` as a developer runs it: on port 0 it prints where it listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mock_wechat_command() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
+        .args([
+            "mock-wechat",
+            "--listen",
+            "127.0.0.1:0",
+            "--appid",
+            APPID,
+            "--domain",
+            "h5.test",
+        ])
+        .env("MOCK_WECHAT_SECRET", "cli-secret")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("mock WeChat on ")
+        .unwrap()
+        .to_string();
+    let c = client(WECHAT_UA);
+    let ask = |redirect: &str| {
+        format!(
+            "{base}/connect/oauth2/authorize?{}",
+            query(APPID, redirect, "snsapi_base", "s1")
+        )
+    };
+    let ok = c
+        .get(ask("https://h5.test/.gateway/callback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 302);
+    let refused = c
+        .get(ask("https://h5.test:8443/.gateway/callback"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        refused.text().await.unwrap().contains("10003"),
+        "ports are refused by default"
+    );
+    let q = "appid=wx1234567890abcdef&secret=wrong&code=x&grant_type=authorization_code";
+    let e: serde_json::Value = c
+        .get(format!("{base}/sns/oauth2/access_token?{q}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["errcode"], 40125);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
