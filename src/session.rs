@@ -2,6 +2,7 @@
 //! (the state nonce and where to return), which never travels in WeChat's `state`.
 
 use http::HeaderMap;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
@@ -67,9 +68,7 @@ impl SessionCookies {
     /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
     /// Anything else (tampered, foreign key, old version) counts as no session.
     pub fn session(&self, headers: &HeaderMap, appid: &str, now: u64) -> Option<Session> {
-        let raw = cookies::get(headers, &self.cfg.cookie_name)?;
-        let plain = self.sealer.open(&self.cfg.cookie_name, raw)?;
-        let s: Session = serde_json::from_slice(&plain).ok()?;
+        let s: Session = self.open(headers, &self.cfg.cookie_name)?;
         (s.expires > now && s.appid == appid).then_some(s)
     }
 
@@ -88,20 +87,18 @@ impl SessionCookies {
             issued: now,
             expires: now + lifetime,
         };
-        let sealed = self.sealer.seal(&self.cfg.cookie_name, &json(&s), entropy);
-        cookies::set(
+        self.seal(
             &self.cfg.cookie_name,
-            &sealed,
+            &s,
             lifetime,
             &self.session_attrs,
+            entropy,
         )
     }
 
     /// The login in progress, if its cookie opens and has not expired.
     pub fn login(&self, headers: &HeaderMap, now: u64) -> Option<LoginState> {
-        let raw = cookies::get(headers, &self.cfg.login_cookie_name)?;
-        let plain = self.sealer.open(&self.cfg.login_cookie_name, raw)?;
-        let l: LoginState = serde_json::from_slice(&plain).ok()?;
+        let l: LoginState = self.open(headers, &self.cfg.login_cookie_name)?;
         (l.expires > now).then_some(l)
     }
 
@@ -119,14 +116,37 @@ impl SessionCookies {
             return_to: return_to.into(),
             expires: now + lifetime,
         };
-        let sealed = self
-            .sealer
-            .seal(&self.cfg.login_cookie_name, &json(&l), entropy);
-        cookies::set(
+        self.seal(
             &self.cfg.login_cookie_name,
-            &sealed,
+            &l,
             lifetime,
             &self.login_attrs,
+            entropy,
+        )
+    }
+
+    /// The JSON sealed in cookie `name`, if it opens and parses.
+    fn open<T: DeserializeOwned>(&self, headers: &HeaderMap, name: &str) -> Option<T> {
+        let plain = self.sealer.open(name, cookies::get(headers, name)?)?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    /// `Set-Cookie` for `value` sealed as cookie `name`.
+    fn seal<T: Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+        max_age: u64,
+        attrs: &CookieAttrs,
+        entropy: &dyn Entropy,
+    ) -> String {
+        let json = serde_json::to_vec(value)
+            .expect("plain structs of strings and integers always serialize");
+        cookies::set(
+            name,
+            &self.sealer.seal(name, &json, entropy),
+            max_age,
+            attrs,
         )
     }
 
@@ -134,10 +154,6 @@ impl SessionCookies {
     pub fn names(&self) -> [&str; 2] {
         [&self.cfg.cookie_name, &self.cfg.login_cookie_name]
     }
-}
-
-fn json<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("plain structs of strings and integers always serialize")
 }
 
 #[cfg(test)]

@@ -36,10 +36,7 @@ pub struct TokenSigner {
 
 impl TokenSigner {
     pub fn new(cfg: &TokenConfig) -> Result<Self, TokenError> {
-        let (alg, key) = match cfg.algorithm {
-            TokenAlgorithm::HS256 => (Algorithm::HS256, EncodingKey::from_secret(cfg.key.expose())),
-            TokenAlgorithm::ES256 => (Algorithm::ES256, es256_keys(cfg.key.expose())?.0),
-        };
+        let (alg, key, _) = keys(cfg)?;
         Ok(Self {
             header: Header::new(alg),
             key,
@@ -74,10 +71,7 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     /// A verifier for tokens made with `cfg`, for `audience`.
     pub fn new(cfg: &TokenConfig, audience: &str) -> Result<Self, TokenError> {
-        let (alg, key) = match cfg.algorithm {
-            TokenAlgorithm::HS256 => (Algorithm::HS256, DecodingKey::from_secret(cfg.key.expose())),
-            TokenAlgorithm::ES256 => (Algorithm::ES256, es256_keys(cfg.key.expose())?.1),
-        };
+        let (alg, _, key) = keys(cfg)?;
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&cfg.issuer]);
         validation.set_audience(&[audience]);
@@ -89,6 +83,24 @@ impl TokenVerifier {
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
         jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map(|d| d.claims)
     }
+}
+
+/// The algorithm and the signing and verifying keys of `cfg`.
+fn keys(cfg: &TokenConfig) -> Result<(Algorithm, EncodingKey, DecodingKey), TokenError> {
+    Ok(match cfg.algorithm {
+        TokenAlgorithm::HS256 => {
+            let k = cfg.key.expose();
+            (
+                Algorithm::HS256,
+                EncodingKey::from_secret(k),
+                DecodingKey::from_secret(k),
+            )
+        }
+        TokenAlgorithm::ES256 => {
+            let (enc, dec) = es256_keys(cfg.key.expose())?;
+            (Algorithm::ES256, enc, dec)
+        }
+    })
 }
 
 /// Reads a P-256 private key (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY` PEM) into a

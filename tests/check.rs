@@ -3,6 +3,10 @@
 use std::process::Command;
 
 fn check(toml: &str) -> (bool, String) {
+    check_with_env(toml, &[])
+}
+
+fn check_with_env(toml: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, toml).unwrap();
@@ -15,6 +19,7 @@ fn check(toml: &str) -> (bool, String) {
         .args(["check", "-c"])
         .arg(&path)
         .env_remove("OGW_UNSET_SECRET")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -128,26 +133,14 @@ upstream = "http://127.0.0.1:1"
 
 #[test]
 fn short_keys_are_refused() {
-    let dir_key = "short";
     let bad = GOOD.replace(
         "keys = [{ file = \"session.key\" }]",
         "keys = [{ env = \"OGW_SHORT_KEY\" }]",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, bad).unwrap();
-    std::fs::write(
-        dir.path().join("session.key"),
-        "a-session-key-of-at-least-32-bytes-0123",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
-        .args(["check", "-c"])
-        .arg(&path)
-        .env("OGW_SHORT_KEY", dir_key)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("session.keys[0]: is 5 bytes; at least 32 are needed"));
+    let (ok, err) = check_with_env(&bad, &[("OGW_SHORT_KEY", "short")]);
+    assert!(!ok);
+    assert!(
+        err.contains("session.keys[0]: is 5 bytes; at least 32 are needed"),
+        "{err}"
+    );
 }
