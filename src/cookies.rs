@@ -38,10 +38,7 @@ pub struct CookieAttrs {
 
 /// `name=value; Path=..; Max-Age=..; HttpOnly; SameSite=Lax[; Secure][; Domain=..]`.
 pub fn set(name: &str, value: &str, max_age_secs: u64, attrs: &CookieAttrs) -> String {
-    let mut c = format!(
-        "{name}={value}; Path={}; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax",
-        attrs.path
-    );
+    let mut c = format!("{name}={value}; Path={}; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax", attrs.path);
     if attrs.secure {
         c.push_str("; Secure");
     }
@@ -73,24 +70,14 @@ mod tests {
 
     #[test]
     fn drops_named_cookies() {
-        assert_eq!(
-            without("a=1; s=x; b=2", &["s"]).as_deref(),
-            Some("a=1; b=2")
-        );
+        assert_eq!(without("a=1; s=x; b=2", &["s"]).as_deref(), Some("a=1; b=2"));
         assert_eq!(without("s=x", &["s"]), None);
     }
 
     #[test]
     fn set_cookie_attributes() {
-        let attrs = CookieAttrs {
-            path: "/".into(),
-            secure: true,
-            domain: None,
-        };
-        assert_eq!(
-            set("s", "v", 60, &attrs),
-            "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure"
-        );
+        let attrs = CookieAttrs { path: "/".into(), secure: true, domain: None };
+        assert_eq!(set("s", "v", 60, &attrs), "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax; Secure");
         assert!(clear("s", &attrs).contains("Max-Age=0"));
     }
 }

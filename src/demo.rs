@@ -18,10 +18,7 @@ pub struct DemoApp {
 
 impl DemoApp {
     pub fn new(token: &TokenConfig, audience: &str) -> Result<Self, crate::token::TokenError> {
-        Ok(Self {
-            header: token.header.clone(),
-            verifier: TokenVerifier::new(token, audience)?,
-        })
+        Ok(Self { header: token.header.clone(), verifier: TokenVerifier::new(token, audience)? })
     }
 }
 
@@ -34,7 +31,10 @@ impl ServeHttp for DemoApp {
         let body = match token.map(|t| (t, self.verifier.verify(t))) {
             Some((raw, Ok(claims))) => verified(&claims, raw, path),
             Some((_, Err(e))) => section("令牌无效 / Token rejected", &format!("<p>{}</p>", escape(&e.to_string()))),
-            None => section("没有身份 / No identity", "<p>此请求没有携带令牌（公开路由）。<br>This request carries no token (a public route).</p>"),
+            None => section(
+                "没有身份 / No identity",
+                "<p>此请求没有携带令牌（公开路由）。<br>This request carries no token (a public route).</p>",
+            ),
         };
         let html = format!(
             "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
@@ -45,13 +45,9 @@ impl ServeHttp for DemoApp {
              </head><body><p>演示应用 · Demo app behind openid-gateway</p>{body}</body></html>"
         );
         let mut r = Response::new(html.into_bytes());
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
+        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=utf-8"));
         let len = r.body().len();
-        r.headers_mut()
-            .insert(http::header::CONTENT_LENGTH, len.into());
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
         r
     }
 }
@@ -69,10 +65,7 @@ fn verified(c: &Claims, raw: &str, path: &str) -> String {
     ]
     .iter()
     .map(|(k, v)| format!("<tr><td>{k}</td><td>{}</td></tr>", escape(v)))
-    .chain([
-        format!("<tr><td>iat</td><td>{}</td></tr>", c.iat),
-        format!("<tr><td>exp</td><td>{}</td></tr>", c.exp),
-    ])
+    .chain([format!("<tr><td>iat</td><td>{}</td></tr>", c.iat), format!("<tr><td>exp</td><td>{}</td></tr>", c.exp)])
     .collect();
     section(
         "<span class=\"ok\">✔</span> 你好，微信用户 / Hello, WeChat user",

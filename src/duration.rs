@@ -7,9 +7,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like \"30s\", \"5m\", \"7d\""))?;
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration like \"30s\", \"5m\", \"7d\""))?;
     let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
     match unit {
         "ms" => Ok(Duration::from_millis(n)),

@@ -12,8 +12,14 @@ pub enum GatewayError {
     NoRoute,
     #[error("no gateway endpoint at this path")]
     NoEndpoint,
+    #[error("no app logs in on this host")]
+    NoApp,
     #[error("callback without a login cookie (expired, or cookies blocked)")]
     LoginCookieMissing,
+    #[error("too many login starts from one browser: likely a login loop")]
+    LoginLoop { retry: String },
+    #[error("refused return URL")]
+    BadReturn,
     #[error("callback state does not match the login cookie")]
     StateMismatch { retry: String },
     #[error("callback without a code (consent refused or a damaged link)")]
@@ -21,10 +27,7 @@ pub enum GatewayError {
     #[error("WeChat gave a snapshot-page (virtual) identity")]
     SnapshotUser { retry: String },
     #[error("code exchange failed: {source}")]
-    Exchange {
-        source: ExchangeError,
-        retry: String,
-    },
+    Exchange { source: ExchangeError, retry: String },
     #[error("upstream failed: {0}")]
     Upstream(String),
 }
@@ -36,9 +39,7 @@ impl GatewayError {
         match self {
             GatewayError::Exchange { source, .. } => {
                 let hint = match source {
-                    ExchangeError::Rejected { errcode, .. } => {
-                        crate::wechat::errcode::classify(*errcode).1
-                    }
+                    ExchangeError::Rejected { errcode, .. } => crate::wechat::errcode::classify(*errcode).1,
                     _ => "transport failure",
                 };
                 match source.class() {
@@ -59,44 +60,48 @@ impl GatewayError {
     }
 }
 
-const RETRY: Bilingual = Bilingual {
-    zh: "重新登录",
-    en: "Log in again",
-};
-const TRY_AGAIN: Bilingual = Bilingual {
-    zh: "重试",
-    en: "Try again",
-};
+const RETRY: Bilingual = Bilingual { zh: "重新登录", en: "Log in again" };
+const TRY_AGAIN: Bilingual = Bilingual { zh: "重试", en: "Try again" };
 
 impl GatewayError {
     /// The page for this error, carrying `request_id`.
     pub fn reply(&self, request_id: &str) -> Reply {
-        let page =
-            |status, title: Bilingual<'_>, message: Bilingual<'_>, action: Option<Action<'_>>| {
-                Page {
-                    status,
-                    title,
-                    message,
-                    action,
-                    request_id,
-                }
-                .render()
-            };
+        let page = |status, title: Bilingual<'_>, message: Bilingual<'_>, action: Option<Action<'_>>| {
+            Page { status, title, message, action, request_id, details: &[], figure: None }.render()
+        };
         match self {
-            GatewayError::NoRoute | GatewayError::NoEndpoint => page(
+            GatewayError::NoRoute | GatewayError::NoEndpoint | GatewayError::NoApp => page(
                 404,
                 Bilingual { zh: "页面不存在", en: "Not found" },
                 Bilingual { zh: "没有找到这个地址对应的页面。", en: "Nothing is served at this address." },
                 None,
             ),
-            GatewayError::LoginCookieMissing => page(
+            GatewayError::LoginCookieMissing => loop_page(
                 400,
-                Bilingual { zh: "登录已失效", en: "Login expired" },
+                "/",
                 Bilingual {
-                    zh: "登录信息已过期，或浏览器禁止了 Cookie。请返回重新打开页面。",
-                    en: "The login took too long, or this browser blocks cookies. Go back and open the page again.",
+                    zh: "从微信返回时，浏览器没有带回登录信息（登录超时或 Cookie 未保存），因此已停止自动跳转。常见原因：",
+                    en: "The browser came back from WeChat without its login cookie (the login took too long, or the cookie was not kept), so automatic redirects have stopped. Common causes:",
                 },
-                again("/", RETRY),
+                request_id,
+            ),
+            GatewayError::LoginLoop { retry } => loop_page(
+                429,
+                retry,
+                Bilingual {
+                    zh: "这个浏览器被多次送去微信登录，但没有保存登录状态，因此已停止自动跳转。常见原因：",
+                    en: "This browser was sent to WeChat login several times without keeping the login, so automatic redirects have stopped. Common causes:",
+                },
+                request_id,
+            ),
+            GatewayError::BadReturn => page(
+                400,
+                Bilingual { zh: "无效的跳转地址", en: "Invalid return address" },
+                Bilingual {
+                    zh: "这个链接要跳转到本站以外的地址，已被拦截。",
+                    en: "This link asked to go to an address outside this site, so it was stopped.",
+                },
+                again("/", Bilingual { zh: "返回首页", en: "Go to the home page" }),
             ),
             GatewayError::StateMismatch { retry } => page(
                 400,
@@ -173,12 +178,33 @@ fn exchange_page(err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
             None,
         ),
     };
+    Page { status, title, message, action, request_id, details: &[], figure: None }.render()
+}
+
+/// Why a browser keeps coming back without a login, and a way to try once more.
+const LOOP_CAUSES: [Bilingual; 3] = [
+    Bilingual {
+        zh: "浏览器禁用了 Cookie（或处于无痕模式且拦截第三方 Cookie）。", en: "The browser blocks cookies."
+    },
+    Bilingual {
+        zh: "打开的网址与网关配置的 public_url 不一致（域名或 http/https 不同）。",
+        en: "The address opened differs from the gateway's public_url (another host, or http versus https).",
+    },
+    Bilingual {
+        zh: "网站使用 http，但会话 Cookie 带有 Secure 标记，浏览器不会保存。",
+        en: "The site is served over http while its session cookie is marked Secure, so the browser drops it.",
+    },
+];
+
+fn loop_page(status: u16, retry: &str, message: Bilingual<'_>, request_id: &str) -> Reply {
     Page {
         status,
-        title,
+        title: Bilingual { zh: "登录没有成功", en: "Login did not complete" },
         message,
-        action,
+        action: again(retry, RETRY),
         request_id,
+        details: &LOOP_CAUSES,
+        figure: None,
     }
     .render()
 }
@@ -189,10 +215,7 @@ mod tests {
 
     fn rejected(errcode: i64) -> GatewayError {
         GatewayError::Exchange {
-            source: ExchangeError::Rejected {
-                errcode,
-                errmsg: "x".into(),
-            },
+            source: ExchangeError::Rejected { errcode, errmsg: "x".into() },
             retry: "/shop".into(),
         }
     }
@@ -202,11 +225,7 @@ mod tests {
         assert_eq!(rejected(40163).reply("r").status, 400);
         assert_eq!(rejected(-1).reply("r").status, 503);
         assert_eq!(rejected(40125).reply("r").status, 500);
-        assert!(rejected(40125)
-            .reply("r")
-            .body
-            .windows(6)
-            .all(|w| w != b"/shop\""));
+        assert!(rejected(40125).reply("r").body.windows(6).all(|w| w != b"/shop\""));
         assert_eq!(GatewayError::Upstream("x".into()).reply("r").status, 502);
     }
 }

@@ -58,11 +58,7 @@ pub struct CodeExchanges {
 
 impl CodeExchanges {
     pub fn new(exchanger: Arc<dyn CodeExchanger>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            exchanger,
-            clock,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { exchanger, clock, entries: Mutex::new(HashMap::new()) }
     }
 
     /// Presents `code` on behalf of `browser` (the login nonce of its login cookie).
@@ -70,10 +66,7 @@ impl CodeExchanges {
         let mut outcome = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let now = self.clock.now();
-            if entries
-                .get(code)
-                .is_some_and(|e| now >= e.created + CODE_TTL_SECS)
-            {
+            if entries.get(code).is_some_and(|e| now >= e.created + CODE_TTL_SECS) {
                 entries.remove(code);
             }
             match entries.get(code) {
@@ -86,11 +79,7 @@ impl CodeExchanges {
                     let rx = self.start(code.to_string());
                     entries.insert(
                         code.to_string(),
-                        Entry {
-                            browser: browser.to_string(),
-                            created: now,
-                            outcome: rx.clone(),
-                        },
+                        Entry { browser: browser.to_string(), created: now, outcome: rx.clone() },
                     );
                     rx
                 }
@@ -108,9 +97,7 @@ impl CodeExchanges {
     pub fn claimed_elsewhere(&self, code: &str, browser: Option<&str>) -> bool {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now();
-        entries
-            .get(code)
-            .is_some_and(|e| now < e.created + CODE_TTL_SECS && Some(e.browser.as_str()) != browser)
+        entries.get(code).is_some_and(|e| now < e.created + CODE_TTL_SECS && Some(e.browser.as_str()) != browser)
     }
 
     fn start(&self, code: String) -> watch::Receiver<Outcome> {
@@ -166,7 +153,7 @@ mod tests {
                 openid: format!("o-{code}"),
                 unionid: None,
                 scope: "snsapi_base".into(),
-                snapshot_user: false,
+                ..Identity::default()
             })
         }
     }

@@ -1,14 +1,12 @@
-//! The gateway's state, built once from the config: cookies, code exchanges, token signer,
-//! routes, and the injected clock and randomness.
+//! The gateway's state, built once from the config: per-app cookies and code exchanges, the
+//! token signer, resolved upstreams, and the injected clock and randomness.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use pingora::http::RequestHeader;
-
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use crate::config::{Config, Route};
-use crate::exchange::{CodeExchanger, CodeExchanges};
+use crate::config::{App, Config, Route};
+use crate::exchange::CodeExchanges;
 use crate::session::SessionCookies;
 use crate::token::{TokenError, TokenSigner};
 use crate::wechat::WechatClient;
@@ -19,56 +17,54 @@ pub enum BuildError {
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("routes[{index}].upstream: cannot resolve {address}: {reason}")]
-    Resolve {
-        index: usize,
-        address: String,
-        reason: String,
-    },
+    Resolve { index: usize, address: String, reason: String },
 }
 
-/// What the gateway uses from outside: time, randomness and the code exchange.
+/// What the gateway uses from outside: time and randomness.
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
-    /// `None`: the real WeChat client for the configured `api_base`.
-    pub exchanger: Option<Arc<dyn CodeExchanger>>,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            entropy: Arc::new(OsEntropy),
-            exchanger: None,
-        }
+        Self { clock: Arc::new(SystemClock), entropy: Arc::new(OsEntropy) }
     }
+}
+
+/// One Official Account's cookies and code exchanges.
+pub struct AppState {
+    pub cookies: SessionCookies,
+    pub exchanges: CodeExchanges,
 }
 
 /// Everything a request needs, shared by all requests.
 pub struct Gateway {
     pub config: Arc<Config>,
-    pub cookies: SessionCookies,
-    pub exchanges: CodeExchanges,
+    /// By app index.
+    pub apps: Vec<AppState>,
     pub signer: TokenSigner,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     /// The resolved address of each route's upstream, by route index.
     pub upstream_addrs: Vec<SocketAddr>,
-    public_host: String,
 }
 
 impl Gateway {
     pub fn new(config: Config, deps: Deps) -> Result<Self, BuildError> {
-        let exchanger = deps.exchanger.unwrap_or_else(|| {
-            let w = &config.wechat;
-            Arc::new(WechatClient::new(
-                &w.api_base,
-                &w.appid,
-                w.secret.clone(),
-                w.connect_timeout,
-                w.timeout,
-            ))
-        });
+        let apps = config
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, app)| {
+                let w = &app.wechat;
+                let client = WechatClient::new(&w.api_base, &w.appid, w.secret.clone(), w.connect_timeout, w.timeout);
+                AppState {
+                    cookies: SessionCookies::new(&config, i),
+                    exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone()),
+                }
+            })
+            .collect();
         let upstream_addrs = config
             .routes
             .iter()
@@ -76,14 +72,8 @@ impl Gateway {
             .map(|(index, r)| resolve(index, &r.upstream.address))
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            cookies: SessionCookies::new(&config),
-            exchanges: CodeExchanges::new(exchanger, deps.clock.clone()),
+            apps,
             signer: TokenSigner::new(&config.token)?,
-            public_host: config
-                .public_url
-                .host_str()
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
             config: Arc::new(config),
             clock: deps.clock,
             entropy: deps.entropy,
@@ -95,15 +85,15 @@ impl Gateway {
         self.clock.now()
     }
 
-    /// The index of the route for `host` and `path`: an exact host beats any host, then the
-    /// longest path prefix wins.
+    /// The index of the route for `host` and `path`: exact host over wildcard over any, then
+    /// the longest path prefix.
     pub fn route_for(&self, host: &str, path: &str) -> Option<usize> {
         self.config
             .routes
             .iter()
             .enumerate()
             .filter(|(_, r)| r.matches(host, path))
-            .max_by_key(|(_, r)| (r.host.is_some(), r.path.trim_end_matches('/').len()))
+            .max_by_key(|(_, r)| (r.host.rank(), r.path.trim_end_matches('/').len()))
             .map(|(i, _)| i)
     }
 
@@ -111,9 +101,18 @@ impl Gateway {
         &self.config.routes[index]
     }
 
-    /// Is `host` the public URL's host (where the callback and session cookie live)?
-    pub fn is_public_host(&self, host: &str) -> bool {
-        host == self.public_host
+    pub fn app(&self, index: usize) -> &App {
+        &self.config.apps[index]
+    }
+
+    /// The app whose public host is `host` (where its callback and login endpoints live).
+    pub fn app_at(&self, host: &str) -> Option<usize> {
+        self.config.apps.iter().position(|a| a.public_host() == host)
+    }
+
+    /// The app a host belongs to: by public host, else through the routes serving it.
+    pub fn app_of_host(&self, host: &str) -> Option<usize> {
+        self.app_at(host).or_else(|| self.route_for(host, "/").map(|r| self.route(r).app))
     }
 
     /// Is `path` under the gateway's reserved prefix?
@@ -123,54 +122,6 @@ impl Gateway {
 }
 
 fn resolve(index: usize, address: &str) -> Result<SocketAddr, BuildError> {
-    let err = |reason: String| BuildError::Resolve {
-        index,
-        address: address.into(),
-        reason,
-    };
-    address
-        .to_socket_addrs()
-        .map_err(|e| err(e.to_string()))?
-        .next()
-        .ok_or_else(|| err("no address".into()))
-}
-
-/// The host a request was sent to: lower case, without port.
-pub fn request_host(req: &RequestHeader) -> String {
-    let raw = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
-        .unwrap_or_default();
-    strip_port(raw).to_ascii_lowercase()
-}
-
-/// The `Host` header as sent (with port), when it is a plausible host name.
-pub fn request_authority(req: &RequestHeader) -> Option<String> {
-    let raw = req.headers.get(http::header::HOST)?.to_str().ok()?;
-    raw.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        .then(|| raw.to_ascii_lowercase())
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host
-            .split_once(']')
-            .map_or(host, |(h, _)| &host[..h.len() + 1]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_lose_ports_and_case() {
-        assert_eq!(strip_port("Shop.Example:8080"), "Shop.Example");
-        assert_eq!(strip_port("[::1]:80"), "[::1]");
-        assert_eq!(strip_port("example.com"), "example.com");
-    }
+    let err = |reason: String| BuildError::Resolve { index, address: address.into(), reason };
+    address.to_socket_addrs().map_err(|e| err(e.to_string()))?.next().ok_or_else(|| err("no address".into()))
 }

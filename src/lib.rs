@@ -7,11 +7,14 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod access;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod demo;
 pub mod duration;
+pub mod endpoints;
 pub mod error;
 pub mod exchange;
 pub mod gateway;
@@ -20,6 +23,7 @@ pub mod mock_wechat;
 pub mod pages;
 pub mod proxy;
 pub mod reply;
+pub mod returns;
 pub mod run;
 pub mod seal;
 pub mod secret;

@@ -1,110 +1,111 @@
-//! The silent login: the redirect to WeChat and the callback that comes back from it.
+//! The silent login: the redirect to WeChat (counted, so a looping browser is stopped) and
+//! the callback that comes back from it.
 
+use http::HeaderMap;
 use pingora::http::RequestHeader;
 
 use crate::clock::base62_nonce;
+use crate::config::Scope;
 use crate::error::GatewayError;
 use crate::exchange::Redeemed;
-use crate::gateway::{request_authority, request_host, Gateway};
+use crate::gateway::Gateway;
 use crate::reply::Reply;
+use crate::session::Tries;
 use crate::wechat::authorize::authorize_url;
 
 /// Length of the `state` nonce: 32 base62 characters, about 190 bits.
 const STATE_LEN: usize = 32;
 
-/// Answers a request that needs a login: `302` to WeChat's authorize URL, with a new login
-/// cookie holding the state nonce and `return_to`.
-pub fn start(gw: &Gateway, return_to: &str) -> Reply {
+/// Sends the browser to WeChat to log in to app `app` with `scope`, coming back to
+/// `return_to`. Must run on the app's public host, where the login cookie is set.
+///
+/// `Ok`: `302` to the authorize URL with the login cookie and the attempt count.
+/// `Err(LoginLoop)`: this browser started more logins than the limit allows in the window.
+pub fn start(
+    gw: &Gateway,
+    app: usize,
+    scope: Scope,
+    return_to: &str,
+    headers: &HeaderMap,
+) -> Result<Reply, GatewayError> {
     let now = gw.now();
+    let state = &gw.apps[app];
+    let limit = gw.config.login_limit;
+    let window = limit.window.as_secs().max(1);
+    let tries = state.cookies.tries(headers, now, window);
+    if tries.count >= limit.max {
+        return Err(GatewayError::LoginLoop {
+            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), enc(return_to)),
+        });
+    }
+    let counted = Tries { count: tries.count + 1, window_start: tries.window_start };
     let nonce = base62_nonce(gw.entropy.as_ref(), STATE_LEN);
-    let w = &gw.config.wechat;
+    let a = gw.app(app);
     let url = authorize_url(
-        w.authorize_url.as_str(),
-        &w.appid,
-        &gw.config.callback_url(),
-        w.scope.as_str(),
+        a.wechat.authorize_url.as_str(),
+        &a.wechat.appid,
+        &a.callback_url(&gw.config.prefix),
+        scope.as_str(),
         &nonce,
     );
-    let cookie = gw
-        .cookies
-        .new_login(&nonce, return_to, now, gw.entropy.as_ref());
-    Reply::redirect(url).with_header("set-cookie", cookie)
+    Ok(Reply::redirect(url)
+        .with_header("set-cookie", state.cookies.new_login(&nonce, return_to, now, gw.entropy.as_ref()))
+        .with_header("set-cookie", state.cookies.set_tries(counted, window, gw.entropy.as_ref())))
 }
 
-/// Where the browser should come back to after logging in for request `req` on route
-/// `route`: the path and query, made absolute when the route's host is not the public host.
-pub fn return_target(gw: &Gateway, req: &RequestHeader) -> String {
-    let path = safe_path(req.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let host = request_host(req);
-    if gw.is_public_host(&host) {
-        return path;
-    }
-    match request_authority(req) {
-        Some(authority) => format!("{}://{authority}{path}", gw.config.public_url.scheme()),
-        None => path,
-    }
+/// `<app public origin><prefix>` : where the app's login endpoints live.
+pub fn login_base(gw: &Gateway, app: usize) -> String {
+    format!("{}{}", gw.app(app).public_origin(), gw.config.prefix)
 }
 
-/// A path that cannot leave the site: `//host` and `/\host` become `/`.
-pub fn safe_path(p: &str) -> String {
-    let ok = p.starts_with('/')
-        && !p.starts_with("//")
-        && !p.starts_with("/\\")
-        && !p.bytes().any(|b| b.is_ascii_control());
-    if ok {
-        p.to_string()
-    } else {
-        "/".to_string()
-    }
+/// `<app public origin><prefix>/login?return=` (append the encoded return URL).
+pub fn login_url_prefix(gw: &Gateway, app: usize) -> String {
+    format!("{}/login?return=", login_base(gw, app))
 }
 
-/// Handles `GET <prefix>/callback?code=..&state=..`.
+fn enc(s: &str) -> String {
+    crate::wechat::authorize::encode_component(s)
+}
+
+/// Handles `GET <prefix>/callback?code=..&state=..` on app `app`'s public host.
 ///
 /// `Ok` is a `302` to the page the login started from, clean of `code` and `state`, with the
 /// session cookie set. Each code is exchanged at most once (see [`crate::exchange`]).
-pub async fn callback(gw: &Gateway, req: &RequestHeader) -> Result<Reply, GatewayError> {
+pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader) -> Result<Reply, GatewayError> {
     let now = gw.now();
-    let appid = &gw.config.wechat.appid;
-    let (code, state) = code_and_state(req.uri.query().unwrap_or(""));
-    let login = gw.cookies.login(&req.headers, now);
+    let state = &gw.apps[app];
+    let appid = &gw.app(app).wechat.appid;
+    let (code, given_state) = code_and_state(req.uri.query().unwrap_or(""));
+    let login = state.cookies.login(&req.headers, now);
+    let restart_scope = gw.app(app).wechat.scope;
     if let Some(code) = &code {
-        if gw
-            .exchanges
-            .claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str()))
-        {
+        if state.exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
             log::info!("callback: a code another browser presented first; starting a new login");
-            return Ok(start(
-                gw,
-                login.as_ref().map_or("/", |l| l.return_to.as_str()),
-            ));
+            return start(gw, app, restart_scope, login.as_ref().map_or("/", |l| l.return_to.as_str()), &req.headers);
         }
     }
     let Some(login) = login else {
-        if gw.cookies.session(&req.headers, appid, now).is_some() {
+        if state.cookies.session(&req.headers, appid, now).is_some() {
             return Ok(Reply::redirect("/"));
         }
         return Err(GatewayError::LoginCookieMissing);
     };
     let retry = login.return_to.clone();
-    if state.as_deref() != Some(login.nonce.as_str()) {
+    if given_state.as_deref() != Some(login.nonce.as_str()) {
         return Err(GatewayError::StateMismatch { retry });
     }
     let Some(code) = code.filter(|c| !c.is_empty()) else {
         return Err(GatewayError::NoCode { retry });
     };
-    match gw.exchanges.redeem(&code, &login.nonce).await {
+    match state.exchanges.redeem(&code, &login.nonce).await {
         Redeemed::OtherBrowser => {
             log::info!("callback: a code another browser presented first; starting a new login");
-            Ok(start(gw, &retry))
+            start(gw, app, restart_scope, &retry, &req.headers)
         }
         Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),
-        Redeemed::Done(Ok(identity)) if identity.snapshot_user => {
-            Err(GatewayError::SnapshotUser { retry })
-        }
+        Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),
         Redeemed::Done(Ok(identity)) => {
-            let cookie = gw
-                .cookies
-                .new_session(&identity.openid, appid, now, gw.entropy.as_ref());
+            let cookie = state.cookies.new_session(&identity, appid, now, gw.entropy.as_ref());
             Ok(Reply::redirect(retry).with_header("set-cookie", cookie))
         }
     }
@@ -127,14 +128,6 @@ fn code_and_state(query: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn return_paths_stay_on_site() {
-        assert_eq!(safe_path("/app/x?y=1"), "/app/x?y=1");
-        assert_eq!(safe_path("//evil.example/"), "/");
-        assert_eq!(safe_path("/\\evil.example"), "/");
-        assert_eq!(safe_path("https://evil"), "/");
-    }
 
     #[test]
     fn first_code_and_state_win() {

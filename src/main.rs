@@ -12,11 +12,7 @@ use openid_gateway::config::{self, Loaded};
 use openid_gateway::mock_wechat::{MockConfig, MockWechat};
 
 #[derive(Parser)]
-#[command(
-    name = "openid-gateway",
-    version,
-    about = "WeChat silent login in front of any H5 app"
-)]
+#[command(name = "openid-gateway", version, about = "WeChat silent login in front of any H5 app")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -97,11 +93,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            println!(
-                "{}: ok ({} route(s))",
-                path.display(),
-                loaded.config.routes.len()
-            );
+            println!("{}: ok ({} route(s))", path.display(), loaded.config.routes.len());
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -109,29 +101,25 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
-    let Ok(loaded) = load(path) else {
-        anyhow::bail!("{} has mistakes; nothing started", path.display())
-    };
+    let Ok(loaded) = load(path) else { anyhow::bail!("{} has mistakes; nothing started", path.display()) };
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
     let c = &loaded.config;
     if c.demo.is_some() {
-        let url = format!("{}/", c.public_origin());
-        println!("openid-gateway demo: open {url} in a browser and watch the silent WeChat login (mock WeChat, demo app).");
+        let url = format!("{}/", c.apps[0].public_origin());
+        println!(
+            "openid-gateway demo: open {url} in a browser and watch the silent WeChat login (mock WeChat, demo app)."
+        );
     }
-    log::info!("listening on {} for {}", c.listen, c.public_origin());
+    log::info!("listening on {} for {}", c.listen, c.apps[0].public_origin());
     openid_gateway::run::run(loaded.config).context("starting the gateway")?;
     Ok(())
 }
 
 fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
-    let secret = std::env::var(&a.secret_env).with_context(|| {
-        format!(
-            "set {} to the app secret the mock should expect",
-            a.secret_env
-        )
-    })?;
+    let secret = std::env::var(&a.secret_env)
+        .with_context(|| format!("set {} to the app secret the mock should expect", a.secret_env))?;
     let mock = MockWechat::new(MockConfig {
         appid: a.appid,
         secret,
@@ -140,8 +128,7 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
         any_browser: a.any_browser,
         default_user: a.user,
     });
-    let listener =
-        std::net::TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
+    let listener = std::net::TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let svc = pingora::services::listening::Service::new("mock-wechat".into(), mock);

@@ -15,10 +15,7 @@ impl Reply {
     pub fn redirect(location: impl Into<String>) -> Self {
         Self {
             status: 302,
-            headers: vec![
-                ("location", location.into()),
-                ("cache-control", "no-store".into()),
-            ],
+            headers: vec![("location", location.into()), ("cache-control", "no-store".into())],
             body: Bytes::new(),
         }
     }
@@ -27,10 +24,7 @@ impl Reply {
     pub fn html(status: u16, body: String) -> Self {
         Self {
             status,
-            headers: vec![
-                ("content-type", "text/html; charset=utf-8".into()),
-                ("cache-control", "no-store".into()),
-            ],
+            headers: vec![("content-type", "text/html; charset=utf-8".into()), ("cache-control", "no-store".into())],
             body: Bytes::from(body),
         }
     }
@@ -43,9 +37,6 @@ impl Reply {
 
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 }

@@ -39,11 +39,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
 }
 
 /// The mock WeChat and the demo upstream, on the addresses of `[demo]`.
-fn add_demo_services(
-    server: &mut Server,
-    config: &Config,
-    demo: &DemoConfig,
-) -> Result<(), RunError> {
+fn add_demo_services(server: &mut Server, config: &Config, demo: &DemoConfig) -> Result<(), RunError> {
     let (mut mock, mut app) = demo_services(config)?;
     mock.add_tcp(&demo.mock_wechat_listen.to_string());
     app.add_tcp(&demo.upstream_listen.to_string());
@@ -54,28 +50,21 @@ fn add_demo_services(
 
 /// The embedded demo's two services, not yet listening: the mock WeChat and the demo app
 /// (which verifies tokens for the first route's audience).
-pub fn demo_services(
-    config: &Config,
-) -> Result<(ListeningService<MockWechat>, ListeningService<DemoApp>), RunError> {
+pub fn demo_services(config: &Config) -> Result<(ListeningService<MockWechat>, ListeningService<DemoApp>), RunError> {
     let mock = MockWechat::new(demo_mock_config(config));
-    let audience = config
-        .routes
-        .first()
-        .map_or(String::new(), |r| r.audience.clone());
+    let audience = config.routes.first().map_or(String::new(), |r| r.audience.clone());
     let app = DemoApp::new(&config.token, &audience)?;
-    Ok((
-        ListeningService::new("mock-wechat".into(), mock),
-        ListeningService::new("demo-upstream".into(), app),
-    ))
+    Ok((ListeningService::new("mock-wechat".into(), mock), ListeningService::new("demo-upstream".into(), app)))
 }
 
 /// The embedded mock accepts this gateway's appid and secret, the public host (port
 /// tolerated) and any browser, so a desktop browser can watch the flow.
 pub fn demo_mock_config(config: &Config) -> MockConfig {
+    let app = &config.apps[0];
     MockConfig {
-        appid: config.wechat.appid.clone(),
-        secret: config.wechat.secret.expose_str().to_string(),
-        domains: vec![config.public_url.host_str().unwrap_or_default().to_string()],
+        appid: app.wechat.appid.clone(),
+        secret: app.wechat.secret.expose_str().to_string(),
+        domains: vec![app.public_host().to_string()],
         allow_port: true,
         any_browser: true,
         default_user: "demo-user".into(),

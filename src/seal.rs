@@ -49,13 +49,7 @@ impl Sealer {
         entropy.fill(&mut nonce);
         let aad = associated_data(name);
         let sealed = self.keys[0]
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
             .expect("XChaCha20-Poly1305 encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         out.push(VERSION);
@@ -73,16 +67,7 @@ impl Sealer {
         }
         let (nonce, sealed) = raw[1..].split_at(NONCE_LEN);
         let aad = associated_data(name);
-        self.keys.iter().find_map(|key| {
-            key.decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad,
-                },
-            )
-            .ok()
-        })
+        self.keys.iter().find_map(|key| key.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad }).ok())
     }
 }
 
@@ -104,9 +89,7 @@ mod tests {
         let s = Sealer::new(&[secret("k1-0123456789abcdef0123456789abcdef")]);
         let v = s.seal("sess", b"hello", &OsEntropy);
         assert_eq!(s.open("sess", &v).unwrap(), b"hello");
-        assert!(v
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     }
 
     #[test]
@@ -117,10 +100,7 @@ mod tests {
         for i in 0..raw.len() {
             let mut bad = raw.clone();
             bad[i] ^= 0x01;
-            assert!(
-                s.open("sess", &URL_SAFE_NO_PAD.encode(bad)).is_none(),
-                "byte {i}"
-            );
+            assert!(s.open("sess", &URL_SAFE_NO_PAD.encode(bad)).is_none(), "byte {i}");
         }
     }
 
@@ -151,9 +131,7 @@ mod tests {
         let s = Sealer::new(&[secret("k1-0123456789abcdef0123456789abcdef")]);
         assert!(s.open("s", "").is_none());
         assert!(s.open("s", "not base64 !").is_none());
-        let mut raw = URL_SAFE_NO_PAD
-            .decode(s.seal("s", b"x", &OsEntropy))
-            .unwrap();
+        let mut raw = URL_SAFE_NO_PAD.decode(s.seal("s", b"x", &OsEntropy)).unwrap();
         raw[0] = 2;
         assert!(s.open("s", &URL_SAFE_NO_PAD.encode(raw)).is_none());
     }

@@ -60,8 +60,7 @@ impl SecretSource {
             },
             SecretSource::File { file } => {
                 let path = base.join(file);
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 let text = trim_ascii(&bytes);
                 if text.is_empty() {
                     return Err(format!("{} is empty", path.display()));
@@ -85,14 +84,8 @@ impl SecretSource {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
     &b[start..end]
 }
 
@@ -115,20 +108,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ogw-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("s.txt"), "  abc123\n").unwrap();
-        let src = SecretSource::File {
-            file: "s.txt".into(),
-        };
+        let src = SecretSource::File { file: "s.txt".into() };
         assert_eq!(src.load(&dir).unwrap().expose(), b"abc123");
     }
 
     #[test]
     fn missing_env_is_named() {
-        let src = SecretSource::Env {
-            env: "OGW_SURELY_UNSET_VAR".into(),
-        };
-        assert!(src
-            .load(Path::new("."))
-            .unwrap_err()
-            .contains("OGW_SURELY_UNSET_VAR"));
+        let src = SecretSource::Env { env: "OGW_SURELY_UNSET_VAR".into() };
+        assert!(src.load(Path::new(".")).unwrap_err().contains("OGW_SURELY_UNSET_VAR"));
     }
 }

@@ -29,10 +29,7 @@ pub fn server_conf(threads: usize) -> ServerConf {
 }
 
 /// The proxy service for `gateway`, not yet listening anywhere.
-pub fn proxy_service(
-    gateway: Arc<Gateway>,
-    conf: &Arc<ServerConf>,
-) -> ListeningService<HttpProxy<GatewayProxy>> {
+pub fn proxy_service(gateway: Arc<Gateway>, conf: &Arc<ServerConf>) -> ListeningService<HttpProxy<GatewayProxy>> {
     http_proxy_service(conf, GatewayProxy(gateway))
 }
 
@@ -65,10 +62,7 @@ impl Drop for Running {
 
 /// Starts `service` on `listener` (bound by the caller, for example to `127.0.0.1:0`) in the
 /// current tokio runtime.
-pub fn start_on<A>(
-    mut service: ListeningService<A>,
-    listener: TcpListener,
-) -> std::io::Result<Running>
+pub fn start_on<A>(mut service: ListeningService<A>, listener: TcpListener) -> std::io::Result<Running>
 where
     A: ServerApp + Send + Sync + 'static,
 {
@@ -83,9 +77,5 @@ where
     let task = tokio::spawn(async move {
         Service::start_service(&mut service, Some(fds), watch_rx, 1).await;
     });
-    Ok(Running {
-        addr,
-        shutdown,
-        task,
-    })
+    Ok(Running { addr, shutdown, task })
 }

@@ -6,12 +6,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
-use crate::config::{Config, SessionConfig};
+use crate::config::{Config, Scope, SessionConfig};
 use crate::cookies::{self, CookieAttrs};
 use crate::seal::Sealer;
+use crate::wechat::Identity;
 
 /// A logged-in browser.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     #[serde(rename = "o")]
     pub openid: String,
@@ -21,6 +22,31 @@ pub struct Session {
     pub issued: u64,
     #[serde(rename = "e")]
     pub expires: u64,
+    /// `snsapi_base` or `snsapi_userinfo`.
+    #[serde(rename = "s", default)]
+    pub scope: String,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+}
+
+impl Session {
+    /// Does this session carry what `scope` gives?
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        scope == Scope::Base || self.scope == Scope::Userinfo.as_str()
+    }
+}
+
+/// Login attempts of one browser within the current window (the loop breaker's count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tries {
+    #[serde(rename = "c")]
+    pub count: u32,
+    #[serde(rename = "w")]
+    pub window_start: u64,
 }
 
 /// A login in progress.
@@ -36,32 +62,36 @@ pub struct LoginState {
     pub expires: u64,
 }
 
-/// Reads and writes the gateway's cookies.
+/// Reads and writes the gateway's cookies for one app.
 pub struct SessionCookies {
     sealer: Sealer,
     cfg: SessionConfig,
+    tries_name: String,
     session_attrs: CookieAttrs,
     login_attrs: CookieAttrs,
+    tries_attrs: CookieAttrs,
 }
 
 impl SessionCookies {
-    pub fn new(config: &Config) -> Self {
-        let cfg = config.session.clone();
-        let session_attrs = CookieAttrs {
-            path: "/".into(),
-            secure: cfg.secure,
-            domain: cfg.cookie_domain.clone(),
-        };
-        let login_attrs = CookieAttrs {
-            path: config.prefix.clone(),
-            secure: cfg.secure,
-            domain: None,
-        };
+    /// The cookies of `config.apps[app]`. With several apps, cookie names end in `_<app name>`.
+    pub fn new(config: &Config, app: usize) -> Self {
+        let mut cfg = config.session.clone();
+        let a = &config.apps[app];
+        let suffix = if config.apps.len() > 1 { format!("_{}", a.name) } else { String::new() };
+        cfg.cookie_name.push_str(&suffix);
+        cfg.login_cookie_name.push_str(&suffix);
+        let secure = a.secure();
+        let session_attrs = CookieAttrs { path: "/".into(), secure, domain: cfg.cookie_domain.clone() };
+        let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };
+        // Never Secure: it must count even where a misconfigured Secure cookie is dropped.
+        let tries_attrs = CookieAttrs { path: config.prefix.clone(), secure: false, domain: None };
         Self {
             sealer: Sealer::new(&cfg.keys),
+            tries_name: format!("ogw_tries{suffix}"),
             cfg,
             session_attrs,
             login_attrs,
+            tries_attrs,
         }
     }
 
@@ -72,28 +102,42 @@ impl SessionCookies {
         (s.expires > now && s.appid == appid).then_some(s)
     }
 
-    /// `Set-Cookie` for a new session of `openid`.
-    pub fn new_session(
-        &self,
-        openid: &str,
-        appid: &str,
-        now: u64,
-        entropy: &dyn Entropy,
-    ) -> String {
+    /// `Set-Cookie` for a new session of `identity`.
+    pub fn new_session(&self, identity: &Identity, appid: &str, now: u64, entropy: &dyn Entropy) -> String {
         let lifetime = self.cfg.lifetime.as_secs();
         let s = Session {
-            openid: openid.into(),
+            openid: identity.openid.clone(),
             appid: appid.into(),
             issued: now,
             expires: now + lifetime,
+            scope: identity.scope.clone(),
+            nickname: identity.nickname.clone(),
+            avatar: identity.avatar.clone(),
+            unionid: identity.unionid.clone(),
         };
-        self.seal(
-            &self.cfg.cookie_name,
-            &s,
-            lifetime,
-            &self.session_attrs,
-            entropy,
-        )
+        self.seal(&self.cfg.cookie_name, &s, lifetime, &self.session_attrs, entropy)
+    }
+
+    /// The login attempts counted in the current window (a new window once the old ended).
+    pub fn tries(&self, headers: &HeaderMap, now: u64, window: u64) -> Tries {
+        match self.open::<Tries>(headers, &self.tries_name) {
+            Some(t) if now < t.window_start + window => t,
+            _ => Tries { count: 0, window_start: now },
+        }
+    }
+
+    /// `Set-Cookie` recording `tries`.
+    pub fn set_tries(&self, tries: Tries, window: u64, entropy: &dyn Entropy) -> String {
+        self.seal(&self.tries_name, &tries, window, &self.tries_attrs, entropy)
+    }
+
+    /// `Set-Cookie` values that end the session, the login in progress and the count.
+    pub fn clear_all(&self) -> [String; 3] {
+        [
+            cookies::clear(&self.cfg.cookie_name, &self.session_attrs),
+            cookies::clear(&self.cfg.login_cookie_name, &self.login_attrs),
+            cookies::clear(&self.tries_name, &self.tries_attrs),
+        ]
     }
 
     /// The login in progress, if its cookie opens and has not expired.
@@ -103,26 +147,10 @@ impl SessionCookies {
     }
 
     /// `Set-Cookie` for a login that returns to `return_to`, with state `nonce`.
-    pub fn new_login(
-        &self,
-        nonce: &str,
-        return_to: &str,
-        now: u64,
-        entropy: &dyn Entropy,
-    ) -> String {
+    pub fn new_login(&self, nonce: &str, return_to: &str, now: u64, entropy: &dyn Entropy) -> String {
         let lifetime = self.cfg.login_lifetime.as_secs();
-        let l = LoginState {
-            nonce: nonce.into(),
-            return_to: return_to.into(),
-            expires: now + lifetime,
-        };
-        self.seal(
-            &self.cfg.login_cookie_name,
-            &l,
-            lifetime,
-            &self.login_attrs,
-            entropy,
-        )
+        let l = LoginState { nonce: nonce.into(), return_to: return_to.into(), expires: now + lifetime };
+        self.seal(&self.cfg.login_cookie_name, &l, lifetime, &self.login_attrs, entropy)
     }
 
     /// The JSON sealed in cookie `name`, if it opens and parses.
@@ -140,19 +168,13 @@ impl SessionCookies {
         attrs: &CookieAttrs,
         entropy: &dyn Entropy,
     ) -> String {
-        let json = serde_json::to_vec(value)
-            .expect("plain structs of strings and integers always serialize");
-        cookies::set(
-            name,
-            &self.sealer.seal(name, &json, entropy),
-            max_age,
-            attrs,
-        )
+        let json = serde_json::to_vec(value).expect("plain structs of strings and integers always serialize");
+        cookies::set(name, &self.sealer.seal(name, &json, entropy), max_age, attrs)
     }
 
     /// The names of the gateway's cookies, which upstreams never see.
-    pub fn names(&self) -> [&str; 2] {
-        [&self.cfg.cookie_name, &self.cfg.login_cookie_name]
+    pub fn names(&self) -> [&str; 3] {
+        [&self.cfg.cookie_name, &self.cfg.login_cookie_name, &self.tries_name]
     }
 }
 
@@ -175,41 +197,28 @@ mod tests {
 
     #[test]
     fn secure_only_on_https_and_bound_to_the_app() {
-        let https = SessionCookies::new(&config("https://h5.example.com"));
-        let set = https.new_session("oA", "wx1", 1000, &OsEntropy);
-        assert!(
-            set.contains("; Secure") && set.contains("Max-Age=3600") && set.contains("HttpOnly")
-        );
-        let http = SessionCookies::new(&config("http://h5.example.com"));
-        assert!(!http
-            .new_session("oA", "wx1", 1000, &OsEntropy)
-            .contains("Secure"));
+        let https = SessionCookies::new(&config("https://h5.example.com"), 0);
+        let id = Identity { openid: "oA".into(), scope: "snsapi_base".into(), ..Identity::default() };
+        let set = https.new_session(&id, "wx1", 1000, &OsEntropy);
+        assert!(set.contains("; Secure") && set.contains("Max-Age=3600") && set.contains("HttpOnly"));
+        let http = SessionCookies::new(&config("http://h5.example.com"), 0);
+        assert!(!http.new_session(&id, "wx1", 1000, &OsEntropy).contains("Secure"));
 
         let value = set.split(';').next().unwrap().to_string();
         let mut headers = HeaderMap::new();
         headers.insert(http::header::COOKIE, value.parse().unwrap());
         assert_eq!(https.session(&headers, "wx1", 1001).unwrap().openid, "oA");
-        assert!(
-            https.session(&headers, "wx2", 1001).is_none(),
-            "another app's session"
-        );
+        assert!(https.session(&headers, "wx2", 1001).is_none(), "another app's session");
         assert!(https.session(&headers, "wx1", 4600).is_none(), "expired");
     }
 
     #[test]
     fn login_cookie_is_scoped_to_the_prefix() {
-        let c = SessionCookies::new(&config("https://h5.example.com"));
+        let c = SessionCookies::new(&config("https://h5.example.com"), 0);
         let set = c.new_login("N1", "/a?b", 1000, &OsEntropy);
-        assert!(
-            set.starts_with("ogw_login=")
-                && set.contains("Path=/.gateway")
-                && set.contains("Max-Age=600")
-        );
+        assert!(set.starts_with("ogw_login=") && set.contains("Path=/.gateway") && set.contains("Max-Age=600"));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::COOKIE,
-            set.split(';').next().unwrap().parse().unwrap(),
-        );
+        headers.insert(http::header::COOKIE, set.split(';').next().unwrap().parse().unwrap());
         let l = c.login(&headers, 1001).unwrap();
         assert_eq!((l.nonce.as_str(), l.return_to.as_str()), ("N1", "/a?b"));
         assert!(c.login(&headers, 1600).is_none());

@@ -5,6 +5,7 @@ use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEndin
 use serde::{Deserialize, Serialize};
 
 use crate::config::{TokenAlgorithm, TokenConfig};
+use crate::session::Session;
 
 /// The claims every token carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +17,15 @@ pub struct Claims {
     pub iat: u64,
     pub exp: u64,
     pub appid: String,
+    /// `snsapi_base` or `snsapi_userinfo`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,23 +47,22 @@ pub struct TokenSigner {
 impl TokenSigner {
     pub fn new(cfg: &TokenConfig) -> Result<Self, TokenError> {
         let (alg, key, _) = keys(cfg)?;
-        Ok(Self {
-            header: Header::new(alg),
-            key,
-            issuer: cfg.issuer.clone(),
-            lifetime: cfg.lifetime.as_secs(),
-        })
+        Ok(Self { header: Header::new(alg), key, issuer: cfg.issuer.clone(), lifetime: cfg.lifetime.as_secs() })
     }
 
-    /// The claims of a token for `openid` of `appid`, meant for `audience`, issued at `now`.
-    pub fn claims(&self, openid: &str, appid: &str, audience: &str, now: u64) -> Claims {
+    /// The claims of a token for `user`, meant for `audience`, issued at `now`.
+    pub fn claims(&self, user: &Session, audience: &str, now: u64) -> Claims {
         Claims {
             iss: self.issuer.clone(),
-            sub: openid.to_string(),
+            sub: user.openid.clone(),
             aud: audience.to_string(),
             iat: now,
             exp: now + self.lifetime,
-            appid: appid.to_string(),
+            appid: user.appid.clone(),
+            scope: user.scope.clone(),
+            unionid: user.unionid.clone(),
+            nickname: user.nickname.clone(),
+            avatar: user.avatar.clone(),
         }
     }
 
@@ -90,11 +99,7 @@ fn keys(cfg: &TokenConfig) -> Result<(Algorithm, EncodingKey, DecodingKey), Toke
     Ok(match cfg.algorithm {
         TokenAlgorithm::HS256 => {
             let k = cfg.key.expose();
-            (
-                Algorithm::HS256,
-                EncodingKey::from_secret(k),
-                DecodingKey::from_secret(k),
-            )
+            (Algorithm::HS256, EncodingKey::from_secret(k), DecodingKey::from_secret(k))
         }
         TokenAlgorithm::ES256 => {
             let (enc, dec) = es256_keys(cfg.key.expose())?;
@@ -110,15 +115,9 @@ pub fn es256_keys(pem: &[u8]) -> Result<(EncodingKey, DecodingKey), TokenError> 
     let secret = p256::SecretKey::from_pkcs8_pem(text)
         .or_else(|_| p256::SecretKey::from_sec1_pem(text))
         .map_err(|_| TokenError::Key("not a PEM P-256 private key (PKCS#8 or SEC1)".into()))?;
-    let der = secret
-        .to_pkcs8_der()
-        .map_err(|e| TokenError::Key(e.to_string()))?;
-    let public = secret
-        .public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| TokenError::Key(e.to_string()))?;
-    let decoding =
-        DecodingKey::from_ec_pem(public.as_bytes()).map_err(|e| TokenError::Key(e.to_string()))?;
+    let der = secret.to_pkcs8_der().map_err(|e| TokenError::Key(e.to_string()))?;
+    let public = secret.public_key().to_public_key_pem(LineEnding::LF).map_err(|e| TokenError::Key(e.to_string()))?;
+    let decoding = DecodingKey::from_ec_pem(public.as_bytes()).map_err(|e| TokenError::Key(e.to_string()))?;
     Ok((EncodingKey::from_ec_der(der.as_bytes()), decoding))
 }
 
@@ -138,64 +137,39 @@ mod tests {
         }
     }
 
+    fn user(openid: &str) -> Session {
+        Session { openid: openid.into(), appid: "wx1".into(), ..Session::default() }
+    }
+
     fn now() -> u64 {
         crate::clock::Clock::now(&crate::clock::SystemClock)
     }
 
     #[test]
     fn hs256_round_trip_and_audience() {
-        let c = cfg(
-            TokenAlgorithm::HS256,
-            b"0123456789abcdef0123456789abcdef".to_vec(),
-        );
+        let c = cfg(TokenAlgorithm::HS256, b"0123456789abcdef0123456789abcdef".to_vec());
         let s = TokenSigner::new(&c).unwrap();
-        let t = s.sign(&s.claims("oABC", "wx1", "shop", now())).unwrap();
-        assert_eq!(
-            TokenVerifier::new(&c, "shop")
-                .unwrap()
-                .verify(&t)
-                .unwrap()
-                .sub,
-            "oABC"
-        );
+        let t = s.sign(&s.claims(&user("oABC"), "shop", now())).unwrap();
+        assert_eq!(TokenVerifier::new(&c, "shop").unwrap().verify(&t).unwrap().sub, "oABC");
         assert!(TokenVerifier::new(&c, "other").unwrap().verify(&t).is_err());
     }
 
     #[test]
     fn es256_round_trip_and_foreign_key() {
         let pem = |k: p256::SecretKey| k.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes().to_vec();
-        let c = cfg(
-            TokenAlgorithm::ES256,
-            pem(p256::SecretKey::random(&mut rand::rngs::OsRng)),
-        );
-        let other = cfg(
-            TokenAlgorithm::ES256,
-            pem(p256::SecretKey::random(&mut rand::rngs::OsRng)),
-        );
+        let c = cfg(TokenAlgorithm::ES256, pem(p256::SecretKey::random(&mut rand::rngs::OsRng)));
+        let other = cfg(TokenAlgorithm::ES256, pem(p256::SecretKey::random(&mut rand::rngs::OsRng)));
         let s = TokenSigner::new(&c).unwrap();
-        let t = s.sign(&s.claims("oES", "wx1", "shop", now())).unwrap();
-        assert_eq!(
-            TokenVerifier::new(&c, "shop")
-                .unwrap()
-                .verify(&t)
-                .unwrap()
-                .sub,
-            "oES"
-        );
-        assert!(TokenVerifier::new(&other, "shop")
-            .unwrap()
-            .verify(&t)
-            .is_err());
+        let t = s.sign(&s.claims(&user("oES"), "shop", now())).unwrap();
+        assert_eq!(TokenVerifier::new(&c, "shop").unwrap().verify(&t).unwrap().sub, "oES");
+        assert!(TokenVerifier::new(&other, "shop").unwrap().verify(&t).is_err());
     }
 
     #[test]
     fn expired_is_refused() {
-        let c = cfg(
-            TokenAlgorithm::HS256,
-            b"0123456789abcdef0123456789abcdef".to_vec(),
-        );
+        let c = cfg(TokenAlgorithm::HS256, b"0123456789abcdef0123456789abcdef".to_vec());
         let s = TokenSigner::new(&c).unwrap();
-        let t = s.sign(&s.claims("o", "wx1", "shop", now() - 3600)).unwrap();
+        let t = s.sign(&s.claims(&user("o"), "shop", now() - 3600)).unwrap();
         assert!(TokenVerifier::new(&c, "shop").unwrap().verify(&t).is_err());
     }
 }

@@ -10,11 +10,7 @@ fn check_with_env(toml: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, toml).unwrap();
-    std::fs::write(
-        dir.path().join("session.key"),
-        "a-session-key-of-at-least-32-bytes-0123",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("session.key"), "a-session-key-of-at-least-32-bytes-0123").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
         .args(["check", "-c"])
         .arg(&path)
@@ -22,10 +18,7 @@ fn check_with_env(toml: &str, env: &[(&str, &str)]) -> (bool, String) {
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 const GOOD: &str = r#"
@@ -52,19 +45,12 @@ fn a_good_config_passes() {
 fn three_mistakes_are_all_named() {
     let bad = GOOD
         .replace("[token]\n", "[token]\ncolour = \"red\"\n")
-        .replace(
-            "upstream = \"http://127.0.0.1:3000\"",
-            "upstream = \"http://127.0.0.1:3000\"\npolicy = \"sometimes\"",
-        )
+        .replace("upstream = \"http://127.0.0.1:3000\"", "upstream = \"http://127.0.0.1:3000\"\npolicy = \"sometimes\"")
         .replace("[session]\n", "[session]\nlifetime = \"7 days\"\n");
     let (ok, err) = check(&bad);
     assert!(!ok);
     assert!(err.contains("3 mistake(s)"), "{err}");
-    for path in [
-        "token.colour: unknown key",
-        "routes[0].policy:",
-        "session.lifetime:",
-    ] {
+    for path in ["token.colour: unknown key", "routes[0].policy:", "session.lifetime:"] {
         assert!(err.contains(path), "{path} not named in:\n{err}");
     }
 }
@@ -72,18 +58,9 @@ fn three_mistakes_are_all_named() {
 #[test]
 fn secrets_are_never_inline_and_must_exist() {
     let bad = GOOD
-        .replace(
-            "secret = { file = \"session.key\" }",
-            "secret = \"plain-text-secret\"",
-        )
-        .replace(
-            "keys = [{ file = \"session.key\" }]",
-            "keys = [{ env = \"OGW_UNSET_SECRET\" }, { ephemeral = true }]",
-        )
-        .replace(
-            "key = { file = \"session.key\" }",
-            "key = { file = \"missing.pem\" }",
-        );
+        .replace("secret = { file = \"session.key\" }", "secret = \"plain-text-secret\"")
+        .replace("keys = [{ file = \"session.key\" }]", "keys = [{ env = \"OGW_UNSET_SECRET\" }, { ephemeral = true }]")
+        .replace("key = { file = \"session.key\" }", "key = { file = \"missing.pem\" }");
     let (ok, err) = check(&bad);
     assert!(!ok);
     for expected in [
@@ -133,14 +110,8 @@ upstream = "http://127.0.0.1:1"
 
 #[test]
 fn short_keys_are_refused() {
-    let bad = GOOD.replace(
-        "keys = [{ file = \"session.key\" }]",
-        "keys = [{ env = \"OGW_SHORT_KEY\" }]",
-    );
+    let bad = GOOD.replace("keys = [{ file = \"session.key\" }]", "keys = [{ env = \"OGW_SHORT_KEY\" }]");
     let (ok, err) = check_with_env(&bad, &[("OGW_SHORT_KEY", "short")]);
     assert!(!ok);
-    assert!(
-        err.contains("session.keys[0]: is 5 bytes; at least 32 are needed"),
-        "{err}"
-    );
+    assert!(err.contains("session.keys[0]: is 5 bytes; at least 32 are needed"), "{err}");
 }

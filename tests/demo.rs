@@ -12,7 +12,8 @@ use openid_gateway::gateway::{Deps, Gateway};
 use openid_gateway::run::demo_services;
 use openid_gateway::server::{proxy_service, server_conf, start_on};
 
-const DESKTOP_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+const DESKTOP_UA: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
 
 fn free() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
@@ -20,14 +21,9 @@ fn free() -> TcpListener {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_committed_demo_logs_a_desktop_browser_in() {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml")).unwrap();
     let (gw_l, mock_l, app_l) = (free(), free(), free());
-    let (gw, mock, app) = (
-        gw_l.local_addr().unwrap(),
-        mock_l.local_addr().unwrap(),
-        app_l.local_addr().unwrap(),
-    );
+    let (gw, mock, app) = (gw_l.local_addr().unwrap(), mock_l.local_addr().unwrap(), app_l.local_addr().unwrap());
     // The same file with this test's ports instead of 8080-8082.
     let text = text
         .replace("localhost:8080", &format!("localhost:{}", gw.port()))
@@ -35,8 +31,7 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
         .replace("localhost:8081", &format!("localhost:{}", mock.port()))
         .replace("127.0.0.1:8081", &mock.to_string())
         .replace("127.0.0.1:8082", &app.to_string());
-    let loaded =
-        config::parse_str(&text, std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let loaded = config::parse_str(&text, std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let conf = Arc::new(server_conf(1));
     let (mock_svc, app_svc) = demo_services(&loaded.config).unwrap();
@@ -45,65 +40,34 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     let gateway = Arc::new(Gateway::new(loaded.config, Deps::default()).unwrap());
     let _gw = start_on(proxy_service(gateway, &conf), gw_l).unwrap();
 
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .cookie_store(true)
-        .user_agent(DESKTOP_UA)
-        .resolve("localhost", gw)
-        .build()
-        .unwrap();
-    // localhost:<mock port> must reach the mock, not the gateway: resolve only fills in
-    // the port when the URL has none, and every demo URL names its port.
-    let page = client
-        .get(format!("http://localhost:{}/welcome", gw.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    assert_eq!(
-        page.url().path(),
-        "/welcome",
-        "landed back on the page asked for"
-    );
-    let body = page.text().await.unwrap();
-    assert!(
-        body.contains("你好，微信用户 / Hello, WeChat user"),
-        "{body}"
-    );
-    assert!(body.contains(&openid_gateway::mock_wechat::openid(
-        "wx0000000000demo0",
-        "demo-user"
-    )));
+    let desktop = common::browser(DESKTOP_UA, "localhost", gw);
+    // Every demo URL names its port, so the mock's URLs still reach the mock.
+    let pages = desktop.walk(&format!("http://localhost:{}/welcome", gw.port())).await;
+    let last = pages.last().unwrap();
+    assert_eq!(last.status, 200);
+    assert_eq!(last.url, format!("http://localhost:{}/welcome", gw.port()), "landed back on the page asked for");
+    assert!(last.body.contains("你好，微信用户 / Hello, WeChat user"), "{}", last.body);
+    assert!(last.body.contains(&openid_gateway::mock_wechat::openid("wx0000000000demo0", "demo-user")));
 
     // The public corner needs no login: a fresh browser gets there directly.
-    let fresh = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve("localhost", gw)
-        .build()
-        .unwrap();
-    let public = fresh
-        .get(format!("http://localhost:{}/public/", gw.port()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(public.status(), 200);
-    assert!(public.text().await.unwrap().contains("No identity"));
+    let public =
+        common::browser(DESKTOP_UA, "localhost", gw).get(&format!("http://localhost:{}/public/", gw.port())).await;
+    assert_eq!(public.status, 200);
+    assert!(public.body.contains("No identity"));
+
+    // The WeChat-only corner shows a desktop browser the QR page.
+    let qr =
+        common::browser(DESKTOP_UA, "localhost", gw).get(&format!("http://localhost:{}/wechat-only/", gw.port())).await;
+    assert_eq!(qr.status, 200);
+    assert!(qr.body.contains("请在微信中打开") && qr.body.contains("<svg"), "{}", qr.body);
 }
 
 #[test]
 fn check_accepts_the_committed_config() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
-        .args([
-            "check",
-            "-c",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml"),
-        ])
+        .args(["check", "-c", concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml")])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 route(s))"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 route(s))"));
 }

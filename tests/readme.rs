@@ -10,18 +10,11 @@ fn root(p: &str) -> String {
 
 fn keys(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
     for (k, v) in table {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match v {
             toml::Value::Table(t) if !is_secret(t) => keys(&path, t, out),
             toml::Value::Array(items)
-                if items
-                    .iter()
-                    .all(|i| matches!(i, toml::Value::Table(t) if !is_secret(t)))
-                    && !items.is_empty() =>
+                if items.iter().all(|i| matches!(i, toml::Value::Table(t) if !is_secret(t))) && !items.is_empty() =>
             {
                 for item in items {
                     if let toml::Value::Table(t) = item {
@@ -37,10 +30,7 @@ fn keys(prefix: &str, table: &toml::Table, out: &mut BTreeSet<String>) {
 }
 
 fn is_secret(t: &toml::Table) -> bool {
-    t.len() == 1
-        && ["env", "file", "ephemeral"]
-            .iter()
-            .any(|k| t.contains_key(*k))
+    t.len() == 1 && ["env", "file", "ephemeral"].iter().any(|k| t.contains_key(*k))
 }
 
 #[test]
@@ -56,30 +46,19 @@ fn reference_table_matches_the_configs() {
     for file in ["gateway.toml", "deploy/gateway.example.toml"] {
         keys("", &toml::from_str(&root(file)).unwrap(), &mut used);
     }
-    assert_eq!(
-        readme, used,
-        "README reference vs keys used in the committed configs"
-    );
+    assert_eq!(readme, used, "README reference vs keys used in the committed configs");
 }
 
 #[test]
 fn the_loader_knows_every_key_of_the_example() {
-    let errors = openid_gateway::config::parse_str(
-        &root("deploy/gateway.example.toml"),
-        Path::new("/nonexistent"),
-    )
-    .err()
-    .unwrap_or_default();
-    let unknown: Vec<_> = errors
-        .iter()
-        .filter(|e| e.message.contains("unknown key"))
-        .collect();
+    let errors = openid_gateway::config::parse_str(&root("deploy/gateway.example.toml"), Path::new("/nonexistent"))
+        .err()
+        .unwrap_or_default();
+    let unknown: Vec<_> = errors.iter().filter(|e| e.message.contains("unknown key")).collect();
     assert!(unknown.is_empty(), "{unknown:?}");
     // Only the secrets, which live outside the file, are missing here.
     assert!(
-        errors.iter().all(|e| e.path.ends_with("secret")
-            || e.path.contains("keys")
-            || e.path.ends_with("key")),
+        errors.iter().all(|e| e.path.ends_with("secret") || e.path.contains("keys") || e.path.ends_with("key")),
         "{errors:?}"
     );
 }

@@ -18,17 +18,11 @@ async fn logged_in(h: &Harness) -> Browser {
 async fn assert_sent_to_wechat(h: &Harness, b: &Browser) {
     let p = b.get(&h.url("/private")).await;
     assert_eq!(p.status, 302, "{}", p.body);
-    assert!(p
-        .location()
-        .starts_with(&h.mock_url("/connect/oauth2/authorize?")));
+    assert!(p.location().starts_with(&h.mock_url("/connect/oauth2/authorize?")));
 }
 
 fn seal(key: &str, json: &str) -> String {
-    Sealer::new(&[Secret::new(key.as_bytes().to_vec())]).seal(
-        "ogw_session",
-        json.as_bytes(),
-        &OsEntropy,
-    )
+    Sealer::new(&[Secret::new(key.as_bytes().to_vec())]).seal("ogw_session", json.as_bytes(), &OsEntropy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,9 +30,7 @@ async fn tampered_cookie_means_a_new_login() {
     let h = Harness::start().await;
     let b = logged_in(&h).await;
     let value = cookie_value(&b.cookies("/"), "ogw_session").unwrap();
-    let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(&value)
-        .unwrap();
+    let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&value).unwrap();
     let last = raw.len() - 1;
     raw[last] ^= 1;
     let tampered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
@@ -53,24 +45,15 @@ async fn foreign_key_other_app_and_expired_sessions_mean_a_new_login() {
     let h = Harness::start().await;
     let now = h.clock.now_secs();
     let b = h.browser();
-    let good = format!(
-        r#"{{"o":"oGOOD","a":"{APPID}","i":{now},"e":{}}}"#,
-        now + 3600
-    );
+    let good = format!(r#"{{"o":"oGOOD","a":"{APPID}","i":{now},"e":{}}}"#, now + 3600);
     // Sealed with the gateway's key, it is accepted: the forgery tests below are meaningful.
     b.set_cookie(&format!("ogw_session={}", seal(SESSION_KEY, &good)));
     assert_eq!(b.get(&h.url("/private")).await.status, 200);
 
-    b.set_cookie(&format!(
-        "ogw_session={}",
-        seal("some-other-key-0123456789abcdef0123456789", &good)
-    ));
+    b.set_cookie(&format!("ogw_session={}", seal("some-other-key-0123456789abcdef0123456789", &good)));
     assert_sent_to_wechat(&h, &b).await;
 
-    let other_app = format!(
-        r#"{{"o":"oGOOD","a":"wxOTHERAPP","i":{now},"e":{}}}"#,
-        now + 3600
-    );
+    let other_app = format!(r#"{{"o":"oGOOD","a":"wxOTHERAPP","i":{now},"e":{}}}"#, now + 3600);
     b.set_cookie(&format!("ogw_session={}", seal(SESSION_KEY, &other_app)));
     assert_sent_to_wechat(&h, &b).await;
 

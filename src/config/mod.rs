@@ -3,9 +3,10 @@
 
 mod load;
 pub mod reader;
+mod sections;
 mod values;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -21,27 +22,82 @@ pub use reader::ConfigError;
 pub struct Config {
     pub listen: SocketAddr,
     pub threads: usize,
-    /// Scheme and host (and port, where there is one) that browsers use to reach the gateway.
-    pub public_url: Url,
     /// Reserved path prefix served by the gateway itself, such as `/.gateway`.
     pub prefix: String,
-    pub wechat: WechatConfig,
+    /// The Official Accounts (公众号) served; routes refer to them by index.
+    pub apps: Vec<App>,
     pub session: SessionConfig,
     pub token: TokenConfig,
     pub routes: Vec<Route>,
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Hosts, besides those of the routes and apps, that return URLs may point to.
+    pub allowed_return_hosts: Vec<String>,
+    pub login_limit: LoginLimit,
     pub demo: Option<DemoConfig>,
 }
 
-impl Config {
+/// One Official Account and the public URL its login runs on.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    /// Scheme and host (and port, where there is one) of the callback and session cookie.
+    pub public_url: Url,
+    pub wechat: WechatConfig,
+    /// Tokens of `MP_verify_<token>.txt` files served at the root of the app's hosts.
+    pub mp_verify: Vec<String>,
+}
+
+impl App {
     /// The `redirect_uri` given to WeChat: `<public_url><prefix>/callback`.
-    pub fn callback_url(&self) -> String {
-        format!("{}{}/callback", self.public_origin(), self.prefix)
+    pub fn callback_url(&self, prefix: &str) -> String {
+        format!("{}{prefix}/callback", self.public_origin())
     }
 
     /// `scheme://host[:port]` of the public URL, without a trailing slash.
     pub fn public_origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
     }
+
+    /// The public host, lower case, without port.
+    pub fn public_host(&self) -> &str {
+        self.public_url.host_str().unwrap_or_default()
+    }
+
+    pub fn secure(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+}
+
+/// How many logins one browser may start within a window before the gateway stops
+/// redirecting and explains what is wrong.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// An IP network such as `10.0.0.0/8` (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => masked(u32::from(n).into(), u32::from(a).into(), self.prefix, 32),
+            (IpAddr::V6(n), IpAddr::V6(a)) => masked(u128::from(n), u128::from(a), self.prefix, 128),
+            (IpAddr::V6(n), IpAddr::V4(a)) => n.to_ipv4_mapped() == Some(a) && self.prefix == 128,
+            (IpAddr::V4(n), IpAddr::V6(a)) => a.to_ipv4_mapped() == Some(n),
+        }
+    }
+}
+
+fn masked(net: u128, addr: u128, prefix: u8, bits: u8) -> bool {
+    let shift = u32::from(bits.saturating_sub(prefix));
+    shift >= u32::from(bits) || net.checked_shr(shift) == addr.checked_shr(shift)
 }
 
 /// The WeChat Official Account and where its endpoints are.
@@ -84,8 +140,6 @@ pub struct SessionConfig {
     pub login_cookie_name: String,
     pub login_lifetime: Duration,
     pub cookie_domain: Option<String>,
-    /// True when the public URL is https.
-    pub secure: bool,
 }
 
 /// The identity token forwarded to upstreams.
@@ -109,28 +163,87 @@ pub enum TokenAlgorithm {
 pub enum Policy {
     /// No session: log in first.
     Required,
+    /// Forwarded either way, with a token when there is a session; never redirected.
+    Optional,
     /// Forwarded as is; a token is added when there is a session.
     Public,
+}
+
+/// What a required route does with a browser that is not WeChat's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonWechat {
+    /// A page with a QR code of the URL, to open it in WeChat on a phone.
+    QrPage,
+    /// Forward without identity.
+    Pass,
+    /// Send it to WeChat's authorize page anyway.
+    Login,
+}
+
+/// Which hosts a route serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Any,
+    /// One host, lower case.
+    Exact(String),
+    /// `*.example.com`: stored as `.example.com`; matches any host ending in it.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Wildcard(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
+        }
+    }
+
+    /// Exact beats wildcard beats any.
+    pub fn rank(&self) -> u8 {
+        match self {
+            HostPattern::Any => 0,
+            HostPattern::Wildcard(_) => 1,
+            HostPattern::Exact(_) => 2,
+        }
+    }
 }
 
 /// One upstream application and the requests that go to it.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Exact host the route serves (lower case, without port); `None` serves every host.
-    pub host: Option<String>,
+    pub host: HostPattern,
     /// Path prefix, starting with `/`.
     pub path: String,
     pub upstream: Upstream,
     pub audience: String,
     pub policy: Policy,
+    /// Path prefixes under this route that are always public (assets, health checks).
+    pub public_paths: Vec<String>,
     /// Keep the client's `Host` header (default) or send the upstream's.
     pub preserve_host: bool,
+    /// Index of the route's app in [`Config::apps`].
+    pub app: usize,
+    /// The scope this route needs (the app's unless the route asks for more).
+    pub scope: Scope,
+    pub non_wechat: NonWechat,
+    /// Carry the page's `#fragment` through login with a small script page.
+    pub keep_fragment: bool,
 }
 
 impl Route {
     /// Does this route serve `host` (no port, lower case) and `path`?
     pub fn matches(&self, host: &str, path: &str) -> bool {
-        self.host.as_deref().is_none_or(|h| h == host) && path_has_prefix(path, &self.path)
+        self.host.matches(host) && path_has_prefix(path, &self.path)
+    }
+
+    /// The policy for `path`: public under one of the route's public paths.
+    pub fn policy_for(&self, path: &str) -> Policy {
+        if self.public_paths.iter().any(|p| path_has_prefix(path, p)) {
+            Policy::Public
+        } else {
+            self.policy
+        }
     }
 }
 
@@ -140,8 +253,7 @@ pub fn path_has_prefix(path: &str, prefix: &str) -> bool {
         return true;
     }
     let p = prefix.trim_end_matches('/');
-    path.strip_prefix(p)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+    path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
 }
 
 /// Where a route's requests are proxied.
@@ -164,6 +276,26 @@ pub struct DemoConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let net = |a: &str, p| IpNet { addr: a.parse().unwrap(), prefix: p };
+        assert!(net("10.0.0.0", 8).contains("10.1.2.3".parse().unwrap()));
+        assert!(!net("10.0.0.0", 8).contains("11.0.0.1".parse().unwrap()));
+        assert!(net("127.0.0.1", 32).contains("127.0.0.1".parse().unwrap()));
+        assert!(!net("127.0.0.1", 32).contains("127.0.0.2".parse().unwrap()));
+        assert!(net("0.0.0.0", 0).contains("8.8.8.8".parse().unwrap()));
+        assert!(net("fd00::", 8).contains("fd12::1".parse().unwrap()));
+        assert!(net("127.0.0.1", 32).contains("::ffff:127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert!(HostPattern::Wildcard(".example.com".into()).matches("a.example.com"));
+        assert!(!HostPattern::Wildcard(".example.com".into()).matches("example.com"));
+        assert!(!HostPattern::Wildcard(".example.com".into()).matches("badexample.com"));
+        assert!(HostPattern::Exact("a.test".into()).matches("a.test"));
+    }
 
     #[test]
     fn path_prefixes_stop_at_segments() {

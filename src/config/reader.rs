@@ -35,10 +35,7 @@ pub struct Errors(RefCell<Vec<ConfigError>>);
 
 impl Errors {
     pub fn push(&self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.borrow_mut().push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.borrow_mut().push(ConfigError { path: path.into(), message: message.into() });
     }
 
     pub fn into_vec(self) -> Vec<ConfigError> {
@@ -60,12 +57,7 @@ pub struct Table<'a> {
 
 impl<'a> Table<'a> {
     pub fn root(table: &'a TomlTable, errors: &'a Errors) -> Self {
-        Self {
-            path: String::new(),
-            table,
-            read: BTreeSet::new(),
-            errors,
-        }
+        Self { path: String::new(), table, read: BTreeSet::new(), errors }
     }
 
     /// The key path of `key` in this table.
@@ -114,22 +106,13 @@ impl<'a> Table<'a> {
     }
 
     /// An optional string parsed with `parse`, whose error is reported at this key.
-    pub fn parsed<T>(
-        &mut self,
-        key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn parsed<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         let s: String = self.opt(key)?;
         parse(&s).map_err(|m| self.error(key, m)).ok()
     }
 
     /// Like [`Table::parsed`], for a key that must be present; `what` explains it.
-    pub fn req_parsed<T>(
-        &mut self,
-        key: &str,
-        what: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Option<T> {
+    pub fn req_parsed<T>(&mut self, key: &str, what: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         if !self.table.contains_key(key) {
             self.error(key, format!("is required ({what})"));
             return None;
@@ -148,10 +131,7 @@ impl<'a> Table<'a> {
     /// A secret source: `{ env = "NAME" }`, `{ file = "PATH" }` or `{ ephemeral = true }`.
     pub fn secret(&mut self, key: &str) -> Option<SecretSource> {
         let Some(v) = self.raw(key) else {
-            self.error(
-                key,
-                "is required (write { env = \"NAME\" } or { file = \"PATH\" })",
-            );
+            self.error(key, "is required (write { env = \"NAME\" } or { file = \"PATH\" })");
             return None;
         };
         let path = self.path_of(key);
@@ -190,12 +170,7 @@ impl<'a> Table<'a> {
     }
 
     fn child(&self, path: String, table: &'a TomlTable) -> Table<'a> {
-        Table {
-            path,
-            table,
-            read: BTreeSet::new(),
-            errors: self.errors,
-        }
+        Table { path, table, read: BTreeSet::new(), errors: self.errors }
     }
 
     /// Reports every key of this table that was not read as unknown.
@@ -211,7 +186,8 @@ impl<'a> Table<'a> {
 /// Reads a secret source from a TOML value, reporting mistakes at `path`.
 pub fn secret_from(v: &Value, path: &str, errors: &Errors) -> Option<SecretSource> {
     let Value::Table(t) = v else {
-        errors.push(path, "secrets are never written in the config file: use { env = \"NAME\" } or { file = \"PATH\" }");
+        errors
+            .push(path, "secrets are never written in the config file: use { env = \"NAME\" } or { file = \"PATH\" }");
         return None;
     };
     let mut found = Vec::new();
@@ -229,10 +205,7 @@ pub fn secret_from(v: &Value, path: &str, errors: &Errors) -> Option<SecretSourc
                 return None;
             }
             _ => {
-                errors.push(
-                    format!("{path}.{k}"),
-                    "unknown key (use env, file or ephemeral)",
-                );
+                errors.push(format!("{path}.{k}"), "unknown key (use env, file or ephemeral)");
                 return None;
             }
         };
@@ -251,10 +224,8 @@ mod tests {
 
     #[test]
     fn reports_everything_with_paths() {
-        let doc: TomlTable = toml::from_str(
-            "a = 1\nzz = 2\n[t]\nb = \"x\"\nsecret = \"inline\"\n[[r]]\nc = 1\n[[r]]\nd = 2\n",
-        )
-        .unwrap();
+        let doc: TomlTable =
+            toml::from_str("a = 1\nzz = 2\n[t]\nb = \"x\"\nsecret = \"inline\"\n[[r]]\nc = 1\n[[r]]\nd = 2\n").unwrap();
         let errors = Errors::default();
         let mut root = Table::root(&doc, &errors);
         let _: Option<String> = root.req("a");

@@ -3,7 +3,7 @@
 use http::HeaderName;
 use url::Url;
 
-use super::{Policy, Scope, TokenAlgorithm};
+use super::{HostPattern, IpNet, NonWechat, Policy, Scope, TokenAlgorithm};
 
 pub(super) fn parse_public_url(s: &str) -> Result<Url, String> {
     let u = Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
@@ -11,9 +11,7 @@ pub(super) fn parse_public_url(s: &str) -> Result<Url, String> {
         return Err(format!("{s:?} must be an http or https URL with a host"));
     }
     if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
-        return Err(format!(
-            "{s:?} must be scheme and host only (no path, query or fragment)"
-        ));
+        return Err(format!("{s:?} must be scheme and host only (no path, query or fragment)"));
     }
     Ok(u)
 }
@@ -29,7 +27,9 @@ pub(super) fn parse_http_url(s: &str) -> Result<Url, String> {
 pub(super) fn parse_upstream(s: &str) -> Result<Url, String> {
     let u = parse_http_url(s)?;
     if u.scheme() != "http" {
-        return Err(format!("{s:?}: only http:// upstreams are supported (the gateway terminates at the app's private address)"));
+        return Err(format!(
+            "{s:?}: only http:// upstreams are supported (the gateway terminates at the app's private address)"
+        ));
     }
     if u.path() != "/" || u.query().is_some() {
         return Err(format!("{s:?} must be scheme, host and port only"));
@@ -41,10 +41,8 @@ pub(super) fn parse_prefix(s: &str) -> Result<String, String> {
     let ok = s.len() > 1
         && s.starts_with('/')
         && !s.ends_with('/')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
-    ok.then(|| s.to_string())
-        .ok_or_else(|| format!("{s:?} must be a path like \"/.gateway\" (no trailing slash)"))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    ok.then(|| s.to_string()).ok_or_else(|| format!("{s:?} must be a path like \"/.gateway\" (no trailing slash)"))
 }
 
 pub(super) fn parse_route_path(s: &str) -> Result<String, String> {
@@ -57,12 +55,8 @@ pub(super) fn parse_scope(s: &str) -> Result<Scope, String> {
     match s {
         "snsapi_base" => Ok(Scope::Base),
         "snsapi_userinfo" => Ok(Scope::Userinfo),
-        "snsapi_login" => Err(
-            "snsapi_login is for Open Platform website QR login, not Official Account pages".into(),
-        ),
-        _ => Err(format!(
-            "{s:?} must be \"snsapi_base\" or \"snsapi_userinfo\""
-        )),
+        "snsapi_login" => Err("snsapi_login is for Open Platform website QR login, not Official Account pages".into()),
+        _ => Err(format!("{s:?} must be \"snsapi_base\" or \"snsapi_userinfo\"")),
     }
 }
 
@@ -77,27 +71,59 @@ pub(super) fn parse_algorithm(s: &str) -> Result<TokenAlgorithm, String> {
 pub(super) fn parse_policy(s: &str) -> Result<Policy, String> {
     match s {
         "required" => Ok(Policy::Required),
+        "optional" => Ok(Policy::Optional),
         "public" => Ok(Policy::Public),
-        _ => Err(format!("{s:?} must be \"required\" or \"public\"")),
+        _ => Err(format!("{s:?} must be \"required\", \"optional\" or \"public\"")),
     }
 }
 
 pub(super) fn parse_cookie_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-    ok.then(|| s.to_string())
-        .ok_or_else(|| format!("{s:?} must be letters, digits, _ or -"))
+    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    ok.then(|| s.to_string()).ok_or_else(|| format!("{s:?} must be letters, digits, _ or -"))
 }
 
 pub(super) fn parse_header_name(s: &str) -> Result<HeaderName, String> {
-    let h =
-        HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))?;
-    if matches!(
-        h.as_str(),
-        "host" | "cookie" | "connection" | "content-length" | "transfer-encoding"
-    ) {
+    let h = HeaderName::from_bytes(s.as_bytes()).map_err(|_| format!("{s:?} is not a header name"))?;
+    if matches!(h.as_str(), "host" | "cookie" | "connection" | "content-length" | "transfer-encoding") {
         return Err(format!("{s:?} is a header the proxy itself needs"));
     }
     Ok(h)
+}
+
+pub(super) fn parse_non_wechat(s: &str) -> Result<NonWechat, String> {
+    match s {
+        "qr_page" => Ok(NonWechat::QrPage),
+        "pass" => Ok(NonWechat::Pass),
+        "login" => Ok(NonWechat::Login),
+        _ => Err(format!("{s:?} must be \"qr_page\", \"pass\" or \"login\"")),
+    }
+}
+
+pub(super) fn parse_host_pattern(s: &str) -> Result<HostPattern, String> {
+    let h = s.to_ascii_lowercase();
+    let valid = |name: &str| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    if let Some(rest) = h.strip_prefix("*.") {
+        if valid(rest) && rest.contains('.') {
+            return Ok(HostPattern::Wildcard(format!(".{rest}")));
+        }
+    } else if valid(&h) {
+        return Ok(HostPattern::Exact(h));
+    }
+    Err(format!("{s:?} must be a host name (h5.example.com) or a wildcard (*.example.com), without port"))
+}
+
+pub(super) fn parse_ipnet(s: &str) -> Result<IpNet, String> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: std::net::IpAddr = addr.parse().map_err(|_| format!("{s:?} is not an IP address or network"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(p) => {
+            p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?
+        }
+        None => max,
+    };
+    Ok(IpNet { addr, prefix })
 }

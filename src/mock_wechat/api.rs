@@ -16,15 +16,9 @@ impl MockWechat {
         match fault {
             Some(Fault::Errcode(c)) => return self.error(c, "system error"),
             Some(Fault::Http500) => {
-                return text(
-                    500,
-                    "text/html",
-                    "<html><body>500 Internal Server Error</body></html>".into(),
-                )
+                return text(500, "text/html", "<html><body>500 Internal Server Error</body></html>".into())
             }
-            Some(Fault::Malformed) => {
-                return text(200, "text/plain", "<html>upstream gateway error".into())
-            }
+            Some(Fault::Malformed) => return text(200, "text/plain", "<html>upstream gateway error".into()),
             Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
             None => {}
         }
@@ -82,8 +76,7 @@ impl MockWechat {
     fn error(&self, errcode: i64, errmsg: &str) -> Response<Vec<u8>> {
         let rid = base62_nonce(self.entropy.as_ref(), 24).to_lowercase();
         let rid = format!("{}-{}-{}", &rid[..8], &rid[8..16], &rid[16..]);
-        let body =
-            serde_json::json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") });
+        let body = serde_json::json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") });
         text(200, "text/plain", body.to_string())
     }
 }

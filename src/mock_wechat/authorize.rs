@@ -15,29 +15,21 @@ const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "st
 impl MockWechat {
     pub(super) fn authorize(&self, req: &RequestHeader, query: &str) -> Response<Vec<u8>> {
         self.lock().stats.authorizes += 1;
-        let ua = req
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let ua = req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !self.cfg.any_browser && !ua.contains("MicroMessenger") {
-            return error_page(
-                None,
-                "请在微信客户端打开链接",
-                "Open this link in the WeChat client",
-            );
+            return error_page(None, "请在微信客户端打开链接", "Open this link in the WeChat client");
         }
-        let pairs: Vec<(&str, &str)> = query
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split_once('=').unwrap_or((p, "")))
-            .collect();
+        let pairs: Vec<(&str, &str)> =
+            query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
         let names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         if names.len() < ORDER.len() || names[..ORDER.len()] != ORDER {
-            return error_page(Some(10005), "Scope 参数错误或没有 Scope 权限", "parameters missing or out of order (appid, redirect_uri, response_type, scope, state)");
+            return error_page(
+                Some(10005),
+                "Scope 参数错误或没有 Scope 权限",
+                "parameters missing or out of order (appid, redirect_uri, response_type, scope, state)",
+            );
         }
-        let [appid, redirect_raw, response_type, scope, state] =
-            [0, 1, 2, 3, 4].map(|i| pairs[i].1);
+        let [appid, redirect_raw, response_type, scope, state] = [0, 1, 2, 3, 4].map(|i| pairs[i].1);
         if appid.is_empty() {
             return error_page(Some(10012), "appid 参数为空", "appid is empty");
         }
@@ -45,11 +37,7 @@ impl MockWechat {
             return error_page(Some(10016), "appid 参数错误", "unknown appid");
         }
         if redirect_raw.is_empty() {
-            return error_page(
-                Some(10011),
-                "redirect_uri 参数为空",
-                "redirect_uri is empty",
-            );
+            return error_page(Some(10011), "redirect_uri 参数为空", "redirect_uri is empty");
         }
         if scope.is_empty() {
             return error_page(Some(10010), "scope 参数为空", "scope is empty");
@@ -58,11 +46,7 @@ impl MockWechat {
             return error_page(Some(10013), "state 参数为空", "state is empty");
         }
         if response_type != "code" {
-            return error_page(
-                Some(10005),
-                "response_type 参数错误",
-                "response_type must be code",
-            );
+            return error_page(Some(10005), "response_type 参数错误", "response_type must be code");
         }
         if scope != "snsapi_base" && scope != "snsapi_userinfo" {
             return error_page(
@@ -72,11 +56,7 @@ impl MockWechat {
             );
         }
         if state.len() > 128 || !state.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return error_page(
-                None,
-                "state 参数错误",
-                "state must be at most 128 characters of [A-Za-z0-9]",
-            );
+            return error_page(None, "state 参数错误", "state must be at most 128 characters of [A-Za-z0-9]");
         }
         let redirect = match self.check_redirect(redirect_raw) {
             Ok(u) => u,
@@ -93,12 +73,7 @@ impl MockWechat {
         let now = self.clock.now();
         self.lock().codes.insert(
             code.clone(),
-            Code {
-                openid: self.openid_for(&user),
-                scope: scope.to_string(),
-                issued: now,
-                used: false,
-            },
+            Code { openid: self.openid_for(&user), scope: scope.to_string(), issued: now, used: false },
         );
         let mut r = text(302, "text/html; charset=utf-8", String::new());
         if let Ok(v) = callback_location(&redirect, &code, state).parse() {
@@ -110,38 +85,20 @@ impl MockWechat {
     /// `redirect_uri` must be encoded as a whole (as `encodeURIComponent` does) and point at a
     /// registered domain: exact host, no IP address, no port unless allowed.
     fn check_redirect(&self, raw: &str) -> Result<Url, (Option<i64>, &'static str, &'static str)> {
-        let encoded_whole = raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%".contains(&b));
+        let encoded_whole = raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%".contains(&b));
         if !encoded_whole {
-            return Err((
-                None,
-                "redirect_uri 参数错误",
-                "redirect_uri must be percent-encoded as a whole",
-            ));
+            return Err((None, "redirect_uri 参数错误", "redirect_uri must be percent-encoded as a whole"));
         }
         let decoded = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not UTF-8"))?;
-        let url = Url::parse(&decoded)
-            .map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not a URL"))?;
+        let url = Url::parse(&decoded).map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not a URL"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err((
-                None,
-                "redirect_uri 参数错误",
-                "redirect_uri must be http or https",
-            ));
+            return Err((None, "redirect_uri 参数错误", "redirect_uri must be http or https"));
         }
         let host = url.host_str().unwrap_or("");
-        let is_ip = matches!(
-            url.host(),
-            Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_))
-        );
-        let registered = self
-            .cfg
-            .domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(host));
+        let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
+        let registered = self.cfg.domains.iter().any(|d| d.eq_ignore_ascii_case(host));
         if is_ip || !registered || (url.port().is_some() && !self.cfg.allow_port) {
             return Err((
                 Some(10003),
@@ -186,14 +143,8 @@ mod tests {
     #[test]
     fn code_goes_before_the_fragment() {
         let u = Url::parse("https://h.example/cb?x=1#frag").unwrap();
-        assert_eq!(
-            callback_location(&u, "C", "S"),
-            "https://h.example/cb?x=1&code=C&state=S#frag"
-        );
+        assert_eq!(callback_location(&u, "C", "S"), "https://h.example/cb?x=1&code=C&state=S#frag");
         let u = Url::parse("https://h.example/cb").unwrap();
-        assert_eq!(
-            callback_location(&u, "C", "S"),
-            "https://h.example/cb?code=C&state=S"
-        );
+        assert_eq!(callback_location(&u, "C", "S"), "https://h.example/cb?code=C&state=S");
     }
 }

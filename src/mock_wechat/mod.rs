@@ -102,12 +102,7 @@ impl MockWechat {
     }
 
     pub fn with_clock(cfg: MockConfig, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            cfg: Arc::new(cfg),
-            clock,
-            entropy: Arc::new(OsEntropy),
-            state: Arc::default(),
-        }
+        Self { cfg: Arc::new(cfg), clock, entropy: Arc::new(OsEntropy), state: Arc::default() }
     }
 
     /// The openid that `user` gets for this mock's appid: 28 characters starting with `o`,
@@ -148,24 +143,14 @@ impl ServeHttp for MockWechat {
         match (method.as_str(), path.as_str()) {
             ("GET", "/connect/oauth2/authorize") => self.authorize(req, &query),
             ("GET", "/sns/oauth2/access_token") => self.access_token(&query).await,
-            ("GET", "/mock/stats") => json(
-                200,
-                &serde_json::to_string(&self.stats()).unwrap_or_default(),
-            ),
+            ("GET", "/mock/stats") => json(200, &serde_json::to_string(&self.stats()).unwrap_or_default()),
             ("POST", "/mock/fault") => self.fault_from_query(&query),
             ("GET", "/mock/openid") => match param(&query, "user") {
-                Some(u) => json(
-                    200,
-                    &serde_json::json!({ "openid": self.openid_for(&u) }).to_string(),
-                ),
+                Some(u) => json(200, &serde_json::json!({ "openid": self.openid_for(&u) }).to_string()),
                 None => json(400, r#"{"error":"user is required"}"#),
             },
             ("GET", "/mock/login-as") => login_as(&query),
-            _ => text(
-                404,
-                "text/plain; charset=utf-8",
-                "not a WeChat endpoint".into(),
-            ),
+            _ => text(404, "text/plain; charset=utf-8", "not a WeChat endpoint".into()),
         }
     }
 }
@@ -177,19 +162,12 @@ impl MockWechat {
             Some("busy") => Fault::Errcode(-1),
             Some("http500") => Fault::Http500,
             Some("malformed") => Fault::Malformed,
-            Some("slow") => Fault::Slow(Duration::from_millis(
-                num("ms").unwrap_or(3000).max(0) as u64
-            )),
+            Some("slow") => Fault::Slow(Duration::from_millis(num("ms").unwrap_or(3000).max(0) as u64)),
             Some("errcode") => match num("errcode") {
                 Some(c) => Fault::Errcode(c),
                 None => return json(400, r#"{"error":"errcode is required"}"#),
             },
-            _ => {
-                return json(
-                    400,
-                    r#"{"error":"kind must be busy, http500, malformed, slow or errcode"}"#,
-                )
-            }
+            _ => return json(400, r#"{"error":"kind must be busy, http500, malformed, slow or errcode"}"#),
         };
         self.inject(fault);
         json(200, r#"{"queued":true}"#)
@@ -197,17 +175,13 @@ impl MockWechat {
 }
 
 fn login_as(query: &str) -> Response<Vec<u8>> {
-    let Some(user) = param(query, "user").filter(|u| {
-        u.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) else {
+    let Some(user) =
+        param(query, "user").filter(|u| u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    else {
         return json(400, r#"{"error":"user must be letters, digits, - or _"}"#);
     };
-    let mut r = text(
-        200,
-        "text/plain; charset=utf-8",
-        format!("mock WeChat: later logins from this browser are {user}\n"),
-    );
+    let mut r =
+        text(200, "text/plain; charset=utf-8", format!("mock WeChat: later logins from this browser are {user}\n"));
     if let Ok(v) = format!("mock_user={user}; Path=/; SameSite=Lax").parse() {
         r.headers_mut().insert(http::header::SET_COOKIE, v);
     }
@@ -216,9 +190,7 @@ fn login_as(query: &str) -> Response<Vec<u8>> {
 
 /// The first value of `key` in a query string, decoded.
 fn param(query: &str, key: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 fn text(status: u16, content_type: &str, body: String) -> Response<Vec<u8>> {
@@ -228,8 +200,7 @@ fn text(status: u16, content_type: &str, body: String) -> Response<Vec<u8>> {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
     let len = r.body().len();
-    r.headers_mut()
-        .insert(http::header::CONTENT_LENGTH, len.into());
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
     r
 }
 

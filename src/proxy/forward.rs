@@ -1,12 +1,11 @@
 //! What the upstream receives: the request without any client-sent identity, with the
 //! gateway's token, forwarding headers and the right `Host`.
 
-use std::net::SocketAddr;
-
 use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::Result;
 
+use crate::client::ClientView;
 use crate::config::Route;
 use crate::cookies;
 
@@ -14,12 +13,7 @@ use crate::cookies;
 /// letter case, and `_` written for `-`.
 pub fn strip_identity(req: &mut RequestHeader, name: &HeaderName) {
     let target = normalize(name.as_str());
-    let doomed: Vec<HeaderName> = req
-        .headers
-        .keys()
-        .filter(|k| normalize(k.as_str()) == target)
-        .cloned()
-        .collect();
+    let doomed: Vec<HeaderName> = req.headers.keys().filter(|k| normalize(k.as_str()) == target).cloned().collect();
     for h in doomed {
         req.remove_header(&h);
     }
@@ -31,12 +25,8 @@ fn normalize(name: &str) -> String {
 
 /// Drops the gateway's own cookies from the `Cookie` header: the upstream has no use for them.
 pub fn strip_gateway_cookies(req: &mut RequestHeader, names: &[&str]) -> Result<()> {
-    let joined: Vec<String> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_string))
-        .collect();
+    let joined: Vec<String> =
+        req.headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok().map(str::to_string)).collect();
     if joined.is_empty() {
         return Ok(());
     }
@@ -47,25 +37,19 @@ pub fn strip_gateway_cookies(req: &mut RequestHeader, names: &[&str]) -> Result<
     Ok(())
 }
 
-/// Sets `X-Forwarded-For` (the client's address: values sent by clients are not believed),
-/// `X-Forwarded-Proto` (the public URL's scheme) and `X-Forwarded-Host` (the client's Host),
-/// and the `Host` the route asks for.
-pub fn forwarding_headers(
-    req: &mut RequestHeader,
-    client: Option<SocketAddr>,
-    scheme: &str,
-    route: &Route,
-) -> Result<()> {
-    let host = req.headers.get(http::header::HOST).cloned();
-    match client {
-        Some(addr) => req.insert_header("x-forwarded-for", addr.ip().to_string())?,
+/// Sets `X-Forwarded-For` (the client's address, appended to the chain only behind a
+/// trusted proxy), `X-Forwarded-Proto` and `X-Forwarded-Host` (as the client asked), and the
+/// `Host` the route asks for.
+pub fn forwarding_headers(req: &mut RequestHeader, view: &ClientView, scheme: &str, route: &Route) -> Result<()> {
+    match &view.forwarded_for {
+        Some(chain) => req.insert_header("x-forwarded-for", chain)?,
         None => {
             req.remove_header("x-forwarded-for");
         }
     }
-    req.insert_header("x-forwarded-proto", scheme)?;
-    match &host {
-        Some(h) => req.insert_header("x-forwarded-host", h.clone())?,
+    req.insert_header("x-forwarded-proto", view.proto.as_deref().unwrap_or(scheme))?;
+    match &view.authority {
+        Some(h) => req.insert_header("x-forwarded-host", h)?,
         None => {
             req.remove_header("x-forwarded-host");
         }

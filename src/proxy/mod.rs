@@ -1,5 +1,6 @@
 //! The pingora `ProxyHttp` implementation. Each phase only dispatches to the modules that
-//! own the logic: [`crate::login`], [`crate::session`], [`crate::token`], [`forward`].
+//! own the logic: [`crate::access`] (endpoints, routing, login), [`crate::token`],
+//! [`forward`].
 
 pub mod forward;
 pub mod respond;
@@ -12,16 +13,17 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::access::{self, Step};
+use crate::client::ClientView;
 use crate::clock::base62_nonce;
-use crate::config::Policy;
 use crate::error::GatewayError;
-use crate::gateway::{request_host, Gateway};
-use crate::login;
+use crate::gateway::Gateway;
 use crate::session::Session as UserSession;
 
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
     pub request_id: String,
+    pub view: ClientView,
     pub route: Option<usize>,
     pub user: Option<UserSession>,
     started: Instant,
@@ -37,53 +39,34 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             request_id: base62_nonce(self.0.entropy.as_ref(), 16),
+            view: ClientView::default(),
             route: None,
             user: None,
             started: Instant::now(),
         }
     }
 
-    /// `Ok(true)`: the gateway answered by itself (its own endpoints, unknown routes, the
-    /// redirect to WeChat). `Ok(false)`: forward to the route's upstream.
+    /// `Ok(true)`: the gateway answered by itself (its endpoints, verification files, unknown
+    /// routes, the ways into login). `Ok(false)`: forward to the chosen route's upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let gw = &self.0;
-        let req = session.req_header();
-        let path = req.uri.path().to_string();
-        if gw.is_reserved(&path) {
-            let reply = match endpoint(gw, &path, session).await {
-                Ok(reply) => reply,
-                Err(e) => {
-                    e.log(&ctx.request_id);
-                    e.reply(&ctx.request_id)
-                }
-            };
-            respond::send(session, reply).await?;
-            return Ok(true);
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.view = ClientView::of(session.req_header(), peer, &gw.config.trusted_proxies);
+        match access::decide(gw, session.req_header(), &ctx.view, &ctx.request_id).await {
+            Step::Forward { route, user } => {
+                ctx.route = Some(route);
+                ctx.user = user;
+                Ok(false)
+            }
+            Step::Reply(reply) => {
+                respond::send(session, reply).await?;
+                Ok(true)
+            }
         }
-        let Some(route) = gw.route_for(&request_host(req), &path) else {
-            respond::send(session, GatewayError::NoRoute.reply(&ctx.request_id)).await?;
-            return Ok(true);
-        };
-        ctx.route = Some(route);
-        ctx.user = gw
-            .cookies
-            .session(&req.headers, &gw.config.wechat.appid, gw.now());
-        if ctx.user.is_none() && gw.route(route).policy == Policy::Required {
-            let reply = login::start(gw, &login::return_target(gw, req));
-            respond::send(session, reply).await?;
-            return Ok(true);
-        }
-        Ok(false)
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        let index = ctx
-            .route
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let index = ctx.route.ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
         let route = self.0.route(index);
         let mut peer = HttpPeer::new(self.0.upstream_addrs[index], false, String::new());
         peer.options.connection_timeout = Some(route.upstream.connect_timeout);
@@ -93,7 +76,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -104,29 +87,22 @@ impl ProxyHttp for GatewayProxy {
         let route = gw.route(index);
         let token_header = &gw.config.token.header;
         forward::strip_identity(upstream, token_header);
-        forward::strip_gateway_cookies(upstream, &gw.cookies.names())?;
-        let client = session.client_addr().and_then(|a| a.as_inet()).copied();
-        forward::forwarding_headers(upstream, client, gw.config.public_url.scheme(), route)?;
+        forward::strip_gateway_cookies(upstream, &gw.apps[route.app].cookies.names())?;
+        forward::forwarding_headers(upstream, &ctx.view, gw.app(route.app).public_url.scheme(), route)?;
         upstream.insert_header("x-request-id", &ctx.request_id)?;
         if let Some(user) = &ctx.user {
-            let claims = gw
+            let claims = gw.signer.claims(user, &route.audience, gw.now());
+            let token = gw
                 .signer
-                .claims(&user.openid, &user.appid, &route.audience, gw.now());
-            let token = gw.signer.sign(&claims).map_err(|e| {
-                Error::because(ErrorType::InternalError, "signing the identity token", e)
-            })?;
+                .sign(&claims)
+                .map_err(|e| Error::because(ErrorType::InternalError, "signing the identity token", e))?;
             upstream.insert_header(token_header.clone(), token)?;
         }
         Ok(())
     }
 
     /// Answers upstream failures with the gateway's own 502 page.
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
             _ => match e.esource() {
@@ -143,10 +119,7 @@ impl ProxyHttp for GatewayProxy {
         } else if code > 0 {
             let _ = session.respond_error(code).await;
         }
-        FailToProxy {
-            error_code: code,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -155,31 +128,10 @@ impl ProxyHttp for GatewayProxy {
         let who = ctx.user.as_ref().map_or("-", |u| u.openid.as_str());
         let ms = ctx.started.elapsed().as_millis();
         match e {
-            Some(e) => log::warn!(
-                "{} {} {} {status} {who} {ms}ms error: {e}",
-                ctx.request_id,
-                req.method,
-                req.uri.path()
-            ),
-            None => log::info!(
-                "{} {} {} {status} {who} {ms}ms",
-                ctx.request_id,
-                req.method,
-                req.uri.path()
-            ),
+            Some(e) => {
+                log::warn!("{} {} {} {status} {who} {ms}ms error: {e}", ctx.request_id, req.method, req.uri.path())
+            }
+            None => log::info!("{} {} {} {status} {who} {ms}ms", ctx.request_id, req.method, req.uri.path()),
         }
-    }
-}
-
-/// The gateway's own endpoints under its reserved prefix.
-async fn endpoint(
-    gw: &Gateway,
-    path: &str,
-    session: &Session,
-) -> Result<crate::reply::Reply, GatewayError> {
-    let sub = &path[gw.config.prefix.len()..];
-    match sub {
-        "/callback" => login::callback(gw, session.req_header()).await,
-        _ => Err(GatewayError::NoEndpoint),
     }
 }

@@ -14,9 +14,7 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     }
     header.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
+    session.write_response_header(Box::new(header), head_only).await?;
     if !head_only {
         session.write_response_body(Some(reply.body), true).await?;
     }

@@ -23,13 +23,7 @@ pub fn encode_component(value: &str) -> String {
 ///
 /// The parameters come in the one order WeChat accepts, `redirect_uri` is encoded as a whole,
 /// and the URL ends in the mandatory `#wechat_redirect`. `state` must already be base62.
-pub fn authorize_url(
-    base: &str,
-    appid: &str,
-    redirect_uri: &str,
-    scope: &str,
-    state: &str,
-) -> String {
+pub fn authorize_url(base: &str, appid: &str, redirect_uri: &str, scope: &str, state: &str) -> String {
     debug_assert!(state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric()));
     format!(
         "{base}?appid={}&redirect_uri={}&response_type=code&scope={}&state={}#wechat_redirect",
@@ -65,22 +59,13 @@ mod tests {
     fn parameters_appear_in_wechat_order() {
         let url = authorize_url("https://w/a", "wx1", "https://h/c", "snsapi_userinfo", "s");
         let query = url.split_once('?').unwrap().1.split_once('#').unwrap().0;
-        let names: Vec<&str> = query
-            .split('&')
-            .map(|kv| kv.split_once('=').unwrap().0)
-            .collect();
-        assert_eq!(
-            names,
-            ["appid", "redirect_uri", "response_type", "scope", "state"]
-        );
+        let names: Vec<&str> = query.split('&').map(|kv| kv.split_once('=').unwrap().0).collect();
+        assert_eq!(names, ["appid", "redirect_uri", "response_type", "scope", "state"]);
         assert!(url.ends_with("#wechat_redirect"));
     }
 
     #[test]
     fn encodes_like_encode_uri_component() {
-        assert_eq!(
-            encode_component("a b/c?d=é!*'()~"),
-            "a%20b%2Fc%3Fd%3D%C3%A9!*'()~"
-        );
+        assert_eq!(encode_component("a b/c?d=é!*'()~"), "a%20b%2Fc%3Fd%3D%C3%A9!*'()~");
     }
 }

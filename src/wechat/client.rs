@@ -9,13 +9,18 @@ use super::errcode::{classify, ErrClass};
 use crate::secret::Secret;
 
 /// Who WeChat says the browser's user is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     pub openid: String,
     pub unionid: Option<String>,
     pub scope: String,
     /// `is_snapshotuser: 1`: a virtual openid from WeChat's snapshot page.
     pub snapshot_user: bool,
+    /// From `/sns/userinfo`, with `snsapi_userinfo` only.
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    /// The exchange's access token, needed for `/sns/userinfo`; never stored in a session.
+    pub access_token: Option<String>,
 }
 
 /// Why an exchange gave no identity. Cloneable: callbacks that share one exchange share its
@@ -56,6 +61,18 @@ struct Answer {
     scope: String,
     #[serde(default)]
     is_snapshotuser: i64,
+    access_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UserInfo {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    nickname: Option<String>,
+    headimgurl: Option<String>,
+    unionid: Option<String>,
 }
 
 /// An HTTP client for one Official Account's exchange endpoint.
@@ -63,33 +80,23 @@ struct Answer {
 pub struct WechatClient {
     http: reqwest::Client,
     endpoint: Url,
+    userinfo: Url,
     appid: String,
     secret: Secret,
 }
 
 impl WechatClient {
-    pub fn new(
-        api_base: &Url,
-        appid: &str,
-        secret: Secret,
-        connect: Duration,
-        total: Duration,
-    ) -> Self {
+    pub fn new(api_base: &Url, appid: &str, secret: Secret, connect: Duration, total: Duration) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
             .timeout(total)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a reqwest client with rustls and timeouts always builds");
-        let endpoint = api_base
-            .join("/sns/oauth2/access_token")
-            .expect("joining an absolute path onto an http URL cannot fail");
-        Self {
-            http,
-            endpoint,
-            appid: appid.to_string(),
-            secret,
-        }
+        let endpoint =
+            api_base.join("/sns/oauth2/access_token").expect("joining an absolute path onto an http URL cannot fail");
+        let userinfo = api_base.join("/sns/userinfo").expect("joining an absolute path onto an http URL cannot fail");
+        Self { http, endpoint, userinfo, appid: appid.to_string(), secret }
     }
 
     /// Exchanges `code` once. Never retried here: WeChat may have consumed the code even when
@@ -104,7 +111,40 @@ impl WechatClient {
         let resp = self.http.get(url).send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
-        parse_answer(status, &body)
+        let mut identity = parse_answer(status, &body)?;
+        if identity.scope.contains("snsapi_userinfo") && !identity.snapshot_user {
+            self.add_userinfo(&mut identity).await?;
+        }
+        Ok(identity)
+    }
+
+    /// `GET /sns/userinfo`: nickname, avatar and unionid for a `snsapi_userinfo` login.
+    async fn add_userinfo(&self, identity: &mut Identity) -> Result<(), ExchangeError> {
+        let Some(token) = identity.access_token.as_deref() else {
+            return Err(ExchangeError::Malformed("userinfo scope without access_token".into()));
+        };
+        let mut url = self.userinfo.clone();
+        url.query_pairs_mut()
+            .append_pair("access_token", token)
+            .append_pair("openid", &identity.openid)
+            .append_pair("lang", "zh_CN");
+        let resp = self.http.get(url).send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport_error)?;
+        let info: UserInfo = serde_json::from_slice(&body).map_err(|e| {
+            if (200..300).contains(&status) {
+                ExchangeError::Malformed(e.to_string())
+            } else {
+                ExchangeError::Http(status)
+            }
+        })?;
+        if info.errcode != 0 {
+            return Err(ExchangeError::Rejected { errcode: info.errcode, errmsg: info.errmsg });
+        }
+        identity.nickname = info.nickname.filter(|n| !n.is_empty());
+        identity.avatar = info.headimgurl.filter(|h| !h.is_empty());
+        identity.unionid = identity.unionid.take().or(info.unionid.filter(|u| !u.is_empty()));
+        Ok(())
     }
 }
 
@@ -112,16 +152,11 @@ impl WechatClient {
 pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError> {
     let answer: Answer = match serde_json::from_slice(body) {
         Ok(a) => a,
-        Err(e) if (200..300).contains(&status) => {
-            return Err(ExchangeError::Malformed(e.to_string()))
-        }
+        Err(e) if (200..300).contains(&status) => return Err(ExchangeError::Malformed(e.to_string())),
         Err(_) => return Err(ExchangeError::Http(status)),
     };
     if answer.errcode != 0 {
-        return Err(ExchangeError::Rejected {
-            errcode: answer.errcode,
-            errmsg: answer.errmsg,
-        });
+        return Err(ExchangeError::Rejected { errcode: answer.errcode, errmsg: answer.errmsg });
     }
     match answer.openid {
         Some(openid) if !openid.is_empty() => Ok(Identity {
@@ -129,6 +164,9 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError>
             unionid: answer.unionid.filter(|u| !u.is_empty()),
             scope: answer.scope,
             snapshot_user: answer.is_snapshotuser == 1,
+            nickname: None,
+            avatar: None,
+            access_token: answer.access_token,
         }),
         _ if !(200..300).contains(&status) => Err(ExchangeError::Http(status)),
         _ => Err(ExchangeError::Malformed("no openid and no errcode".into())),
@@ -150,40 +188,27 @@ mod tests {
 
     #[test]
     fn errcode_wins_over_status_and_content() {
-        let e = parse_answer(
-            200,
-            br#"{"errcode":40163,"errmsg":"code been used, rid: 1-2-3"}"#,
-        )
-        .unwrap_err();
-        assert_eq!(
-            e,
-            ExchangeError::Rejected {
-                errcode: 40163,
-                errmsg: "code been used, rid: 1-2-3".into()
-            }
-        );
+        let e = parse_answer(200, br#"{"errcode":40163,"errmsg":"code been used, rid: 1-2-3"}"#).unwrap_err();
+        assert_eq!(e, ExchangeError::Rejected { errcode: 40163, errmsg: "code been used, rid: 1-2-3".into() });
         assert_eq!(e.class(), ErrClass::CodeRejected);
     }
 
     #[test]
     fn success_and_snapshot() {
-        let ok = parse_answer(200, br#"{"access_token":"A","expires_in":7200,"refresh_token":"R","openid":"oX","scope":"snsapi_base"}"#).unwrap();
-        assert_eq!(ok.openid, "oX");
-        assert!(!ok.snapshot_user);
-        let snap = parse_answer(
+        let ok = parse_answer(
             200,
-            br#"{"openid":"oV","scope":"snsapi_userinfo","is_snapshotuser":1}"#,
+            br#"{"access_token":"A","expires_in":7200,"refresh_token":"R","openid":"oX","scope":"snsapi_base"}"#,
         )
         .unwrap();
+        assert_eq!(ok.openid, "oX");
+        assert!(!ok.snapshot_user);
+        let snap = parse_answer(200, br#"{"openid":"oV","scope":"snsapi_userinfo","is_snapshotuser":1}"#).unwrap();
         assert!(snap.snapshot_user);
     }
 
     #[test]
     fn garbage_and_server_errors() {
-        assert!(matches!(
-            parse_answer(200, b"<html>"),
-            Err(ExchangeError::Malformed(_))
-        ));
+        assert!(matches!(parse_answer(200, b"<html>"), Err(ExchangeError::Malformed(_))));
         assert_eq!(parse_answer(500, b"oops"), Err(ExchangeError::Http(500)));
         assert_eq!(parse_answer(502, b"{}"), Err(ExchangeError::Http(502)));
     }

@@ -29,7 +29,10 @@ pub fn classify(errcode: i64) -> (ErrClass, &'static str) {
         41002 => (ErrClass::Misconfigured, "appid missing: check wechat.appid"),
         41004 => (ErrClass::Misconfigured, "appsecret missing: check wechat.secret"),
         40002 => (ErrClass::Misconfigured, "invalid grant_type"),
-        40164 => (ErrClass::Misconfigured, "this server's IP is not in the account's IP whitelist (mp.weixin.qq.com > 基本配置 > IP白名单)"),
+        40164 => (
+            ErrClass::Misconfigured,
+            "this server's IP is not in the account's IP whitelist (mp.weixin.qq.com > 基本配置 > IP白名单)",
+        ),
         48001 => (ErrClass::Misconfigured, "API unauthorized: the account lacks 网页授权 permission for this scope"),
         _ => (ErrClass::Unknown, "unknown error code"),
     }

@@ -25,6 +25,7 @@ pub const WECHAT_SECRET: &str = "wechat-app-secret-for-tests";
 pub const HS256_KEY: &str = "hs256-test-key-0123456789abcdef0123456789";
 pub const SESSION_KEY: &str = "session-test-key-0123456789abcdef0123456789";
 pub const PUBLIC_HOST: &str = "gw.test";
+pub const NAV_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
 
 /// One request as the upstream received it.
@@ -52,18 +53,11 @@ impl Recorder {
 impl ServeHttp for Recorder {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let path = req
-            .uri
-            .path_and_query()
-            .map_or("/".into(), |p| p.to_string());
-        self.0.lock().unwrap().push(Seen {
-            path: path.clone(),
-            headers: req.headers.clone(),
-        });
+        let path = req.uri.path_and_query().map_or("/".into(), |p| p.to_string());
+        self.0.lock().unwrap().push(Seen { path: path.clone(), headers: req.headers.clone() });
         let mut r = Response::new(format!("upstream saw {path}").into_bytes());
         let len = r.body().len();
-        r.headers_mut()
-            .insert(http::header::CONTENT_LENGTH, len.into());
+        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
         r
     }
 }
@@ -140,16 +134,8 @@ impl Harness {
         );
         let upstream = Recorder::default();
         let conf = Arc::new(server_conf(1));
-        let mock_srv = start_on(
-            ListeningService::new("mock".into(), mock.clone()),
-            listener(),
-        )
-        .unwrap();
-        let up_srv = start_on(
-            ListeningService::new("upstream".into(), upstream.clone()),
-            listener(),
-        )
-        .unwrap();
+        let mock_srv = start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap();
+        let up_srv = start_on(ListeningService::new("upstream".into(), upstream.clone()), listener()).unwrap();
 
         let gw_listener = listener();
         let gateway_addr = gw_listener.local_addr().unwrap();
@@ -174,10 +160,7 @@ impl Harness {
         std::fs::write(dir.path().join("gateway.toml"), &toml).unwrap();
         let loaded = config::load_file(&dir.path().join("gateway.toml"))
             .unwrap_or_else(|e| panic!("test config has mistakes: {e:?}\n{toml}"));
-        let deps = Deps {
-            clock: Arc::new(clock.clone()),
-            ..Deps::default()
-        };
+        let deps = Deps { clock: Arc::new(clock.clone()), ..Deps::default() };
         let gateway = Arc::new(Gateway::new(loaded.config.clone(), deps).unwrap());
         let gw_srv = start_on(proxy_service(gateway, &conf), gw_listener).unwrap();
         Harness {
@@ -207,20 +190,26 @@ impl Harness {
     }
 
     pub fn browser_with_ua(&self, ua: &str) -> Browser {
-        let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(jar.clone())
-            .user_agent(ua)
-            .resolve(PUBLIC_HOST, self.gateway_addr)
-            .build()
-            .unwrap();
-        Browser {
-            client,
-            jar,
-            origin: self.url(""),
-        }
+        browser(ua, PUBLIC_HOST, self.gateway_addr)
     }
+}
+
+/// A browser with user agent `ua` whose resolver sends `host` to `addr` (URLs without a port
+/// reach `addr`'s port; URLs with a port keep theirs).
+pub fn browser(ua: &str, host: &str, addr: SocketAddr) -> Browser {
+    let jar = Arc::new(Jar::default());
+    // What a browser sends for a page navigation.
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::ACCEPT, http::HeaderValue::from_static(NAV_ACCEPT));
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .user_agent(ua)
+        .resolve(host, addr)
+        .build()
+        .unwrap();
+    Browser { client, jar, origin: format!("http://{host}") }
 }
 
 /// A browser: keeps cookies, does not follow redirects by itself.
@@ -242,18 +231,25 @@ pub struct Page {
 
 impl Page {
     pub fn location(&self) -> &str {
-        self.headers
-            .get("location")
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
+        self.headers.get("location").map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+
+    /// Where a browser goes next: `Location`, or a `<meta http-equiv="refresh">` (as a browser
+    /// with script disabled follows the gateway's fragment-keeping page).
+    pub fn next_url(&self) -> Option<String> {
+        let base = url::Url::parse(&self.url).unwrap();
+        let target = if (300..400).contains(&self.status) {
+            self.location().to_string()
+        } else {
+            let start = self.body.find("http-equiv=\"refresh\" content=\"0;url=")?;
+            let rest = &self.body[start + "http-equiv=\"refresh\" content=\"0;url=".len()..];
+            rest[..rest.find('"')?].replace("&amp;", "&")
+        };
+        Some(base.join(&target).unwrap().to_string())
     }
 
     pub fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect()
+        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
     }
 }
 
@@ -269,10 +265,7 @@ impl Browser {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let resp = req.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
         Page {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
@@ -281,32 +274,43 @@ impl Browser {
         }
     }
 
-    /// Follows redirects by hand, as a browser would, and returns every response.
+    /// Follows redirects and meta refreshes by hand, as a browser without script would, and
+    /// returns every response.
     pub async fn walk(&self, url: &str) -> Vec<Page> {
+        self.walk_until(url, |_| false).await
+    }
+
+    /// Like [`Browser::walk`], stopping before requesting a URL for which `stop` is true (that
+    /// URL is then the last page's [`Page::next_url`]).
+    pub async fn walk_until(&self, url: &str, stop: impl Fn(&str) -> bool) -> Vec<Page> {
         let mut pages = Vec::new();
         let mut next = url.to_string();
-        for _ in 0..10 {
+        for _ in 0..12 {
             let page = self.get(&next).await;
-            let redirect = (300..400).contains(&page.status).then(|| {
-                let base = url::Url::parse(&page.url).unwrap();
-                base.join(page.location()).unwrap().to_string()
-            });
+            let follow = page.next_url();
             pages.push(page);
-            match redirect {
-                Some(loc) => next = loc,
-                None => return pages,
+            match follow {
+                Some(u) if !stop(&u) => next = u,
+                _ => return pages,
             }
         }
-        panic!("more than 10 redirects from {url}");
+        panic!("more than 12 redirects from {url}");
+    }
+
+    /// Starts a login at `path` and returns the callback URL WeChat sends the browser to,
+    /// without requesting it.
+    pub async fn callback_url(&self, url: &str) -> String {
+        let pages = self.walk_until(url, |u| u.contains("/.gateway/callback?")).await;
+        let last = pages.last().unwrap();
+        last.next_url().filter(|u| u.contains("/.gateway/callback?")).unwrap_or_else(|| {
+            panic!("no callback: {:?}", pages.iter().map(|p| (p.status, &p.url, &p.body)).collect::<Vec<_>>())
+        })
     }
 
     /// The cookies the browser would send to the gateway's `path`.
     pub fn cookies(&self, path: &str) -> String {
         let url = format!("{}{path}", self.origin).parse().unwrap();
-        self.jar
-            .cookies(&url)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
+        self.jar.cookies(&url).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
     }
 
     /// Replaces a cookie as a tampering client would.
@@ -318,7 +322,5 @@ impl Browser {
 
 /// The value of cookie `name` in a `Cookie` header value.
 pub fn cookie_value(cookies: &str, name: &str) -> Option<String> {
-    cookies
-        .split("; ")
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+    cookies.split("; ").find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
 }

@@ -15,10 +15,7 @@ pub fn python() -> PathBuf {
         let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pyenv");
         let py = venv.join("bin/python");
         let ready = |py: &PathBuf| {
-            Command::new(py)
-                .args(["-c", "import jwt, cryptography"])
-                .status()
-                .is_ok_and(|s| s.success())
+            Command::new(py).args(["-c", "import jwt, cryptography"]).status().is_ok_and(|s| s.success())
         };
         if !ready(&py) {
             run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
@@ -39,15 +36,10 @@ pub fn python() -> PathBuf {
 
 fn run(cmd: &mut Command) {
     let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        status.success(),
-        "{cmd:?} failed: install python3-venv, or run `bash .ci/run` once"
-    );
+    assert!(status.success(), "{cmd:?} failed: install python3-venv, or run `bash .ci/run` once");
 }
 
 /// The script at `tests/e2e/<name>`.
 pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/e2e")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e").join(name)
 }

@@ -1,0 +1,148 @@
+//! Who is asking and how: the client's address, host and scheme (believing `X-Forwarded-*`
+//! only from trusted proxies), whether it is WeChat, and whether it is a page navigation.
+
+use std::net::IpAddr;
+
+use pingora::http::RequestHeader;
+
+use crate::config::IpNet;
+
+/// The client as the gateway sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientView {
+    /// The client's address: the peer's, or from `X-Forwarded-For` behind trusted proxies.
+    pub ip: Option<IpAddr>,
+    /// The host asked for: lower case, without port.
+    pub host: String,
+    /// The host asked for, with its port if it had one, when it is a plausible host name.
+    pub authority: Option<String>,
+    /// `http` or `https` when a trusted proxy said so.
+    pub proto: Option<String>,
+    /// The `X-Forwarded-For` the upstream receives.
+    pub forwarded_for: Option<String>,
+}
+
+impl ClientView {
+    /// Reads the request from `peer`; forwarding headers count only when `peer` is trusted.
+    pub fn of(req: &RequestHeader, peer: Option<IpAddr>, trusted: &[IpNet]) -> Self {
+        let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+        let header =
+            |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let via_proxy = peer.is_some_and(is_trusted);
+        let raw_host = via_proxy
+            .then(|| header("x-forwarded-host").and_then(|h| h.split(',').next()).map(str::trim))
+            .flatten()
+            .or_else(|| header("host"))
+            .or_else(|| req.uri.host())
+            .unwrap_or_default();
+        let authority = plausible_host(raw_host).then(|| raw_host.to_ascii_lowercase());
+        let proto = via_proxy
+            .then(|| {
+                header("x-forwarded-proto").and_then(|p| p.split(',').next()).map(|p| p.trim().to_ascii_lowercase())
+            })
+            .flatten()
+            .filter(|p| p == "http" || p == "https");
+        let (ip, forwarded_for) = match (peer, via_proxy.then(|| header("x-forwarded-for")).flatten()) {
+            (Some(p), Some(chain)) => {
+                // The nearest address no trusted proxy vouches for is the client.
+                let hops: Vec<IpAddr> = chain.split(',').filter_map(|h| h.trim().parse().ok()).collect();
+                let client =
+                    hops.iter().rev().find(|h| !is_trusted(**h)).copied().or(hops.first().copied()).unwrap_or(p);
+                (Some(client), Some(format!("{chain}, {p}")))
+            }
+            (Some(p), None) => (Some(p), Some(p.to_string())),
+            (None, _) => (None, None),
+        };
+        ClientView { ip, host: strip_port(raw_host).to_ascii_lowercase(), authority, proto, forwarded_for }
+    }
+}
+
+fn plausible_host(h: &str) -> bool {
+    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+/// `example.com:8080` -> `example.com`; `[::1]:80` -> `[::1]`.
+pub fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// WeChat's in-app browser (also its desktop clients and WeCom, which carry
+/// `MicroMessenger` too).
+pub fn is_wechat(req: &RequestHeader) -> bool {
+    req.headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger"))
+}
+
+/// A top-level page navigation, as opposed to an XHR, `fetch()` or asset request:
+/// `X-Requested-With` means no; else `Sec-Fetch-Mode` decides; else an `Accept` with
+/// `text/html` (or none at all) means yes.
+pub fn is_navigation(req: &RequestHeader) -> bool {
+    let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    if get("x-requested-with").is_some() {
+        return false;
+    }
+    if let Some(mode) = get("sec-fetch-mode") {
+        return mode.eq_ignore_ascii_case("navigate");
+    }
+    get("accept").is_none_or(|a| a.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn net(s: &str) -> IpNet {
+        let (a, p) = s.split_once('/').unwrap();
+        IpNet { addr: a.parse().unwrap(), prefix: p.parse().unwrap() }
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_peers() {
+        let r = req(&[
+            ("host", "Internal:8080"),
+            ("x-forwarded-host", "shop.example.com"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-for", "6.6.6.6, 1.2.3.4"),
+        ]);
+        let untrusted = ClientView::of(&r, Some("9.9.9.9".parse().unwrap()), &[net("10.0.0.0/8")]);
+        assert_eq!(untrusted.host, "internal");
+        assert_eq!(untrusted.proto, None);
+        assert_eq!(untrusted.forwarded_for.as_deref(), Some("9.9.9.9"));
+        assert_eq!(untrusted.ip, Some("9.9.9.9".parse().unwrap()));
+
+        let trusted = ClientView::of(&r, Some("10.0.0.5".parse().unwrap()), &[net("10.0.0.0/8")]);
+        assert_eq!(trusted.host, "shop.example.com");
+        assert_eq!(trusted.proto.as_deref(), Some("https"));
+        assert_eq!(trusted.forwarded_for.as_deref(), Some("6.6.6.6, 1.2.3.4, 10.0.0.5"));
+        assert_eq!(trusted.ip, Some("1.2.3.4".parse().unwrap()), "the nearest untrusted hop");
+    }
+
+    #[test]
+    fn navigation_or_api() {
+        assert!(is_navigation(&req(&[("sec-fetch-mode", "navigate"), ("accept", "*/*")])));
+        assert!(!is_navigation(&req(&[("sec-fetch-mode", "cors"), ("accept", "text/html")])));
+        assert!(!is_navigation(&req(&[("accept", "application/json")])));
+        assert!(!is_navigation(&req(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")])));
+        assert!(is_navigation(&req(&[("accept", "text/html,application/xhtml+xml")])));
+        assert!(is_navigation(&req(&[])));
+    }
+
+    #[test]
+    fn wechat_user_agents() {
+        assert!(is_wechat(&req(&[("user-agent", "Mozilla/5.0 ... MicroMessenger/8.0.47 wxwork/4.1")])));
+        assert!(!is_wechat(&req(&[("user-agent", "Mozilla/5.0 Chrome/120")])));
+    }
+}

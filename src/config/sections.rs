@@ -1,0 +1,152 @@
+//! Readers for the `[wechat]`, `[session]`, `[token]` and `[[routes]]` tables.
+
+use std::time::Duration;
+
+use http::HeaderName;
+use url::Url;
+
+use super::load::SecretLoader;
+use super::reader::{secret_from, Table};
+use super::values::*;
+use super::*;
+use crate::duration;
+use crate::seal::MIN_SECRET_LEN;
+
+const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
+const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+
+pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader) -> Option<WechatConfig> {
+    let appid: Option<String> = t.req("appid");
+    if let Some(a) = &appid {
+        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            t.error("appid", "must be the account's AppID (letters and digits, like wx1234567890abcdef)");
+        }
+    }
+    let secret = t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1));
+    let scope = t.parsed("scope", parse_scope).unwrap_or(Scope::Base);
+    let authorize_url = t
+        .parsed("authorize_url", parse_http_url)
+        .unwrap_or_else(|| Url::parse(DEFAULT_AUTHORIZE_URL).expect("constant URL"));
+    let api_base =
+        t.parsed("api_base", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_API_BASE).expect("constant URL"));
+    let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(2));
+    let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
+    t.finish();
+    Some(WechatConfig { appid: appid?, secret: secret?, scope, authorize_url, api_base, connect_timeout, timeout })
+}
+
+pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<SessionConfig> {
+    let keys_path = t.path_of("keys");
+    let raw_keys: Vec<toml::Value> = t.req("keys").unwrap_or_default();
+    let mut keys = Vec::new();
+    let mut keys_ok = !raw_keys.is_empty();
+    if raw_keys.is_empty() && t.has("keys") {
+        t.error("keys", "needs at least one key");
+    }
+    for (i, v) in raw_keys.iter().enumerate() {
+        let path = format!("{keys_path}[{i}]");
+        match secret_from(v, &path, t.errors).and_then(|s| secrets.load(s, &path, MIN_SECRET_LEN)) {
+            Some(k) => keys.push(k),
+            None => keys_ok = false,
+        }
+    }
+    let lifetime = t.parsed("lifetime", duration::parse).unwrap_or(Duration::from_secs(7 * 86_400));
+    let cookie_name = t.parsed("cookie_name", parse_cookie_name).unwrap_or_else(|| "ogw_session".into());
+    let login_cookie_name = t.parsed("login_cookie_name", parse_cookie_name).unwrap_or_else(|| "ogw_login".into());
+    if cookie_name == login_cookie_name {
+        t.error("login_cookie_name", "must differ from cookie_name");
+    }
+    let login_lifetime = t.parsed("login_lifetime", duration::parse).unwrap_or(Duration::from_secs(600));
+    let cookie_domain = t.opt::<String>("cookie_domain").map(|d| d.to_ascii_lowercase());
+    t.finish();
+    keys_ok.then_some(SessionConfig { keys, lifetime, cookie_name, login_cookie_name, login_lifetime, cookie_domain })
+}
+
+pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer: Option<&str>) -> Option<TokenConfig> {
+    let header = t.parsed("header", parse_header_name).unwrap_or(HeaderName::from_static("x-openid-token"));
+    let algorithm = t.req_parsed("algorithm", "\"ES256\" or \"HS256\"", parse_algorithm);
+    let key_path = t.path_of("key");
+    let key = t.secret("key").and_then(|src| {
+        let min = if algorithm == Some(TokenAlgorithm::HS256) { MIN_SECRET_LEN } else { 1 };
+        let secret = secrets.load(src, &key_path, min)?;
+        if algorithm == Some(TokenAlgorithm::ES256) {
+            if let Err(e) = crate::token::es256_keys(secret.expose()) {
+                t.error("key", e.to_string());
+                return None;
+            }
+        }
+        Some(secret)
+    });
+    let issuer = t.opt::<String>("issuer").or(default_issuer.map(str::to_string)).unwrap_or_default();
+    let lifetime = t.parsed("lifetime", duration::parse).unwrap_or(Duration::from_secs(300));
+    t.finish();
+    Some(TokenConfig { header, algorithm: algorithm?, key: key?, issuer, lifetime })
+}
+
+/// A route as read, with what two routes must not share (host and path) even when the rest
+/// of it has mistakes.
+pub(super) struct RouteDraft {
+    pub key: (HostPattern, String),
+    pub route: Option<Route>,
+}
+
+pub(super) fn route(mut t: Table, apps: &[App]) -> RouteDraft {
+    let host = t.parsed("host", parse_host_pattern).unwrap_or(HostPattern::Any);
+    let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
+    let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
+    let app = match t.opt::<String>("app") {
+        Some(name) => apps.iter().position(|a| a.name == name).or_else(|| {
+            t.error("app", format!("no app is called {name:?}"));
+            None
+        }),
+        None if apps.len() > 1 => {
+            t.error("app", "is required when several apps are listed");
+            None
+        }
+        None => (!apps.is_empty()).then_some(0),
+    };
+    let audience = t.opt::<String>("audience").or_else(|| app.map(|i| apps[i].public_origin())).unwrap_or_default();
+    let policy = t.parsed("policy", parse_policy).unwrap_or(Policy::Required);
+    let public_paths: Vec<String> = t.opt("public_paths").unwrap_or_default();
+    for (i, p) in public_paths.iter().enumerate() {
+        if parse_route_path(p).is_err() {
+            t.error(&format!("public_paths[{i}]"), format!("{p:?} must be a path starting with /"));
+        }
+    }
+    let preserve_host = t.opt::<bool>("preserve_host").unwrap_or(true);
+    let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(3));
+    let scope = t.parsed("scope", parse_scope);
+    let non_wechat = t.parsed("non_wechat", parse_non_wechat).unwrap_or(NonWechat::QrPage);
+    let keep_fragment = t.opt::<bool>("keep_fragment").unwrap_or(true);
+    t.finish();
+    let key = (host.clone(), path.trim_end_matches('/').to_string());
+    let (Some(url), Some(app)) = (upstream_url, app) else { return RouteDraft { key, route: None } };
+    let host_name = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let upstream = Upstream {
+        address: format!("{host_name}:{port}"),
+        host_header: match url.port() {
+            Some(p) => format!("{host_name}:{p}"),
+            None => host_name,
+        },
+        connect_timeout,
+    };
+    let scope = match (scope, apps[app].wechat.scope) {
+        (Some(Scope::Userinfo), _) | (_, Scope::Userinfo) => Scope::Userinfo,
+        _ => Scope::Base,
+    };
+    let route = Route {
+        host,
+        path,
+        upstream,
+        audience,
+        policy,
+        public_paths,
+        preserve_host,
+        app,
+        scope,
+        non_wechat,
+        keep_fragment,
+    };
+    RouteDraft { key, route: Some(route) }
+}
