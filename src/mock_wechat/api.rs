@@ -3,7 +3,7 @@
 
 use http::Response;
 
-use super::{param, text, Fault, MockWechat, CODE_LIFETIME_SECS};
+use super::{param, text, Fault, Grant, MockWechat, CODE_LIFETIME_SECS};
 use crate::clock::base62_nonce;
 
 impl MockWechat {
@@ -50,22 +50,59 @@ impl MockWechat {
                 Some(c) if now >= c.issued + CODE_LIFETIME_SECS => Err((40029, "invalid code")),
                 Some(c) => {
                     c.used = true;
+                    let (user, openid, scope, snapshot) =
+                        (c.user.clone(), c.openid.clone(), c.scope.clone(), c.snapshot);
                     state.stats.successes += 1;
-                    let c = &state.codes[&code];
-                    Ok((c.openid.clone(), c.scope.clone()))
+                    let token = base62_nonce(self.entropy.as_ref(), 86);
+                    let grant = Grant { user, openid: openid.clone(), scope: scope.clone() };
+                    state.tokens.insert(token.clone(), grant);
+                    Ok((token, openid, scope, snapshot))
                 }
             }
         };
         match answer {
             Err((errcode, msg)) => self.error(errcode, msg),
-            Ok((openid, scope)) => {
-                let token = |n| base62_nonce(self.entropy.as_ref(), n);
-                let body = serde_json::json!({
-                    "access_token": token(86),
+            Ok((token, openid, scope, snapshot)) => {
+                let mut body = serde_json::json!({
+                    "access_token": token,
                     "expires_in": 7200,
-                    "refresh_token": token(86),
+                    "refresh_token": base62_nonce(self.entropy.as_ref(), 86),
                     "openid": openid,
                     "scope": scope,
+                });
+                if snapshot {
+                    body["is_snapshotuser"] = 1.into();
+                }
+                text(200, "text/plain", body.to_string())
+            }
+        }
+    }
+
+    /// `GET /sns/userinfo?access_token=&openid=&lang=`: the profile, for userinfo tokens only.
+    pub(super) fn userinfo(&self, query: &str) -> Response<Vec<u8>> {
+        let get = |k: &str| param(query, k).filter(|v| !v.is_empty());
+        let profile = {
+            let state = self.lock();
+            match get("access_token").and_then(|t| state.tokens.get(&t)) {
+                None => Err((40001, "invalid credential, access_token is invalid or not latest")),
+                Some(g) if get("openid").as_deref() != Some(g.openid.as_str()) => Err((40003, "invalid openid")),
+                Some(g) if g.scope != "snsapi_userinfo" => Err((48001, "api unauthorized")),
+                Some(g) => Ok((g.user.clone(), g.openid.clone())),
+            }
+        };
+        match profile {
+            Err((errcode, msg)) => self.error(errcode, msg),
+            Ok((user, openid)) => {
+                let body = serde_json::json!({
+                    "openid": openid,
+                    "nickname": format!("{user}·微信"),
+                    "sex": 0,
+                    "province": "",
+                    "city": "",
+                    "country": "",
+                    "headimgurl": format!("https://thirdwx.qlogo.cn/mmopen/vi_32/{}/132", super::openid("avatar", &user)),
+                    "privilege": [],
+                    "unionid": super::unionid(&user),
                 });
                 text(200, "text/plain", body.to_string())
             }

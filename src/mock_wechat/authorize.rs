@@ -69,14 +69,23 @@ impl MockWechat {
             .or_else(|| cookies::get(&req.headers, "mock_user"))
             .unwrap_or(&self.cfg.default_user)
             .to_string();
-        let code = base62_nonce(self.entropy.as_ref(), 32);
-        let now = self.clock.now();
-        self.lock().codes.insert(
-            code.clone(),
-            Code { openid: self.openid_for(&user), scope: scope.to_string(), issued: now, used: false },
-        );
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let userinfo = scope == "snsapi_userinfo";
         let mut r = text(302, "text/html; charset=utf-8", String::new());
-        if let Ok(v) = callback_location(&redirect, &code, state).parse() {
+        if userinfo && header("x-mock-consent") == Some("deny") {
+            if let Ok(v) = callback_location(&redirect, None, state).parse() {
+                r.headers_mut().insert(http::header::LOCATION, v);
+            }
+            return r;
+        }
+        let snapshot = userinfo && header("x-mock-snapshot") == Some("1");
+        let code = base62_nonce(self.entropy.as_ref(), 32);
+        let openid = if snapshot { self.openid_for("snapshot-virtual-user") } else { self.openid_for(&user) };
+        let now = self.clock.now();
+        self.lock()
+            .codes
+            .insert(code.clone(), Code { user, openid, scope: scope.to_string(), issued: now, used: false, snapshot });
+        if let Ok(v) = callback_location(&redirect, Some(&code), state).parse() {
             r.headers_mut().insert(http::header::LOCATION, v);
         }
         r
@@ -110,13 +119,15 @@ impl MockWechat {
     }
 }
 
-/// The redirect back: `code` and `state` appended with `?` or `&`, before any fragment.
-fn callback_location(redirect: &Url, code: &str, state: &str) -> String {
+/// The redirect back: `code` (unless consent was refused) and `state` appended with `?` or
+/// `&`, before any fragment.
+fn callback_location(redirect: &Url, code: Option<&str>, state: &str) -> String {
     let mut base = redirect.clone();
     let fragment = base.fragment().map(str::to_string);
     base.set_fragment(None);
     let sep = if base.query().is_some() { '&' } else { '?' };
-    let mut out = format!("{base}{sep}code={code}&state={state}");
+    let code = code.map_or(String::new(), |c| format!("code={c}&"));
+    let mut out = format!("{base}{sep}{code}state={state}");
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(&f);
@@ -143,8 +154,9 @@ mod tests {
     #[test]
     fn code_goes_before_the_fragment() {
         let u = Url::parse("https://h.example/cb?x=1#frag").unwrap();
-        assert_eq!(callback_location(&u, "C", "S"), "https://h.example/cb?x=1&code=C&state=S#frag");
+        assert_eq!(callback_location(&u, Some("C"), "S"), "https://h.example/cb?x=1&code=C&state=S#frag");
         let u = Url::parse("https://h.example/cb").unwrap();
-        assert_eq!(callback_location(&u, "C", "S"), "https://h.example/cb?code=C&state=S");
+        assert_eq!(callback_location(&u, Some("C"), "S"), "https://h.example/cb?code=C&state=S");
+        assert_eq!(callback_location(&u, None, "S"), "https://h.example/cb?state=S");
     }
 }

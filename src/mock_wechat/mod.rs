@@ -15,7 +15,10 @@
 //! - `GET /mock/login-as?user=NAME`: later authorizations from this browser are NAME's
 //!
 //! The user of an authorization is the `X-Mock-User` header, else the `mock_user` cookie, else
-//! the configured default user.
+//! the configured default user. With `snsapi_userinfo`, `X-Mock-Consent: deny` refuses consent
+//! (WeChat's older clients then come back with `state` and no `code`) and
+//! `X-Mock-Snapshot: 1` plays WeChat's snapshot page (a virtual openid, `is_snapshotuser: 1`).
+//! `GET /sns/userinfo` answers for `snsapi_userinfo` tokens (48001 for `snsapi_base` ones).
 
 mod api;
 mod authorize;
@@ -70,15 +73,26 @@ pub struct Stats {
 }
 
 struct Code {
+    user: String,
     openid: String,
     scope: String,
     issued: u64,
     used: bool,
+    /// Issued from WeChat's snapshot page: a virtual openid, `is_snapshotuser: 1`.
+    snapshot: bool,
+}
+
+/// What an access token from an exchange allows.
+struct Grant {
+    user: String,
+    openid: String,
+    scope: String,
 }
 
 #[derive(Default)]
 struct State {
     codes: HashMap<String, Code>,
+    tokens: HashMap<String, Grant>,
     faults: VecDeque<Fault>,
     stats: Stats,
 }
@@ -125,6 +139,11 @@ impl MockWechat {
     }
 }
 
+/// The unionid `user` gets: the same for every appid, unlike the openid.
+pub fn unionid(user: &str) -> String {
+    openid("union", user)
+}
+
 /// `o` + 27 characters of base64url(SHA-256(appid:user)).
 pub fn openid(appid: &str, user: &str) -> String {
     let digest = Sha256::digest(format!("{appid}:{user}").as_bytes());
@@ -143,6 +162,7 @@ impl ServeHttp for MockWechat {
         match (method.as_str(), path.as_str()) {
             ("GET", "/connect/oauth2/authorize") => self.authorize(req, &query),
             ("GET", "/sns/oauth2/access_token") => self.access_token(&query).await,
+            ("GET", "/sns/userinfo") => self.userinfo(&query),
             ("GET", "/mock/stats") => json(200, &serde_json::to_string(&self.stats()).unwrap_or_default()),
             ("POST", "/mock/fault") => self.fault_from_query(&query),
             ("GET", "/mock/openid") => match param(&query, "user") {

@@ -76,6 +76,12 @@ pub struct Setup {
     pub mock_allow_port: bool,
     /// Point the gateway at another WeChat (its base URL) instead of the harness's mock.
     pub wechat_base: Option<String>,
+    /// Top-level keys (before any table), such as `trusted_proxies = [...]`.
+    pub top: String,
+    /// Tables added after `[session]`, such as `[login_limit]`.
+    pub tables: String,
+    /// `[[apps]]` tables replacing `public_url` and `[wechat]`; `MOCK` is the harness's mock.
+    pub apps: Option<String>,
 }
 
 impl Default for Setup {
@@ -89,6 +95,9 @@ impl Default for Setup {
             mock_secret: WECHAT_SECRET.into(),
             mock_allow_port: false,
             wechat_base: None,
+            top: String::new(),
+            tables: String::new(),
+            apps: None,
         }
     }
 }
@@ -105,7 +114,27 @@ pub struct Harness {
     _servers: Vec<Running>,
 }
 
-fn listener() -> TcpListener {
+/// A mock WeChat as strict as WeChat (no port, WeChat browsers only), default user alice.
+pub fn strict_mock(appid: &str, secret: &str, domain: &str, allow_port: bool, clock: &ManualClock) -> MockWechat {
+    MockWechat::with_clock(
+        MockConfig {
+            appid: appid.into(),
+            secret: secret.into(),
+            domains: vec![domain.into()],
+            allow_port,
+            any_browser: false,
+            default_user: "alice".into(),
+        },
+        Arc::new(clock.clone()),
+    )
+}
+
+/// Starts `mock` on its own listener.
+pub fn serve_mock(mock: &MockWechat) -> Running {
+    start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap()
+}
+
+pub fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
 }
 
@@ -121,17 +150,7 @@ impl Harness {
     /// Like [`Harness::with`], with extra files (such as keys) beside the config.
     pub async fn with_files(setup: Setup, files: &[(&str, &str)]) -> Self {
         let clock = ManualClock::new(SystemClock.now());
-        let mock = MockWechat::with_clock(
-            MockConfig {
-                appid: APPID.into(),
-                secret: setup.mock_secret.clone(),
-                domains: vec![PUBLIC_HOST.into()],
-                allow_port: setup.mock_allow_port,
-                any_browser: false,
-                default_user: "alice".into(),
-            },
-            Arc::new(clock.clone()),
-        );
+        let mock = strict_mock(APPID, &setup.mock_secret, PUBLIC_HOST, setup.mock_allow_port, &clock);
         let upstream = Recorder::default();
         let conf = Arc::new(server_conf(1));
         let mock_srv = start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap();
@@ -146,14 +165,25 @@ impl Harness {
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).unwrap();
         }
+        let mock_url = setup.wechat_base.clone().unwrap_or_else(|| mock_srv.url());
+        let (single, apps) = match &setup.apps {
+            None => (
+                format!(
+                    "public_url = \"http://{PUBLIC_HOST}\"\n{top}\n\
+                     [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
+                     authorize_url = \"{mock_url}/connect/oauth2/authorize\"\napi_base = \"{mock_url}\"\n{wechat}\n",
+                    top = setup.top,
+                    wechat = setup.wechat
+                ),
+                String::new(),
+            ),
+            Some(apps) => (setup.top.clone(), apps.replace("MOCK", &mock_url)),
+        };
         let toml = format!(
-            "listen = \"{gateway_addr}\"\npublic_url = \"http://{PUBLIC_HOST}\"\n\n\
-             [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
-             authorize_url = \"{mock}/connect/oauth2/authorize\"\napi_base = \"{mock}\"\n{wechat}\n\
-             [session]\nkeys = [{{ file = \"session.key\" }}]\n\n\
-             [token]\nissuer = \"https://issuer.test\"\n{token}\n{routes}",
-            mock = setup.wechat_base.clone().unwrap_or_else(|| mock_srv.url()),
-            wechat = setup.wechat,
+            "listen = \"{gateway_addr}\"\n{single}\n\
+             [session]\nkeys = [{{ file = \"session.key\" }}]\n\n{tables}\n\
+             [token]\nissuer = \"https://issuer.test\"\n{token}\n{apps}\n{routes}",
+            tables = setup.tables,
             token = setup.token,
             routes = setup.routes.replace("UPSTREAM", &up_srv.url()),
         );
@@ -212,12 +242,53 @@ pub fn browser(ua: &str, host: &str, addr: SocketAddr) -> Browser {
     Browser { client, jar, origin: format!("http://{host}") }
 }
 
+/// A cookie store that never keeps the cookies named in `drop` (a browser whose settings
+/// or a misconfiguration lose them).
+pub struct Dropping {
+    pub jar: Jar,
+    pub drop: Vec<String>,
+}
+
+impl CookieStore for Dropping {
+    fn set_cookies(&self, headers: &mut dyn Iterator<Item = &http::HeaderValue>, url: &url::Url) {
+        let kept: Vec<&http::HeaderValue> = headers
+            .filter(|h| {
+                let name = h.to_str().unwrap_or("").split('=').next().unwrap_or("");
+                !self.drop.iter().any(|d| d == "*" || d == name)
+            })
+            .collect();
+        self.jar.set_cookies(&mut kept.into_iter(), url);
+    }
+
+    fn cookies(&self, url: &url::Url) -> Option<http::HeaderValue> {
+        self.jar.cookies(url)
+    }
+}
+
+impl Harness {
+    /// A WeChat browser that drops the cookies named in `drop` (`"*"`: all of them).
+    pub fn browser_dropping(&self, drop: &[&str]) -> Browser {
+        let store = Arc::new(Dropping { jar: Jar::default(), drop: drop.iter().map(|d| d.to_string()).collect() });
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::ACCEPT, http::HeaderValue::from_static(NAV_ACCEPT));
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(store)
+            .user_agent(WECHAT_UA)
+            .resolve(PUBLIC_HOST, self.gateway_addr)
+            .build()
+            .unwrap();
+        Browser { client, jar: Arc::new(Jar::default()), origin: format!("http://{PUBLIC_HOST}") }
+    }
+}
+
 /// A browser: keeps cookies, does not follow redirects by itself.
 #[derive(Clone)]
 pub struct Browser {
     pub client: reqwest::Client,
     pub jar: Arc<Jar>,
-    origin: String,
+    pub origin: String,
 }
 
 /// One response, read whole.
@@ -285,7 +356,7 @@ impl Browser {
     pub async fn walk_until(&self, url: &str, stop: impl Fn(&str) -> bool) -> Vec<Page> {
         let mut pages = Vec::new();
         let mut next = url.to_string();
-        for _ in 0..12 {
+        for _ in 0..40 {
             let page = self.get(&next).await;
             let follow = page.next_url();
             pages.push(page);
@@ -294,7 +365,7 @@ impl Browser {
                 _ => return pages,
             }
         }
-        panic!("more than 12 redirects from {url}");
+        panic!("more than 40 redirects from {url}: a loop");
     }
 
     /// Starts a login at `path` and returns the callback URL WeChat sends the browser to,
