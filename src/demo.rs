@@ -27,13 +27,17 @@ impl ServeHttp for DemoApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         let token = req.headers.get(&self.header).and_then(|v| v.to_str().ok());
+        let verified = token.map(|t| (t, self.verifier.verify(t)));
+        if req.uri.path() == "/api/me" {
+            return api_me(verified.as_ref().map(|(_, r)| r));
+        }
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-        let body = match token.map(|t| (t, self.verifier.verify(t))) {
-            Some((raw, Ok(claims))) => verified(&claims, raw, path),
-            Some((_, Err(e))) => section("令牌无效 / Token rejected", &format!("<p>{}</p>", escape(&e.to_string()))),
+        let body = match verified {
+            Some((raw, Ok(claims))) => verified_section(&claims, raw, path),
+            Some((_, Err(e))) => section("令牌无效 / Token rejected", &format!("<p id=\"verified\">rejected: {}</p>", escape(&e.to_string()))),
             None => section(
                 "没有身份 / No identity",
-                "<p>此请求没有携带令牌（公开路由）。<br>This request carries no token (a public route).</p>",
+                "<p id=\"verified\">none</p><p>此请求没有携带令牌（公开路由）。<br>This request carries no token (a public route).</p>",
             ),
         };
         let html = format!(
@@ -41,27 +45,56 @@ impl ServeHttp for DemoApp {
              <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>openid-gateway demo</title>\
              <style>body{{font-family:-apple-system,'PingFang SC',sans-serif;max-width:40rem;margin:0 auto;padding:1.5rem;color:#222}}\
              table{{border-collapse:collapse;width:100%}}td{{border-bottom:1px solid #ddd;padding:.4rem;word-break:break-all}}\
-             code{{word-break:break-all;font-size:.8rem;background:#f3f3f3;display:block;padding:.5rem}}.ok{{color:#07c160}}</style>\
-             </head><body><p>演示应用 · Demo app behind openid-gateway</p>{body}</body></html>"
+             code,pre{{word-break:break-all;white-space:pre-wrap;font-size:.8rem;background:#f3f3f3;display:block;padding:.5rem}}.ok{{color:#07c160}}</style>\
+             </head><body><p>演示应用 · Demo app behind openid-gateway</p>{body}\
+             <p>前端路由 / Hash route: <b id=\"route\"></b></p>\
+             <p><button id=\"call\">fetch('/api/me')</button> <a href=\"/.gateway/logout?return=/public/\">退出 / Log out</a></p>\
+             <pre id=\"api\"></pre>\
+             <script>document.getElementById('route').textContent=location.hash||'(none)';\
+             document.getElementById('call').onclick=async()=>{{const r=await fetch('/api/me');\
+             document.getElementById('api').textContent=r.status+' '+await r.text();}};</script></body></html>"
         );
-        let mut r = Response::new(html.into_bytes());
-        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=utf-8"));
-        let len = r.body().len();
-        r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
-        r
+        respond(200, "text/html; charset=utf-8", html)
     }
+}
+
+/// `GET /api/me`: the verified claims as JSON, or 401.
+fn api_me(verified: Option<&Result<Claims, jsonwebtoken::errors::Error>>) -> Response<Vec<u8>> {
+    match verified {
+        Some(Ok(c)) => {
+            respond(200, "application/json", serde_json::json!({ "verified": true, "claims": c }).to_string())
+        }
+        Some(Err(e)) => respond(
+            401,
+            "application/json",
+            serde_json::json!({ "verified": false, "error": e.to_string() }).to_string(),
+        ),
+        None => respond(401, "application/json", r#"{"verified":false,"error":"no token"}"#.to_string()),
+    }
+}
+
+fn respond(status: u16, content_type: &'static str, body: String) -> Response<Vec<u8>> {
+    let mut r = Response::new(body.into_bytes());
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    let len = r.body().len();
+    r.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+    r
 }
 
 fn section(title: &str, inner: &str) -> String {
     format!("<h1>{title}</h1>{inner}")
 }
 
-fn verified(c: &Claims, raw: &str, path: &str) -> String {
+fn verified_section(c: &Claims, raw: &str, path: &str) -> String {
     let rows: String = [
         ("sub (openid)", c.sub.as_str()),
         ("appid", c.appid.as_str()),
         ("aud", c.aud.as_str()),
         ("iss", c.iss.as_str()),
+        ("scope", c.scope.as_str()),
+        ("nickname", c.nickname.as_deref().unwrap_or("-")),
+        ("unionid", c.unionid.as_deref().unwrap_or("-")),
     ]
     .iter()
     .map(|(k, v)| format!("<tr><td>{k}</td><td>{}</td></tr>", escape(v)))
@@ -70,8 +103,9 @@ fn verified(c: &Claims, raw: &str, path: &str) -> String {
     section(
         "<span class=\"ok\">✔</span> 你好，微信用户 / Hello, WeChat user",
         &format!(
-            "<p>本应用自行验证了 <b>X-Openid-Token</b>，身份如下。<br>This app verified the token itself; the gateway says you are:</p>\
-             <table>{rows}</table><p>请求路径 / Path: {}</p><p>令牌 / Raw token:</p><code>{}</code>",
+            "<p id=\"verified\">ok</p><p>本应用自行验证了 <b>X-Openid-Token</b>，身份如下。<br>This app verified the token itself; the gateway says you are:</p>\
+             <table>{rows}</table><p>openid: <b id=\"openid\">{}</b></p><p>请求路径 / Path: {}</p><p>令牌 / Raw token:</p><code>{}</code>",
+            escape(&c.sub),
             escape(path),
             escape(raw)
         ),

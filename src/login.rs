@@ -106,8 +106,19 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader) -> Result<R
         Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),
         Redeemed::Done(Ok(identity)) => {
             let cookie = state.cookies.new_session(&identity, appid, now, gw.entropy.as_ref());
-            Ok(Reply::redirect(retry).with_header("set-cookie", cookie))
+            Ok(Reply::redirect(with_own_fragment(&retry)).with_header("set-cookie", cookie))
         }
+    }
+}
+
+/// A redirect without a fragment inherits the fragment of the request it answers (RFC 9110
+/// §10.2.2), and WeChat's authorize URL ends in `#wechat_redirect`, which a hash router would
+/// take for a route. So the way back always names its own fragment, empty if need be.
+fn with_own_fragment(target: &str) -> String {
+    if target.contains('#') {
+        target.to_string()
+    } else {
+        format!("{target}#")
     }
 }
 
@@ -128,6 +139,12 @@ fn code_and_state(query: &str) -> (Option<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_way_back_never_inherits_wechat_redirect() {
+        assert_eq!(with_own_fragment("/app/?x=1"), "/app/?x=1#");
+        assert_eq!(with_own_fragment("/app/#/order/42"), "/app/#/order/42");
+    }
 
     #[test]
     fn first_code_and_state_win() {

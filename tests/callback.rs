@@ -52,7 +52,7 @@ async fn wrong_or_missing_state_gets_a_400_page_offering_a_new_login() {
     }
     assert_eq!(h.mock.stats().exchanges, 0, "a bad state never reaches WeChat");
     // The real callback still works afterwards.
-    assert_eq!(b.get(&cb).await.location(), "/orders");
+    assert_eq!(b.get(&cb).await.location(), "/orders#");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,13 +80,13 @@ async fn concurrent_callbacks_with_one_code_make_one_exchange_and_both_tabs_log_
     let (first, second) = tokio::join!(b.get(&cb), b.get(&reissued));
     for p in [&first, &second] {
         assert_eq!(p.status, 302, "{}", p.body);
-        assert_eq!(p.location(), "/tab");
+        assert_eq!(p.location(), "/tab#");
         assert!(p.set_cookies().iter().any(|c| c.starts_with("ogw_session=")));
     }
     assert_eq!(h.mock.stats().exchanges, 1);
     // Back button or refresh replays the callback later: same browser, same outcome.
     let replay = b.get(&cb).await;
-    assert_eq!(replay.location(), "/tab");
+    assert_eq!(replay.location(), "/tab#");
     assert_eq!(h.mock.stats().exchanges, 1);
     assert_eq!(b.get(&h.url("/tab")).await.status, 200);
 }

@@ -44,7 +44,11 @@ async fn full_flow_lands_on_the_original_url_with_a_verified_token() {
 
     // 3. The callback sets the session and returns to the original URL, clean of code/state.
     assert_eq!(pages[2].status, 302);
-    assert_eq!(pages[2].location(), "/shop/cart?item=42&x=%E4%B8%AD");
+    assert_eq!(
+        pages[2].location(),
+        "/shop/cart?item=42&x=%E4%B8%AD#",
+        "its own (empty) fragment, so #wechat_redirect is not inherited"
+    );
     let session_cookie = pages[2].set_cookies().into_iter().find(|c| c.starts_with("ogw_session=")).unwrap();
     assert!(session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Lax"));
     assert!(session_cookie.contains(&format!("Max-Age={}", 7 * 86_400)));

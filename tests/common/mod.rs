@@ -3,6 +3,7 @@
 //! follow redirects.
 #![allow(dead_code)]
 
+pub mod node;
 pub mod python;
 
 use std::net::{SocketAddr, TcpListener};
@@ -82,6 +83,10 @@ pub struct Setup {
     pub tables: String,
     /// `[[apps]]` tables replacing `public_url` and `[wechat]`; `MOCK` is the harness's mock.
     pub apps: Option<String>,
+    /// The host (and port) of the public URL, when not `gw.test`; `GWPORT` is the gateway's port.
+    pub public_authority: Option<String>,
+    /// The upstream every route goes to (`UPSTREAM`), when not the harness's recorder.
+    pub upstream_url: Option<String>,
 }
 
 impl Default for Setup {
@@ -98,6 +103,8 @@ impl Default for Setup {
             top: String::new(),
             tables: String::new(),
             apps: None,
+            public_authority: None,
+            upstream_url: None,
         }
     }
 }
@@ -169,11 +176,16 @@ impl Harness {
         let (single, apps) = match &setup.apps {
             None => (
                 format!(
-                    "public_url = \"http://{PUBLIC_HOST}\"\n{top}\n\
+                    "public_url = \"http://{public}\"\n{top}\n\
                      [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
                      authorize_url = \"{mock_url}/connect/oauth2/authorize\"\napi_base = \"{mock_url}\"\n{wechat}\n",
                     top = setup.top,
-                    wechat = setup.wechat
+                    wechat = setup.wechat,
+                    public = setup
+                        .public_authority
+                        .as_deref()
+                        .unwrap_or(PUBLIC_HOST)
+                        .replace("GWPORT", &gateway_addr.port().to_string()),
                 ),
                 String::new(),
             ),
@@ -185,7 +197,7 @@ impl Harness {
              [token]\nissuer = \"https://issuer.test\"\n{token}\n{apps}\n{routes}",
             tables = setup.tables,
             token = setup.token,
-            routes = setup.routes.replace("UPSTREAM", &up_srv.url()),
+            routes = setup.routes.replace("UPSTREAM", setup.upstream_url.as_deref().unwrap_or(&up_srv.url())),
         );
         std::fs::write(dir.path().join("gateway.toml"), &toml).unwrap();
         let loaded = config::load_file(&dir.path().join("gateway.toml"))

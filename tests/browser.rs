@@ -1,0 +1,76 @@
+//! The real-browser suite: headless Chromium (Debian's) driven by tests/browser/e2e.mjs
+//! (playwright-core) against the gateway, the mock WeChat and the demo app on loopback.
+//! Screenshots go to target/browser-screenshots.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::node::{browser_suite, CHROMIUM};
+use common::*;
+use openid_gateway::config::{TokenAlgorithm, TokenConfig};
+use openid_gateway::demo::DemoApp;
+use openid_gateway::secret::Secret;
+use openid_gateway::server::start_on;
+use pingora::services::listening::Service as ListeningService;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_end_to_end() {
+    let suite = browser_suite();
+    let token = TokenConfig {
+        header: http::HeaderName::from_static("x-openid-token"),
+        algorithm: TokenAlgorithm::HS256,
+        key: Secret::new(HS256_KEY.as_bytes().to_vec()),
+        issuer: "https://issuer.test".into(),
+        lifetime: Duration::from_secs(300),
+    };
+    let app =
+        start_on(ListeningService::new("demo".into(), DemoApp::new(&token, "shop").unwrap()), listener()).unwrap();
+    let h = Harness::with(Setup {
+        public_authority: Some(format!("{PUBLIC_HOST}:GWPORT")),
+        mock_allow_port: true,
+        upstream_url: Some(app.url()),
+        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
+                 [[routes]]\npath = \"/public\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"public\"\n"
+            .into(),
+        ..Setup::default()
+    })
+    .await;
+    let gw = format!("http://{PUBLIC_HOST}:{}", h.gateway_addr.port());
+    let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("e2e.mjs")
+            .current_dir(suite)
+            .env("GW", &gw)
+            .env("MOCK", format!("http://127.0.0.1:{}", h.mock_addr.port()))
+            .env("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1"))
+            .env("OUT", &out)
+            .env("CHROMIUM", CHROMIUM)
+            .output()
+            .map(|o| (o, h))
+    });
+    let (output, _h) = run.await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "browser suite failed:\n{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for check in [
+        "hash_route_kept",
+        "app_sees_route",
+        "token_verified_by_app",
+        "session_persists",
+        "fetch_with_session",
+        "fetch_gets_401_json",
+        "fetch_login_url",
+        "login_url_works",
+        "logout_returns",
+        "logout_clears_session",
+        "login_again_after_logout",
+        "qr_decodes_to_url",
+    ] {
+        assert_eq!(results[check], "ok", "{check}: {stdout}");
+    }
+}

@@ -1,0 +1,100 @@
+// Headless Chromium against a live gateway, mock WeChat and demo app (started by
+// tests/browser.rs). Prints one JSON line of results; exits 1 on the first failed check.
+//
+// Env: GW (gateway origin, e.g. http://gw.test:1234), MOCK (mock origin), HOST_RULES
+// (Chromium --host-resolver-rules), OUT (folder for screenshots), CHROMIUM (binary).
+import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { PNG } from "pngjs";
+import jsQR from "jsqr";
+
+const { GW, MOCK, HOST_RULES, OUT } = process.env;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const WECHAT_UA =
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
+const DESKTOP_UA =
+  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+const results = {};
+
+function check(name, ok, detail) {
+  results[name] = ok ? "ok" : `FAILED: ${detail}`;
+  if (!ok) {
+    console.log(JSON.stringify(results));
+    process.exit(1);
+  }
+}
+
+async function stats() {
+  return (await fetch(`${MOCK}/mock/stats`)).json();
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    `--host-resolver-rules=${HOST_RULES}`,
+  ],
+});
+try {
+  const phone = { userAgent: WECHAT_UA, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 };
+
+  // 1. A hash route survives the silent login; the app verified its token.
+  const wechat = await browser.newContext(phone);
+  const page = await wechat.newPage();
+  await page.goto(`${GW}/app/#/order/42`);
+  await page.waitForSelector("#openid", { timeout: 15000 });
+  check("hash_route_kept", page.url() === `${GW}/app/#/order/42`, page.url());
+  check("app_sees_route", (await page.textContent("#route")) === "#/order/42", await page.textContent("#route"));
+  check("token_verified_by_app", (await page.textContent("#verified")) === "ok", await page.textContent("#verified"));
+  await page.screenshot({ path: `${OUT}/wechat-app.png`, fullPage: true });
+
+  // 2. Cookies persist: a reload is served without WeChat.
+  const before = (await stats()).authorizes;
+  await page.reload();
+  await page.waitForSelector("#openid");
+  check("session_persists", (await stats()).authorizes === before, JSON.stringify(await stats()));
+
+  // 3. fetch() from the page: 200 with a session; 401 JSON without one.
+  await page.click("#call");
+  await page.waitForFunction(() => document.getElementById("api").textContent.length > 0);
+  const ok = await page.textContent("#api");
+  check("fetch_with_session", ok.startsWith("200 ") && JSON.parse(ok.slice(4)).verified === true, ok);
+  const anon = await browser.newContext(phone);
+  const anonPage = await anon.newPage();
+  await anonPage.goto(`${GW}/public/`);
+  const api = await anonPage.evaluate(async () => {
+    const r = await fetch("/app/api/orders");
+    return { status: r.status, header: r.headers.get("x-login-url"), body: await r.json() };
+  });
+  check("fetch_gets_401_json", api.status === 401 && api.body.error === "login_required", JSON.stringify(api));
+  check("fetch_login_url", api.body.login_url.startsWith(`${GW}/.gateway/login?return=`) && api.header === api.body.login_url, JSON.stringify(api));
+  // The page's script can follow login_url and come back logged in.
+  await anonPage.goto(api.body.login_url);
+  await anonPage.waitForSelector("#verified");
+  check("login_url_works", anonPage.url() === `${GW}/public/#` && !anonPage.url().includes("wechat_redirect") && (await anonPage.textContent("#verified")) === "ok", anonPage.url());
+
+  // 4. Logout ends the session; the next private page logs in again.
+  await page.goto(`${GW}/.gateway/logout?return=/public/`);
+  check("logout_returns", page.url() === `${GW}/public/`, page.url());
+  const names = (await wechat.cookies()).map((c) => c.name);
+  check("logout_clears_session", !names.includes("ogw_session"), names.join(","));
+  const beforeLogin = (await stats()).authorizes;
+  await page.goto(`${GW}/app/#/again`);
+  await page.waitForSelector("#openid");
+  check("login_again_after_logout", (await stats()).authorizes === beforeLogin + 1 && page.url() === `${GW}/app/#/again`, page.url());
+
+  // 5. A desktop browser gets the QR page; its code decodes to the URL asked for.
+  const desktop = await browser.newContext({ userAgent: DESKTOP_UA, viewport: { width: 1280, height: 900 } });
+  const qrPage = await desktop.newPage();
+  await qrPage.goto(`${GW}/order?id=7`);
+  const shot = `${OUT}/qr-page.png`;
+  await qrPage.screenshot({ path: shot, fullPage: true });
+  const png = PNG.sync.read(readFileSync(shot));
+  const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  check("qr_decodes_to_url", decoded && decoded.data === `${GW}/order?id=7`, decoded ? decoded.data : "no QR code found");
+  await desktop.close();
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(results));
