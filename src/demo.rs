@@ -34,10 +34,10 @@ impl ServeHttp for DemoApp {
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let body = match verified {
             Some((raw, Ok(claims))) => verified_section(&claims, raw, path),
-            Some((_, Err(e))) => section("令牌无效 / Token rejected", &format!("<p id=\"verified\">rejected: {}</p>", escape(&e.to_string()))),
+            Some((_, Err(e))) => section("令牌无效 / Token rejected", &format!("<p id=\"verified\" data-state=\"rejected\">rejected: {}</p>", escape(&e.to_string()))),
             None => section(
                 "没有身份 / No identity",
-                "<p id=\"verified\">none</p><p>此请求没有携带令牌（公开路由）。<br>This request carries no token (a public route).</p>",
+                "<p id=\"verified\" data-state=\"none\">此请求没有携带令牌（公开路由）。<br>This request carries no token (a public route).</p>",
             ),
         };
         let html = format!(
@@ -103,7 +103,7 @@ fn verified_section(c: &Claims, raw: &str, path: &str) -> String {
     section(
         "<span class=\"ok\">✔</span> 你好，微信用户 / Hello, WeChat user",
         &format!(
-            "<p id=\"verified\">ok</p><p>本应用自行验证了 <b>X-Openid-Token</b>，身份如下。<br>This app verified the token itself; the gateway says you are:</p>\
+            "<p id=\"verified\" data-state=\"ok\">本应用自行验证了 <b>X-Openid-Token</b>，身份如下。<br>This app verified the token itself; the gateway says you are:</p>\
              <table>{rows}</table><p>openid: <b id=\"openid\">{}</b></p><p>请求路径 / Path: {}</p><p>令牌 / Raw token:</p><code>{}</code>",
             escape(&c.sub),
             escape(path),

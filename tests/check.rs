@@ -115,3 +115,67 @@ fn short_keys_are_refused() {
     assert!(!ok);
     assert!(err.contains("session.keys[0]: is 5 bytes; at least 32 are needed"), "{err}");
 }
+
+#[test]
+fn h5_config_mistakes() {
+    let bad = GOOD
+        .replace(
+            "public_url = \"https://h5.example.com\"",
+            "public_url = \"https://h5.example.com\"\ntrusted_proxies = [\"10.0.0.0/33\", \"not-an-ip\"]",
+        )
+        .replace(
+            "[[routes]]\nupstream = \"http://127.0.0.1:3000\"\n",
+            "[[routes]]\nhost = \"*.example.com\"\nupstream = \"http://127.0.0.1:3000\"\nnon_wechat = \"block\"\n\n\
+             [[routes]]\nhost = \"*.EXAMPLE.com\"\nupstream = \"http://127.0.0.1:3001\"\npolicy = \"public\"\n\n\
+             [[routes]]\nhost = \"other.example.org\"\nupstream = \"http://127.0.0.1:3002\"\napp = \"nope\"\n\n\
+             [[routes]]\nhost = \"shop.example.org\"\nupstream = \"http://127.0.0.1:3003\"\n\n\
+             [[routes]]\nhost = \"bad host:80\"\nupstream = \"http://127.0.0.1:3004\"\n",
+        );
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    for expected in [
+        "trusted_proxies[0]: \"10.0.0.0/33\": prefix must be 0 to 32",
+        "trusted_proxies[1]:",
+        "routes[0].non_wechat:",
+        "routes[1]: matches the same host and path as routes[0]",
+        "routes[2].app: no app is called \"nope\"",
+        "routes[3].host: is not the host of app \"default\"",
+        "routes[4].host:",
+    ] {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
+}
+
+#[test]
+fn several_apps_need_names_and_routes_need_an_app() {
+    let two = r#"
+[[apps]]
+name = "a"
+public_url = "https://a.example.com"
+[apps.wechat]
+appid = "wx1"
+secret = { file = "session.key" }
+[[apps]]
+name = "a"
+public_url = "https://a.example.com"
+[apps.wechat]
+appid = "wx2"
+secret = { file = "session.key" }
+[session]
+keys = [{ file = "session.key" }]
+[token]
+algorithm = "HS256"
+key = { file = "session.key" }
+[[routes]]
+upstream = "http://127.0.0.1:3000"
+"#;
+    let (ok, err) = check(two);
+    assert!(!ok);
+    for expected in [
+        "apps[1].name: \"a\" names two apps",
+        "apps[1].public_url: another app already logs in on this host",
+        "routes[0].app: is required when several apps are listed",
+    ] {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
+}

@@ -46,7 +46,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     });
     let secrets = SecretLoader { base, demo: demo.is_some(), errors: &errors };
 
-    let apps = apps(&mut root, &secrets);
+    let (apps, declared) = apps(&mut root, &secrets);
     let session = required_table(&mut root, "session").and_then(|t| session_section(t, &secrets));
     let first_origin = apps.first().map(|a| a.public_origin());
     let token = required_table(&mut root, "token").and_then(|t| token_section(t, &secrets, first_origin.as_deref()));
@@ -75,7 +75,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     if route_tables.is_empty() && !root.has("routes") {
         root.error("routes", "at least one [[routes]] is required");
     }
-    let drafts: Vec<RouteDraft> = route_tables.into_iter().map(|t| route(t, &apps)).collect();
+    let drafts: Vec<RouteDraft> = route_tables.into_iter().map(|t| route(t, &apps, &declared)).collect();
     check_routes(&drafts, &apps, session.as_ref(), &errors);
     let routes: Vec<Route> = drafts.into_iter().filter_map(|d| d.route).collect();
     root.finish();
@@ -110,12 +110,14 @@ fn required_table<'a>(root: &mut Table<'a>, key: &str) -> Option<Table<'a>> {
 }
 
 /// The apps: `[[apps]]`, or the single-app form (`public_url`, `[wechat]`, `mp_verify` at the
-/// top level), whose app is called `default`.
-fn apps(root: &mut Table, secrets: &SecretLoader) -> Vec<App> {
+/// top level), whose app is called `default`. Also every name declared, including apps whose
+/// own mistakes kept them out, so routes naming them are not blamed too.
+fn apps(root: &mut Table, secrets: &SecretLoader) -> (Vec<App>, Vec<String>) {
     let tables = root.tables("apps");
     if tables.is_empty() {
-        return app_from(root, "default".into(), secrets).into_iter().collect();
+        return (app_from(root, "default".into(), secrets).into_iter().collect(), vec!["default".into()]);
     }
+    let mut declared = Vec::new();
     for key in ["public_url", "wechat", "mp_verify"] {
         if root.has(key) {
             root.error(key, "goes inside each [[apps]] when apps are listed");
@@ -124,6 +126,7 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> Vec<App> {
     let mut apps: Vec<App> = Vec::new();
     for mut t in tables {
         let name = t.req::<String>("name").unwrap_or_default();
+        declared.push(name.clone());
         if apps.iter().any(|a| a.name == name) {
             t.error("name", format!("{name:?} names two apps"));
         }
@@ -135,7 +138,7 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> Vec<App> {
         }
         t.finish();
     }
-    apps
+    (apps, declared)
 }
 
 fn app_from(t: &mut Table, name: String, secrets: &SecretLoader) -> Option<App> {

@@ -90,16 +90,18 @@ pub(super) struct RouteDraft {
     pub route: Option<Route>,
 }
 
-pub(super) fn route(mut t: Table, apps: &[App]) -> RouteDraft {
+pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDraft {
     let host = t.parsed("host", parse_host_pattern).unwrap_or(HostPattern::Any);
     let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
     let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
     let app = match t.opt::<String>("app") {
         Some(name) => apps.iter().position(|a| a.name == name).or_else(|| {
-            t.error("app", format!("no app is called {name:?}"));
+            if !declared.contains(&name) {
+                t.error("app", format!("no app is called {name:?}"));
+            }
             None
         }),
-        None if apps.len() > 1 => {
+        None if declared.len() > 1 => {
             t.error("app", "is required when several apps are listed");
             None
         }

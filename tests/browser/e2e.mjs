@@ -46,7 +46,7 @@ try {
   await page.waitForSelector("#openid", { timeout: 15000 });
   check("hash_route_kept", page.url() === `${GW}/app/#/order/42`, page.url());
   check("app_sees_route", (await page.textContent("#route")) === "#/order/42", await page.textContent("#route"));
-  check("token_verified_by_app", (await page.textContent("#verified")) === "ok", await page.textContent("#verified"));
+  check("token_verified_by_app", (await page.getAttribute("#verified", "data-state")) === "ok", await page.textContent("#verified"));
   await page.screenshot({ path: `${OUT}/wechat-app.png`, fullPage: true });
 
   // 2. Cookies persist: a reload is served without WeChat.
@@ -72,7 +72,7 @@ try {
   // The page's script can follow login_url and come back logged in.
   await anonPage.goto(api.body.login_url);
   await anonPage.waitForSelector("#verified");
-  check("login_url_works", anonPage.url() === `${GW}/public/#` && !anonPage.url().includes("wechat_redirect") && (await anonPage.textContent("#verified")) === "ok", anonPage.url());
+  check("login_url_works", anonPage.url() === `${GW}/public/#` && !anonPage.url().includes("wechat_redirect") && (await anonPage.getAttribute("#verified", "data-state")) === "ok", anonPage.url());
 
   // 4. Logout ends the session; the next private page logs in again.
   await page.goto(`${GW}/.gateway/logout?return=/public/`);
