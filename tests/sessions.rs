@@ -16,9 +16,11 @@ async fn logged_in(h: &Harness) -> Browser {
 }
 
 async fn assert_sent_to_wechat(h: &Harness, b: &Browser) {
-    let p = b.get(&h.url("/private")).await;
-    assert_eq!(p.status, 302, "{}", p.body);
-    assert!(p.location().starts_with(&h.mock_url("/connect/oauth2/authorize?")));
+    let forwarded = h.upstream.seen().len();
+    let pages = b.walk_until(&h.url("/private"), |u| u.contains("/connect/oauth2/authorize")).await;
+    let next = pages.last().unwrap().next_url().unwrap_or_default();
+    assert!(next.starts_with(&h.mock_url("/connect/oauth2/authorize?")), "not sent to log in: {next}");
+    assert_eq!(h.upstream.seen().len(), forwarded, "the upstream saw nothing");
 }
 
 fn seal(key: &str, json: &str) -> String {
