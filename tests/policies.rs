@@ -4,8 +4,6 @@
 mod common;
 
 use common::*;
-use openid_gateway::config::{TokenAlgorithm, TokenConfig};
-use openid_gateway::secret::Secret;
 use openid_gateway::token::Claims;
 use openid_gateway::wechat::authorize::encode_component;
 
@@ -25,16 +23,8 @@ fn setup() -> Setup {
 }
 
 fn claims(token: &str) -> Claims {
-    let cfg = TokenConfig {
-        header: http::HeaderName::from_static("x-openid-token"),
-        algorithm: TokenAlgorithm::HS256,
-        key: Secret::new(HS256_KEY.as_bytes().to_vec()),
-        issuer: "https://issuer.test".into(),
-        lifetime: std::time::Duration::from_secs(300),
-    };
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     v.validate_aud = false;
-    let _ = cfg;
     jsonwebtoken::decode::<Claims>(token, &jsonwebtoken::DecodingKey::from_secret(HS256_KEY.as_bytes()), &v)
         .unwrap()
         .claims
@@ -46,15 +36,7 @@ fn aud_of_last(h: &Harness) -> Option<String> {
 
 /// A browser whose resolver sends `host` to the gateway, sharing `b`'s cookies.
 fn on_host(h: &Harness, b: &Browser, host: &str) -> Browser {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(b.jar.clone())
-        .user_agent(WECHAT_UA)
-        .resolve(host, h.gateway_addr)
-        .default_headers([(http::header::ACCEPT, http::HeaderValue::from_static(NAV_ACCEPT))].into_iter().collect())
-        .build()
-        .unwrap();
-    Browser { client, jar: b.jar.clone(), ..b.clone() }
+    Browser { client: nav_client(WECHAT_UA, host, h.gateway_addr, b.jar.clone()), ..b.clone() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,18 +240,22 @@ impl Harness {
 /// reach `addr`'s port; URLs with a port keep theirs).
 pub fn browser(ua: &str, host: &str, addr: SocketAddr) -> Browser {
     let jar = Arc::new(Jar::default());
-    // What a browser sends for a page navigation.
+    Browser { client: nav_client(ua, host, addr, jar.clone()), jar, origin: format!("http://{host}") }
+}
+
+/// A client that sends what a browser sends for a page navigation, follows no redirect, keeps
+/// cookies in `store`, and resolves `host` to `addr`.
+pub fn nav_client<S: CookieStore + 'static>(ua: &str, host: &str, addr: SocketAddr, store: Arc<S>) -> reqwest::Client {
     let mut headers = http::HeaderMap::new();
     headers.insert(http::header::ACCEPT, http::HeaderValue::from_static(NAV_ACCEPT));
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_provider(jar.clone())
+        .cookie_provider(store)
         .user_agent(ua)
         .resolve(host, addr)
         .build()
-        .unwrap();
-    Browser { client, jar, origin: format!("http://{host}") }
+        .unwrap()
 }
 
 /// A cookie store that never keeps the cookies named in `drop` (a browser whose settings
@@ -281,16 +285,7 @@ impl Harness {
     /// A WeChat browser that drops the cookies named in `drop` (`"*"`: all of them).
     pub fn browser_dropping(&self, drop: &[&str]) -> Browser {
         let store = Arc::new(Dropping { jar: Jar::default(), drop: drop.iter().map(|d| d.to_string()).collect() });
-        let mut headers = http::HeaderMap::new();
-        headers.insert(http::header::ACCEPT, http::HeaderValue::from_static(NAV_ACCEPT));
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(store)
-            .user_agent(WECHAT_UA)
-            .resolve(PUBLIC_HOST, self.gateway_addr)
-            .build()
-            .unwrap();
+        let client = nav_client(WECHAT_UA, PUBLIC_HOST, self.gateway_addr, store);
         Browser { client, jar: Arc::new(Jar::default()), origin: format!("http://{PUBLIC_HOST}") }
     }
 }
