@@ -49,6 +49,7 @@ async fn headless_chromium_end_to_end() {
             .env("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1"))
             .env("OUT", &out)
             .env("CHROMIUM", CHROMIUM)
+            .env("LOGIN_LIMIT", "3")
             .output()
             .map(|o| (o, h))
     });
@@ -69,6 +70,8 @@ async fn headless_chromium_end_to_end() {
         "logout_returns",
         "logout_clears_session",
         "login_again_after_logout",
+        "loop_breaker_page",
+        "loop_breaker_at_most_n",
         "qr_decodes_to_url",
     ] {
         assert_eq!(results[check], "ok", "{check}: {stdout}");

@@ -179,3 +179,13 @@ upstream = "http://127.0.0.1:3000"
         assert!(err.contains(expected), "{expected} not in:\n{err}");
     }
 }
+
+#[test]
+fn a_cookie_domain_must_cover_the_public_host() {
+    let bad = GOOD.replace("[session]\n", "[session]\ncookie_domain = \"example.org\"\n");
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    assert!(err.contains("session.cookie_domain: does not cover app \"default\"'s host h5.example.com"), "{err}");
+    let good = GOOD.replace("[session]\n", "[session]\ncookie_domain = \".example.com\"\n");
+    assert!(check(&good).0);
+}

@@ -162,6 +162,20 @@ fn app_from(t: &mut Table, name: String, secrets: &SecretLoader) -> Option<App> 
 /// Two routes may not match the same thing; a route on a host other than its app's public
 /// host needs a session cookie domain that covers both.
 fn check_routes(drafts: &[RouteDraft], apps: &[App], session: Option<&SessionConfig>, errors: &Errors) {
+    if let Some(domain) = session.and_then(|s| s.cookie_domain.as_deref()).map(|d| d.trim_start_matches('.')) {
+        for app in
+            apps.iter().filter(|a| a.public_host() != domain && !a.public_host().ends_with(&format!(".{domain}")))
+        {
+            errors.push(
+                "session.cookie_domain",
+                format!(
+                    "does not cover app {:?}'s host {}: browsers would drop every session cookie",
+                    app.name,
+                    app.public_host()
+                ),
+            );
+        }
+    }
     for (i, a) in drafts.iter().enumerate() {
         for (j, b) in drafts.iter().enumerate().skip(i + 1) {
             if a.key == b.key {

@@ -4,7 +4,9 @@
 // Env: GW (gateway origin, e.g. http://gw.test:1234), MOCK (mock origin), HOST_RULES
 // (Chromium --host-resolver-rules), OUT (folder for screenshots), CHROMIUM (binary).
 import { chromium } from "playwright-core";
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PNG } from "pngjs";
 import jsQR from "jsqr";
 
@@ -28,14 +30,12 @@ async function stats() {
   return (await fetch(`${MOCK}/mock/stats`)).json();
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--host-resolver-rules=${HOST_RULES}`,
-  ],
-});
+const chromiumArgs = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  `--host-resolver-rules=${HOST_RULES}`,
+];
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
 try {
   const phone = { userAgent: WECHAT_UA, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 };
 
@@ -84,7 +84,32 @@ try {
   await page.waitForSelector("#openid");
   check("login_again_after_logout", (await stats()).authorizes === beforeLogin + 1 && page.url() === `${GW}/app/#/again`, page.url());
 
-  // 5. A desktop browser gets the QR page; its code decodes to the URL asked for.
+  // 5. A browser whose settings block cookies stops at the loop breaker, not in a loop.
+  const profile = mkdtempSync(join(tmpdir(), "ogw-nocookies-"));
+  mkdirSync(join(profile, "Default"));
+  writeFileSync(
+    join(profile, "Default", "Preferences"),
+    JSON.stringify({ profile: { default_content_setting_values: { cookies: 2 } } }),
+  );
+  const blocking = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: chromiumArgs, ...phone });
+  try {
+    const loopPage = await blocking.newPage();
+    const beforeLoop = (await stats()).authorizes;
+    await loopPage.goto(`${GW}/app/#/loop`);
+    try {
+      await loopPage.waitForSelector("text=登录没有成功", { timeout: 15000 });
+    } catch (e) {
+      check("loop_breaker_page", false, `${loopPage.url()} ${JSON.stringify(await stats())} ${(await loopPage.content()).slice(0, 300)}`);
+    }
+    const trips = (await stats()).authorizes - beforeLoop;
+    check("loop_breaker_page", (await loopPage.content()).includes("Login did not complete"), loopPage.url());
+    check("loop_breaker_at_most_n", trips >= 1 && trips <= Number(process.env.LOGIN_LIMIT || 3), `${trips} trips to WeChat`);
+    await loopPage.screenshot({ path: `${OUT}/loop-breaker.png`, fullPage: true });
+  } finally {
+    await blocking.close();
+  }
+
+  // 6. A desktop browser gets the QR page; its code decodes to the URL asked for.
   const desktop = await browser.newContext({ userAgent: DESKTOP_UA, viewport: { width: 1280, height: 900 } });
   const qrPage = await desktop.newPage();
   await qrPage.goto(`${GW}/order?id=7`);
