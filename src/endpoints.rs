@@ -3,6 +3,7 @@
 //! - `GET <prefix>/login?return=URL[&retry=1]`: starts a login that returns to URL;
 //!   `retry=1` forgets the loop breaker's count.
 //! - `GET <prefix>/logout[?return=URL]`: ends the session, then goes to URL (default `/`).
+//! - `GET <prefix>/jwks.json`: the public keys of the token (every host).
 //!
 //! Return URLs are validated by [`crate::returns`]; a refused one gets a 400 page.
 
@@ -25,12 +26,27 @@ pub async fn serve(gw: &Gateway, req: &RequestHeader, view: &ClientView, request
         },
         "/login" => login_endpoint(gw, req, view),
         "/logout" => logout(gw, req, view),
+        "/jwks.json" => Ok(jwks(gw)),
         _ => Err(GatewayError::NoEndpoint),
     };
     result.unwrap_or_else(|e| {
         e.log(request_id);
         e.reply(request_id)
     })
+}
+
+/// The public keys that verify the gateway's tokens; cacheable for five minutes, so a key
+/// added for rotation reaches verifiers well within the recommended waiting time.
+fn jwks(gw: &Gateway) -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![
+            ("content-type", "application/jwk-set+json".into()),
+            ("cache-control", "public, max-age=300".into()),
+            ("access-control-allow-origin", "*".into()),
+        ],
+        body: bytes::Bytes::from(gw.signer.keys().jwks().to_string()),
+    }
 }
 
 fn param(req: &RequestHeader, key: &str) -> Option<String> {

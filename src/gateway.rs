@@ -73,7 +73,7 @@ impl Gateway {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             apps,
-            signer: TokenSigner::new(&config.token)?,
+            signer: TokenSigner::new(&config.token, deps.entropy.clone())?,
             config: Arc::new(config),
             clock: deps.clock,
             entropy: deps.entropy,

@@ -18,6 +18,7 @@ pub mod endpoints;
 pub mod error;
 pub mod exchange;
 pub mod gateway;
+pub mod keys;
 pub mod login;
 pub mod mock_wechat;
 pub mod pages;

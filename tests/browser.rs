@@ -5,26 +5,18 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::node::{browser_suite, CHROMIUM};
 use common::*;
-use openid_gateway::config::{TokenAlgorithm, TokenConfig};
+use openid_gateway::config::TokenConfig;
 use openid_gateway::demo::DemoApp;
-use openid_gateway::secret::Secret;
 use openid_gateway::server::start_on;
 use pingora::services::listening::Service as ListeningService;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_end_to_end() {
     let suite = browser_suite();
-    let token = TokenConfig {
-        header: http::HeaderName::from_static("x-openid-token"),
-        algorithm: TokenAlgorithm::HS256,
-        key: Secret::new(HS256_KEY.as_bytes().to_vec()),
-        issuer: "https://issuer.test".into(),
-        lifetime: Duration::from_secs(300),
-    };
+    let token = TokenConfig { issuer: "https://issuer.test".into(), ..hs256_token_config() };
     let app =
         start_on(ListeningService::new("demo".into(), DemoApp::new(&token, "shop").unwrap()), listener()).unwrap();
     let h = Harness::with(Setup {

@@ -3,18 +3,11 @@
 mod common;
 
 use common::*;
-use openid_gateway::config::{TokenAlgorithm, TokenConfig};
-use openid_gateway::secret::Secret;
+use openid_gateway::config::TokenConfig;
 use openid_gateway::token::TokenVerifier;
 
 fn hs256_verifier(issuer: &str, audience: &str) -> TokenVerifier {
-    let cfg = TokenConfig {
-        header: http::HeaderName::from_static("x-openid-token"),
-        algorithm: TokenAlgorithm::HS256,
-        key: Secret::new(HS256_KEY.as_bytes().to_vec()),
-        issuer: issuer.into(),
-        lifetime: std::time::Duration::from_secs(300),
-    };
+    let cfg = TokenConfig { issuer: issuer.into(), ..hs256_token_config() };
     TokenVerifier::new(&cfg, audience).unwrap()
 }
 

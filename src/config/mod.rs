@@ -147,15 +147,22 @@ pub struct SessionConfig {
 pub struct TokenConfig {
     pub header: HeaderName,
     pub algorithm: TokenAlgorithm,
-    pub key: Secret,
+    /// The first key signs; every asymmetric key is published in the JWKS.
+    pub keys: Vec<Secret>,
     pub issuer: String,
     pub lifetime: Duration,
+    /// A signed token is reused while less than this fraction of its lifetime has passed.
+    pub reuse: f64,
+    /// How many signed tokens are remembered at most.
+    pub cache_size: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenAlgorithm {
     HS256,
     ES256,
+    EdDSA,
+    RS256,
 }
 
 /// Whether a route needs a WeChat identity.
@@ -229,6 +236,8 @@ pub struct Route {
     pub non_wechat: NonWechat,
     /// Carry the page's `#fragment` through login with a small script page.
     pub keep_fragment: bool,
+    /// Honour `X-Openid-Token-Test` (deliberately invalid tokens); only on non-production routes.
+    pub verifier_test: bool,
 }
 
 impl Route {

@@ -11,6 +11,7 @@ use super::values::*;
 use super::*;
 use crate::duration;
 use crate::seal::MIN_SECRET_LEN;
+use crate::secret::{Secret, SecretSource};
 
 const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
 const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -64,23 +65,63 @@ pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<Se
 
 pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer: Option<&str>) -> Option<TokenConfig> {
     let header = t.parsed("header", parse_header_name).unwrap_or(HeaderName::from_static("x-openid-token"));
-    let algorithm = t.req_parsed("algorithm", "\"ES256\" or \"HS256\"", parse_algorithm);
-    let key_path = t.path_of("key");
-    let key = t.secret("key").and_then(|src| {
-        let min = if algorithm == Some(TokenAlgorithm::HS256) { MIN_SECRET_LEN } else { 1 };
-        let secret = secrets.load(src, &key_path, min)?;
-        if algorithm == Some(TokenAlgorithm::ES256) {
-            if let Err(e) = crate::token::es256_keys(secret.expose()) {
-                t.error("key", e.to_string());
-                return None;
-            }
+    let algorithm = t.req_parsed("algorithm", "\"ES256\", \"EdDSA\", \"RS256\" or \"HS256\"", parse_algorithm);
+    let sources: Vec<(String, SecretSource)> = match (t.has("key"), t.has("keys")) {
+        (true, true) => {
+            t.error("keys", "write key (one) or keys (several), not both");
+            Vec::new()
         }
-        Some(secret)
-    });
+        (_, true) => {
+            let path = t.path_of("keys");
+            let raw: Vec<toml::Value> = t.opt("keys").unwrap_or_default();
+            if raw.is_empty() {
+                t.error("keys", "needs at least one key");
+            }
+            raw.iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    secret_from(v, &format!("{path}[{i}]"), t.errors).map(|s| (format!("{path}[{i}]"), s))
+                })
+                .collect()
+        }
+        _ => t.secret("key").map(|s| (t.path_of("key"), s)).into_iter().collect(),
+    };
+    let expected = sources.len();
+    let keys: Vec<Secret> = sources
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, (path, src))| {
+            let min = if algorithm == Some(TokenAlgorithm::HS256) { MIN_SECRET_LEN } else { 1 };
+            let secret = secrets.load(src, &path, min)?;
+            check_token_key(algorithm?, &secret, i == 0).map_err(|m| t.errors.push(path, m)).ok()?;
+            Some(secret)
+        })
+        .collect();
     let issuer = t.opt::<String>("issuer").or(default_issuer.map(str::to_string)).unwrap_or_default();
     let lifetime = t.parsed("lifetime", duration::parse).unwrap_or(Duration::from_secs(300));
+    let reuse = t.opt::<f64>("reuse").unwrap_or(0.5);
+    if !(0.0..=0.9).contains(&reuse) {
+        t.error("reuse", "must be between 0.0 (never reuse) and 0.9");
+    }
+    let cache_size = t.opt::<usize>("cache_size").unwrap_or(100_000);
     t.finish();
-    Some(TokenConfig { header, algorithm: algorithm?, key: key?, issuer, lifetime })
+    (keys.len() == expected && expected > 0).then_some(())?;
+    Some(TokenConfig { header, algorithm: algorithm?, keys, issuer, lifetime, reuse, cache_size })
+}
+
+/// An HS256 key is any secret; an asymmetric key must be a PEM private key, and the signing
+/// (first) key must be of the configured algorithm.
+fn check_token_key(algorithm: TokenAlgorithm, secret: &Secret, signing: bool) -> Result<(), String> {
+    if algorithm == TokenAlgorithm::HS256 {
+        return Ok(());
+    }
+    let text = std::str::from_utf8(secret.expose()).map_err(|_| "is not PEM text".to_string())?;
+    let pair = crate::keys::parse_private_pem(text).map_err(|e| e.to_string())?;
+    let wanted = format!("{algorithm:?}");
+    if signing && pair.alg.name() != wanted {
+        return Err(format!("is a {} key but algorithm is {wanted}", pair.alg.name()));
+    }
+    Ok(())
 }
 
 /// A route as read, with what two routes must not share (host and path) even when the rest
@@ -120,6 +161,11 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
     let scope = t.parsed("scope", parse_scope);
     let non_wechat = t.parsed("non_wechat", parse_non_wechat).unwrap_or(NonWechat::QrPage);
     let keep_fragment = t.opt::<bool>("keep_fragment").unwrap_or(true);
+    let production = t.opt::<bool>("production").unwrap_or(true);
+    let verifier_test = t.opt::<bool>("verifier_test").unwrap_or(false);
+    if verifier_test && production {
+        t.error("verifier_test", "sends invalid tokens on purpose: only allowed with production = false on the route");
+    }
     t.finish();
     let key = (host.clone(), path.trim_end_matches('/').to_string());
     let (Some(url), Some(app)) = (upstream_url, app) else { return RouteDraft { key, route: None } };
@@ -149,6 +195,7 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
         scope,
         non_wechat,
         keep_fragment,
+        verifier_test: verifier_test && !production,
     };
     RouteDraft { key, route: Some(route) }
 }

@@ -64,7 +64,9 @@ pub(super) fn parse_algorithm(s: &str) -> Result<TokenAlgorithm, String> {
     match s {
         "HS256" => Ok(TokenAlgorithm::HS256),
         "ES256" => Ok(TokenAlgorithm::ES256),
-        _ => Err(format!("{s:?} must be \"ES256\" or \"HS256\"")),
+        "EdDSA" => Ok(TokenAlgorithm::EdDSA),
+        "RS256" => Ok(TokenAlgorithm::RS256),
+        _ => Err(format!("{s:?} must be \"ES256\", \"EdDSA\", \"RS256\" or \"HS256\"")),
     }
 }
 

@@ -19,6 +19,10 @@ use crate::clock::base62_nonce;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::session::Session as UserSession;
+use crate::token::InvalidKind;
+
+/// On a route in verifier test mode, asks for a deliberately invalid token of this kind.
+pub const TEST_HEADER: &str = "x-openid-token-test";
 
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
@@ -90,13 +94,27 @@ impl ProxyHttp for GatewayProxy {
         forward::strip_gateway_cookies(upstream, &gw.apps[route.app].cookies.names())?;
         forward::forwarding_headers(upstream, &ctx.view, gw.app(route.app).public_url.scheme(), route)?;
         upstream.insert_header("x-request-id", &ctx.request_id)?;
-        if let Some(user) = &ctx.user {
-            let claims = gw.signer.claims(user, &route.audience, gw.now());
-            let token = gw
-                .signer
-                .sign(&claims)
-                .map_err(|e| Error::because(ErrorType::InternalError, "signing the identity token", e))?;
-            upstream.insert_header(token_header.clone(), token)?;
+        let test = upstream.headers.get(TEST_HEADER).and_then(|v| v.to_str().ok()).and_then(InvalidKind::parse);
+        upstream.remove_header(TEST_HEADER);
+        let signing = |e| Error::because(ErrorType::InternalError, "signing the identity token", e);
+        match (test.filter(|_| route.verifier_test), &ctx.user) {
+            (Some(kind), user) => {
+                let stand_in = UserSession {
+                    openid: "o-verifier-test".into(),
+                    appid: gw.app(route.app).wechat.appid.clone(),
+                    ..UserSession::default()
+                };
+                let token = gw
+                    .signer
+                    .invalid_token(kind, user.as_ref().unwrap_or(&stand_in), &route.audience, gw.now())
+                    .map_err(signing)?;
+                upstream.insert_header(token_header.clone(), token)?;
+            }
+            (None, Some(user)) => {
+                let token = gw.signer.token_for(user, &route.audience, gw.now()).map_err(signing)?;
+                upstream.insert_header(token_header.clone(), &*token)?;
+            }
+            (None, None) => {}
         }
         Ok(())
     }

@@ -29,6 +29,19 @@ pub const PUBLIC_HOST: &str = "gw.test";
 pub const NAV_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
 
+/// The token settings of the standard setup (HS256 with [`HS256_KEY`]).
+pub fn hs256_token_config() -> openid_gateway::config::TokenConfig {
+    openid_gateway::config::TokenConfig {
+        header: http::HeaderName::from_static("x-openid-token"),
+        algorithm: openid_gateway::config::TokenAlgorithm::HS256,
+        keys: vec![openid_gateway::secret::Secret::new(HS256_KEY.as_bytes().to_vec())],
+        issuer: "https://issuer.test".into(),
+        lifetime: std::time::Duration::from_secs(300),
+        reuse: 0.5,
+        cache_size: 1000,
+    }
+}
+
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
 pub struct Seen {

@@ -1,0 +1,197 @@
+//! Signing keys: reading them (PEM, PKCS#8 or the older SEC1/PKCS#1 forms), making new ones
+//! (`openid-gateway keygen`), their public JWKs and their `kid`, the RFC 7638 thumbprint.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The asymmetric algorithms the gateway signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlg {
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl KeyAlg {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ES256" => Some(KeyAlg::ES256),
+            "EdDSA" => Some(KeyAlg::EdDSA),
+            "RS256" => Some(KeyAlg::RS256),
+            _ => None,
+        }
+    }
+
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            KeyAlg::ES256 => Algorithm::ES256,
+            KeyAlg::EdDSA => Algorithm::EdDSA,
+            KeyAlg::RS256 => Algorithm::RS256,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::ES256 => "ES256",
+            KeyAlg::EdDSA => "EdDSA",
+            KeyAlg::RS256 => "RS256",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a PEM private key of P-256 (ES256), Ed25519 (EdDSA) or RSA of 2048+ bits (RS256)")]
+    Unrecognised,
+    #[error("RSA keys must have at least 2048 bits (this one has {0})")]
+    RsaTooSmall(usize),
+    #[error("{0}")]
+    Encoding(String),
+}
+
+/// A private key ready to sign, with what verifiers need to know about it.
+#[derive(Clone)]
+pub struct KeyPair {
+    pub alg: KeyAlg,
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    pub encoding: EncodingKey,
+    pub decoding: DecodingKey,
+    /// The public JWK, with `kid`, `alg` and `use`.
+    pub jwk: Value,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyPair({} {})", self.alg.name(), self.kid)
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn enc_err(e: impl std::fmt::Display) -> KeyError {
+    KeyError::Encoding(e.to_string())
+}
+
+/// Reads a private key of any supported kind from PEM text.
+pub fn parse_private_pem(pem: &str) -> Result<KeyPair, KeyError> {
+    if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pem).or_else(|_| p256::SecretKey::from_sec1_pem(pem)) {
+        let point = k.public_key().to_encoded_point(false);
+        let (x, y) = (b64(point.x().ok_or(KeyError::Unrecognised)?), b64(point.y().ok_or(KeyError::Unrecognised)?));
+        let pkcs8 = k.to_pkcs8_pem(LineEnding::LF).map_err(enc_err)?;
+        let required = json!({ "crv": "P-256", "kty": "EC", "x": x, "y": y });
+        return finish(
+            KeyAlg::ES256,
+            EncodingKey::from_ec_pem(pkcs8.as_bytes()),
+            DecodingKey::from_ec_components(&x, &y),
+            required,
+        );
+    }
+    if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+        let x = b64(k.verifying_key().as_bytes());
+        let pkcs8 = k.to_pkcs8_pem(LineEnding::LF).map_err(enc_err)?;
+        let required = json!({ "crv": "Ed25519", "kty": "OKP", "x": x });
+        return finish(
+            KeyAlg::EdDSA,
+            EncodingKey::from_ed_pem(pkcs8.as_bytes()),
+            DecodingKey::from_ed_components(&x),
+            required,
+        );
+    }
+    if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pem).or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem)) {
+        let bits = k.size() * 8;
+        if bits < 2048 {
+            return Err(KeyError::RsaTooSmall(bits));
+        }
+        let (n, e) = (b64(&k.n().to_bytes_be()), b64(&k.e().to_bytes_be()));
+        let pkcs8 = k.to_pkcs8_pem(LineEnding::LF).map_err(enc_err)?;
+        let required = json!({ "e": e, "kty": "RSA", "n": n });
+        return finish(
+            KeyAlg::RS256,
+            EncodingKey::from_rsa_pem(pkcs8.as_bytes()),
+            DecodingKey::from_rsa_components(&n, &e),
+            required,
+        );
+    }
+    Err(KeyError::Unrecognised)
+}
+
+fn finish(
+    alg: KeyAlg,
+    encoding: jsonwebtoken::errors::Result<EncodingKey>,
+    decoding: jsonwebtoken::errors::Result<DecodingKey>,
+    required: Value,
+) -> Result<KeyPair, KeyError> {
+    let kid = thumbprint(&required);
+    let mut jwk = required;
+    jwk["kid"] = kid.clone().into();
+    jwk["alg"] = alg.name().into();
+    jwk["use"] = "sig".into();
+    Ok(KeyPair { alg, kid, encoding: encoding.map_err(enc_err)?, decoding: decoding.map_err(enc_err)?, jwk })
+}
+
+/// RFC 7638: SHA-256 over the required members, in lexicographic order, without white space.
+/// `serde_json` keeps object keys sorted, so its compact form is the canonical one.
+pub fn thumbprint(required: &Value) -> String {
+    b64(&Sha256::digest(required.to_string().as_bytes()))
+}
+
+/// A new private key as PKCS#8 PEM (RSA keys have 2048 bits).
+pub fn generate(alg: KeyAlg) -> Result<String, KeyError> {
+    let mut rng = rand::rngs::OsRng;
+    let pem = match alg {
+        KeyAlg::ES256 => p256::SecretKey::random(&mut rng).to_pkcs8_pem(LineEnding::LF),
+        KeyAlg::EdDSA => ed25519_dalek::SigningKey::generate(&mut rng).to_pkcs8_pem(LineEnding::LF),
+        KeyAlg::RS256 => rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(enc_err)?.to_pkcs8_pem(LineEnding::LF),
+    };
+    Ok(pem.map_err(enc_err)?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc7638_example_thumbprint() {
+        // RFC 7638 section 3.1.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let required = json!({ "e": "AQAB", "kty": "RSA", "n": n });
+        assert_eq!(thumbprint(&required), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn every_algorithm_generates_parses_signs_and_verifies() {
+        for alg in [KeyAlg::ES256, KeyAlg::EdDSA, KeyAlg::RS256] {
+            let pem = generate(alg).unwrap();
+            let k = parse_private_pem(&pem).unwrap();
+            assert_eq!(k.alg, alg);
+            assert_eq!(k.jwk["kid"], k.kid.as_str());
+            assert_eq!(parse_private_pem(&pem).unwrap().kid, k.kid, "{alg:?}: stable kid");
+            let header = jsonwebtoken::Header::new(alg.jwt());
+            let token =
+                jsonwebtoken::encode(&header, &json!({"sub": "x", "exp": 4_000_000_000u64}), &k.encoding).unwrap();
+            let mut v = jsonwebtoken::Validation::new(alg.jwt());
+            v.validate_aud = false;
+            jsonwebtoken::decode::<Value>(&token, &k.decoding, &v).unwrap();
+            let from_jwk = DecodingKey::from_jwk(&serde_json::from_value(k.jwk.clone()).unwrap()).unwrap();
+            jsonwebtoken::decode::<Value>(&token, &from_jwk, &v).unwrap();
+        }
+    }
+
+    #[test]
+    fn sec1_ec_keys_are_read_too() {
+        let k = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let sec1 = k.to_sec1_pem(LineEnding::LF).unwrap();
+        assert_eq!(parse_private_pem(&sec1).unwrap().alg, KeyAlg::ES256);
+        assert!(matches!(parse_private_pem("junk"), Err(KeyError::Unrecognised)));
+    }
+}
