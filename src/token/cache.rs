@@ -4,7 +4,7 @@
 //! tokens (then everything) when full.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -62,9 +62,7 @@ impl TokenCache {
     }
 
     fn shard(&self, key: &CacheKey) -> &RwLock<HashMap<CacheKey, Entry>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// The token for `key` if it was signed less than the reuse window before `now`.
