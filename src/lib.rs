@@ -31,4 +31,5 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod token;
+pub mod verify;
 pub mod wechat;

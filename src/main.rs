@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openid_gateway::config::{self, Loaded};
+use openid_gateway::keys::KeyAlg;
 use openid_gateway::mock_wechat::{MockConfig, MockWechat};
+use openid_gateway::verify;
 
 #[derive(Parser)]
 #[command(name = "openid-gateway", version, about = "WeChat silent login in front of any H5 app")]
@@ -35,6 +37,44 @@ enum Command {
     Check,
     /// Run a strict mock of WeChat's authorize page and code exchange.
     MockWechat(MockArgs),
+    /// Write a new private key for signing tokens (PKCS#8 PEM) and print its kid.
+    Keygen(KeygenArgs),
+    /// Verify a token as a backend would, and say exactly why it is rejected.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// ES256 (recommended), EdDSA or RS256.
+    #[arg(long, default_value = "ES256")]
+    alg: String,
+    /// Where to write the key (mode 0600); standard output if absent.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The token; read from standard input if absent.
+    token: Option<String>,
+    /// The gateway's JWKS: a URL (http://…/.gateway/jwks.json) or a file.
+    #[arg(long, conflicts_with_all = ["secret_env", "secret_file"])]
+    jwks: Option<String>,
+    /// The environment variable holding the HS256 secret.
+    #[arg(long)]
+    secret_env: Option<String>,
+    /// The file holding the HS256 secret.
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// The audience the token must be for.
+    #[arg(long)]
+    aud: Option<String>,
+    /// The issuer the token must name.
+    #[arg(long)]
+    iss: Option<String>,
+    /// Seconds of clock skew allowed.
+    #[arg(long, default_value_t = 30)]
+    leeway: u64,
 }
 
 #[derive(Args)]
@@ -67,6 +107,8 @@ fn main() -> ExitCode {
         Command::Run => run(&cli.config.config),
         Command::Check => return check(&cli.config.config),
         Command::MockWechat(args) => mock_wechat(args),
+        Command::Keygen(args) => keygen(args),
+        Command::Verify(args) => return verify(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,4 +185,79 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
         running.stop().await;
         Ok(())
     })
+}
+
+fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
+    let alg = KeyAlg::parse(&a.alg).with_context(|| format!("--alg {}: use ES256, EdDSA or RS256", a.alg))?;
+    let pem = openid_gateway::keys::generate(alg)?;
+    let kid = openid_gateway::keys::parse_private_pem(&pem)?.kid;
+    match &a.out {
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(pem.as_bytes())?;
+            eprintln!("wrote {} key to {} (kid {kid})", alg.name(), path.display());
+        }
+        None => {
+            print!("{pem}");
+            eprintln!("{} key, kid {kid}", alg.name());
+        }
+    }
+    Ok(())
+}
+
+fn verify(a: VerifyArgs) -> ExitCode {
+    match verify_inner(a) {
+        Ok(Ok(claims)) => {
+            println!("{}", serde_json::to_string_pretty(&claims).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(Err(rejection)) => {
+            println!("rejected: {rejection}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("openid-gateway verify: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn verify_inner(a: VerifyArgs) -> anyhow::Result<Result<serde_json::Value, verify::Rejection>> {
+    let token = match a.token {
+        Some(t) => t,
+        None => std::io::read_to_string(std::io::stdin()).context("reading the token from standard input")?,
+    };
+    let keys = match (a.jwks, a.secret_env, a.secret_file) {
+        (Some(src), _, _) => {
+            let text = if src.starts_with("http://") || src.starts_with("https://") {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async { reqwest::get(&src).await?.error_for_status()?.text().await })
+                    .with_context(|| format!("fetching {src}"))?
+            } else {
+                std::fs::read_to_string(&src).with_context(|| format!("reading {src}"))?
+            };
+            verify::KeySource::Jwks(serde_json::from_str(&text).context("not a JWKS document")?)
+        }
+        (None, Some(var), _) => verify::KeySource::Secret(
+            std::env::var(&var).with_context(|| format!("{var} is not set"))?.trim().as_bytes().to_vec(),
+        ),
+        (None, None, Some(path)) => verify::KeySource::Secret(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .as_bytes()
+                .to_vec(),
+        ),
+        (None, None, None) => anyhow::bail!("give --jwks URL|FILE, --secret-env NAME or --secret-file PATH"),
+    };
+    let expect = verify::Expect { audience: a.aud, issuer: a.iss, leeway: a.leeway };
+    let now = openid_gateway::clock::Clock::now(&openid_gateway::clock::SystemClock);
+    Ok(verify::verify(&token, &keys, &expect, now))
 }

@@ -238,9 +238,16 @@ pub(super) struct SecretLoader<'a> {
 }
 
 impl SecretLoader<'_> {
-    pub(super) fn load(&self, src: SecretSource, path: &str, min_len: usize) -> Option<Secret> {
-        if src.is_ephemeral() && !self.demo {
+    /// Whether `{ ephemeral = true }` may be used (with `[demo]` only); reports at `path` if not.
+    pub(super) fn ephemeral_allowed(&self, path: &str) -> bool {
+        if !self.demo {
             self.errors.push(path, "ephemeral secrets are only for the embedded demo ([demo]); use { env = \"NAME\" } or { file = \"PATH\" }");
+        }
+        self.demo
+    }
+
+    pub(super) fn load(&self, src: SecretSource, path: &str, min_len: usize) -> Option<Secret> {
+        if src.is_ephemeral() && !self.ephemeral_allowed(path) {
             return None;
         }
         let secret = src.load(self.base).map_err(|m| self.errors.push(path, m)).ok()?;

@@ -92,7 +92,14 @@ pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer
         .enumerate()
         .filter_map(|(i, (path, src))| {
             let min = if algorithm == Some(TokenAlgorithm::HS256) { MIN_SECRET_LEN } else { 1 };
-            let secret = secrets.load(src, &path, min)?;
+            let secret = match (src.is_ephemeral(), algorithm?) {
+                // The demo's asymmetric key: a new one at every start.
+                (true, alg) if alg != TokenAlgorithm::HS256 && secrets.ephemeral_allowed(&path) => {
+                    let kind = crate::keys::KeyAlg::parse(&format!("{alg:?}"))?;
+                    Secret::new(crate::keys::generate(kind).ok()?.into_bytes())
+                }
+                _ => secrets.load(src, &path, min)?,
+            };
             check_token_key(algorithm?, &secret, i == 0).map_err(|m| t.errors.push(path, m)).ok()?;
             Some(secret)
         })
