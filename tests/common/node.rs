@@ -7,15 +7,21 @@ use std::sync::OnceLock;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// `npm ci` in `dir` (relative to the crate) unless `module` is installed there already.
+pub fn npm_ready(dir: &str, module: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    if !dir.join("node_modules").join(module).exists() {
+        let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status();
+        assert!(ok.is_ok_and(|s| s.success()), "npm ci failed in {}", dir.display());
+    }
+    dir
+}
+
 /// The folder of the browser suite, with its node_modules installed.
 pub fn browser_suite() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-        if !dir.join("node_modules/playwright-core").exists() {
-            let ok = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir).status();
-            assert!(ok.is_ok_and(|s| s.success()), "npm ci failed in {}", dir.display());
-        }
+        let dir = npm_ready("tests/browser", "playwright-core");
         if !std::path::Path::new(CHROMIUM).exists() {
             let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
             assert!(root, "{CHROMIUM} is missing: apt-get install chromium (or run `bash .ci/run` once)");

@@ -1,0 +1,85 @@
+//! The backend recipes of deploy/backends run against a live gateway: the Python (PyJWT with
+//! PyJWKClient) and Node (jose with createRemoteJWKSet) ones accept the gateway's real tokens
+//! for every asymmetric algorithm and reject every invalid token of the verifier test mode.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::node::npm_ready;
+use common::python::python;
+use common::*;
+use openid_gateway::keys::{generate, KeyAlg};
+use openid_gateway::token::InvalidKind;
+
+fn recipe(alg: KeyAlg, jwks: &str, token: &str, lang: &str) -> (bool, String) {
+    let backends = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/backends");
+    let mut cmd = match lang {
+        "python" => {
+            let mut c = Command::new(python());
+            c.arg(backends.join("python/verify_token.py"));
+            c
+        }
+        _ => {
+            let mut c = Command::new("node");
+            c.arg("verify.mjs").current_dir(npm_ready("deploy/backends/node", "jose"));
+            c
+        }
+    };
+    let mut child = cmd
+        .env("OPENID_GATEWAY_JWKS", jwks)
+        .env("OPENID_GATEWAY_ISSUER", "https://issuer.test")
+        .env("OPENID_GATEWAY_AUDIENCE", "shop")
+        .env("OPENID_GATEWAY_ALGS", alg.name())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(token.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_node_recipes_accept_real_tokens_and_reject_invalid_ones() {
+    for alg in [KeyAlg::ES256, KeyAlg::EdDSA, KeyAlg::RS256] {
+        let pem = generate(alg).unwrap();
+        let setup = Setup {
+            token: format!("algorithm = \"{}\"\nkey = {{ file = \"k.pem\" }}\n", alg.name()),
+            routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nproduction = false\nverifier_test = true\n"
+                .into(),
+            ..Setup::default()
+        };
+        let h = Harness::with_files(setup, &[("k.pem", &pem)]).await;
+        let b = h.browser();
+        assert_eq!(b.walk(&h.url("/")).await.last().unwrap().status, 200);
+        let mut tokens = vec![("valid", h.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string())];
+        for kind in InvalidKind::ALL {
+            b.get_with(&h.url("/x"), &[("X-Openid-Token-Test", kind.name())]).await;
+            tokens.push((kind.name(), h.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string()));
+        }
+        let jwks = format!("http://{}/.gateway/jwks.json", h.gateway_addr);
+        let openid = h.mock.openid_for("alice");
+        let results = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for lang in ["python", "node"] {
+                for (name, token) in &tokens {
+                    out.push((lang, *name, recipe(alg, &jwks, token, lang)));
+                }
+            }
+            out
+        })
+        .await
+        .unwrap();
+        for (lang, name, (ok, output)) in results {
+            if name == "valid" {
+                assert!(ok && output.trim() == openid, "{lang} {}: refused a real token: {output}", alg.name());
+            } else {
+                assert!(!ok && output.starts_with("rejected:"), "{lang} {} accepted {name}: {output}", alg.name());
+            }
+        }
+    }
+}
