@@ -83,3 +83,43 @@ async fn python_and_node_recipes_accept_real_tokens_and_reject_invalid_ones() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_rotation_python_and_node_accept_old_and_new_tokens() {
+    let (old, new) = (generate(KeyAlg::ES256).unwrap(), generate(KeyAlg::ES256).unwrap());
+    let files = [("old.pem", old.as_str()), ("new.pem", new.as_str())];
+    let setup = |keys: &str| Setup {
+        token: format!("algorithm = \"ES256\"\nkeys = [{keys}]\n"),
+        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n".into(),
+        ..Setup::default()
+    };
+    let login = |h: &Harness| {
+        let b = h.browser();
+        let url = h.url("/");
+        async move {
+            assert_eq!(b.walk(&url).await.last().unwrap().status, 200);
+        }
+    };
+    let before = Harness::with_files(setup("{ file = \"old.pem\" }"), &files).await;
+    login(&before).await;
+    let old_token = before.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string();
+    drop(before);
+    let overlap = Harness::with_files(setup("{ file = \"new.pem\" }, { file = \"old.pem\" }"), &files).await;
+    login(&overlap).await;
+    let new_token = overlap.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string();
+    let jwks = format!("http://{}/.gateway/jwks.json", overlap.gateway_addr);
+    let results = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for lang in ["python", "node"] {
+            for token in [&old_token, &new_token] {
+                out.push((lang, recipe(KeyAlg::ES256, &jwks, token, lang)));
+            }
+        }
+        out
+    })
+    .await
+    .unwrap();
+    for (lang, (ok, output)) in results {
+        assert!(ok, "{lang} refused a token during the overlap: {output}");
+    }
+}
