@@ -5,9 +5,14 @@ use http::HeaderName;
 use pingora::http::RequestHeader;
 use pingora::Result;
 
+use std::sync::Arc;
+
 use crate::client::ClientView;
 use crate::config::Route;
 use crate::cookies;
+use crate::gateway::Gateway;
+use crate::session::Session;
+use crate::token::{InvalidKind, TokenError};
 
 /// Removes every header that a backend could mistake for the identity header `name`: any
 /// letter case, and `_` written for `-`.
@@ -58,6 +63,41 @@ pub fn forwarding_headers(req: &mut RequestHeader, view: &ClientView, scheme: &s
         req.insert_header(http::header::HOST, &route.upstream.host_header)?;
     }
     Ok(())
+}
+
+/// On a route in verifier test mode, asks for a deliberately invalid token of this kind.
+pub const TEST_HEADER: &str = "x-openid-token-test";
+
+/// Removes the verifier test switch (it is never forwarded) and returns what it asked for.
+pub fn take_test_switch(req: &mut RequestHeader) -> Option<InvalidKind> {
+    let kind = req.headers.get(TEST_HEADER).and_then(|v| v.to_str().ok()).and_then(InvalidKind::parse);
+    req.remove_header(TEST_HEADER);
+    kind
+}
+
+/// The token the upstream receives on `route`: the (cached) token of `user`; on a route in
+/// verifier test mode that was asked for one, an invalid token of that kind (for a stand-in
+/// user when there is no session); otherwise none.
+pub fn identity_token(
+    gw: &Gateway,
+    route: &Route,
+    user: Option<&Session>,
+    test: Option<InvalidKind>,
+) -> Result<Option<Arc<str>>, TokenError> {
+    let now = gw.now();
+    match (test.filter(|_| route.verifier_test), user) {
+        (Some(kind), user) => {
+            let stand_in = Session {
+                openid: "o-verifier-test".into(),
+                appid: gw.app(route.app).wechat.appid.clone(),
+                ..Session::default()
+            };
+            let token = gw.signer.invalid_token(kind, user.unwrap_or(&stand_in), &route.audience, now)?;
+            Ok(Some(token.into()))
+        }
+        (None, Some(user)) => gw.signer.token_for(user, &route.audience, now).map(Some),
+        (None, None) => Ok(None),
+    }
 }
 
 #[cfg(test)]

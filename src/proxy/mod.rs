@@ -19,10 +19,6 @@ use crate::clock::base62_nonce;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::session::Session as UserSession;
-use crate::token::InvalidKind;
-
-/// On a route in verifier test mode, asks for a deliberately invalid token of this kind.
-pub const TEST_HEADER: &str = "x-openid-token-test";
 
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
@@ -94,27 +90,11 @@ impl ProxyHttp for GatewayProxy {
         forward::strip_gateway_cookies(upstream, &gw.apps[route.app].cookies.names())?;
         forward::forwarding_headers(upstream, &ctx.view, gw.app(route.app).public_url.scheme(), route)?;
         upstream.insert_header("x-request-id", &ctx.request_id)?;
-        let test = upstream.headers.get(TEST_HEADER).and_then(|v| v.to_str().ok()).and_then(InvalidKind::parse);
-        upstream.remove_header(TEST_HEADER);
-        let signing = |e| Error::because(ErrorType::InternalError, "signing the identity token", e);
-        match (test.filter(|_| route.verifier_test), &ctx.user) {
-            (Some(kind), user) => {
-                let stand_in = UserSession {
-                    openid: "o-verifier-test".into(),
-                    appid: gw.app(route.app).wechat.appid.clone(),
-                    ..UserSession::default()
-                };
-                let token = gw
-                    .signer
-                    .invalid_token(kind, user.as_ref().unwrap_or(&stand_in), &route.audience, gw.now())
-                    .map_err(signing)?;
-                upstream.insert_header(token_header.clone(), token)?;
-            }
-            (None, Some(user)) => {
-                let token = gw.signer.token_for(user, &route.audience, gw.now()).map_err(signing)?;
-                upstream.insert_header(token_header.clone(), &*token)?;
-            }
-            (None, None) => {}
+        let test = forward::take_test_switch(upstream);
+        let token = forward::identity_token(gw, route, ctx.user.as_ref(), test)
+            .map_err(|e| Error::because(ErrorType::InternalError, "signing the identity token", e))?;
+        if let Some(token) = token {
+            upstream.insert_header(token_header.clone(), &*token)?;
         }
         Ok(())
     }
