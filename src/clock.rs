@@ -30,11 +30,6 @@ impl ManualClock {
         Self(Arc::new(AtomicU64::new(start)))
     }
 
-    /// The current reading.
-    pub fn now_secs(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-
     pub fn advance(&self, seconds: u64) {
         self.0.fetch_add(seconds, Ordering::SeqCst);
     }

@@ -109,15 +109,6 @@ impl CodeExchanges {
         });
         rx
     }
-
-    /// How many codes are remembered.
-    pub fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn lost() -> ExchangeError {

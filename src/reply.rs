@@ -34,9 +34,4 @@ impl Reply {
         self.headers.push((name, value.into()));
         self
     }
-
-    /// The first value of header `name`.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
 }

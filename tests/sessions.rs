@@ -45,7 +45,7 @@ async fn tampered_cookie_means_a_new_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_key_other_app_and_expired_sessions_mean_a_new_login() {
     let h = Harness::start().await;
-    let now = h.clock.now_secs();
+    let now = openid_gateway::clock::Clock::now(&h.clock);
     let b = h.browser();
     let good = format!(r#"{{"o":"oGOOD","a":"{APPID}","i":{now},"e":{}}}"#, now + 3600);
     // Sealed with the gateway's key, it is accepted: the forgery tests below are meaningful.
