@@ -69,6 +69,11 @@ pub fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
+/// The first value of `key` in a query string, percent-decoded.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
 /// WeChat's in-app browser (also its desktop clients and WeCom, which carry
 /// `MicroMessenger` too).
 pub fn is_wechat(req: &RequestHeader) -> bool {

@@ -9,7 +9,7 @@
 
 use pingora::http::RequestHeader;
 
-use crate::client::ClientView;
+use crate::client::{query_param, ClientView};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::login;
@@ -50,9 +50,7 @@ fn jwks(gw: &Gateway) -> Reply {
 }
 
 fn param(req: &RequestHeader, key: &str) -> Option<String> {
-    url::form_urlencoded::parse(req.uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    query_param(req.uri.query().unwrap_or(""), key)
 }
 
 fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {

@@ -11,7 +11,7 @@ use crate::exchange::Redeemed;
 use crate::gateway::Gateway;
 use crate::reply::Reply;
 use crate::session::Tries;
-use crate::wechat::authorize::authorize_url;
+use crate::wechat::authorize::{authorize_url, encode_component};
 
 /// Length of the `state` nonce: 32 base62 characters, about 190 bits.
 const STATE_LEN: usize = 32;
@@ -35,7 +35,7 @@ pub fn start(
     let tries = state.cookies.tries(headers, now, window);
     if tries.count >= limit.max {
         return Err(GatewayError::LoginLoop {
-            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), enc(return_to)),
+            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), encode_component(return_to)),
         });
     }
     let counted = Tries { count: tries.count + 1, window_start: tries.window_start };
@@ -61,10 +61,6 @@ pub fn login_base(gw: &Gateway, app: usize) -> String {
 /// `<app public origin><prefix>/login?return=` (append the encoded return URL).
 pub fn login_url_prefix(gw: &Gateway, app: usize) -> String {
     format!("{}/login?return=", login_base(gw, app))
-}
-
-fn enc(s: &str) -> String {
-    crate::wechat::authorize::encode_component(s)
 }
 
 /// Handles `GET <prefix>/callback?code=..&state=..` on app `app`'s public host.

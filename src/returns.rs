@@ -39,14 +39,12 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        let dir = std::env::temp_dir().join(format!("ogw-returns-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("k"), "0123456789abcdef0123456789abcdef").unwrap();
-        let text = "public_url = \"https://h5.example.com\"\nallowed_return_hosts = [\"partner.example.org\"]\n\
-                    [wechat]\nappid = \"wx1\"\nsecret = { file = \"k\" }\n[session]\nkeys = [{ file = \"k\" }]\n\
-                    [token]\nalgorithm = \"HS256\"\nkey = { file = \"k\" }\n\
-                    [[routes]]\nhost = \"h5.example.com\"\nupstream = \"http://127.0.0.1:1\"\n";
-        crate::config::parse_str(text, &dir).unwrap().config
+        crate::config::for_tests(
+            "https://h5.example.com",
+            "allowed_return_hosts = [\"partner.example.org\"]",
+            "",
+            "[[routes]]\nhost = \"h5.example.com\"\nupstream = \"http://127.0.0.1:1\"\n",
+        )
     }
 
     #[test]

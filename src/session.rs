@@ -184,15 +184,7 @@ mod tests {
     use crate::clock::OsEntropy;
 
     fn config(public_url: &str) -> Config {
-        let dir = std::env::temp_dir().join(format!("ogw-session-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("k"), "0123456789abcdef0123456789abcdef").unwrap();
-        let text = format!(
-            "public_url = \"{public_url}\"\n[wechat]\nappid = \"wx1\"\nsecret = {{ file = \"k\" }}\n\
-             [session]\nkeys = [{{ file = \"k\" }}]\nlifetime = \"1h\"\n\
-             [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"k\" }}\n[[routes]]\nupstream = \"http://127.0.0.1:1\"\n"
-        );
-        crate::config::parse_str(&text, &dir).unwrap().config
+        crate::config::for_tests(public_url, "", "lifetime = \"1h\"", "")
     }
 
     #[test]

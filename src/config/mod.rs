@@ -282,6 +282,23 @@ pub struct DemoConfig {
     pub upstream_listen: SocketAddr,
 }
 
+/// A small valid config for unit tests: `public_url`, then `top` (top-level keys),
+/// `session` (keys of `[session]`) and `routes` (`[[routes]]` tables; one default route when
+/// empty). Its secret files live in a temporary folder.
+#[cfg(test)]
+pub(crate) fn for_tests(public_url: &str, top: &str, session: &str, routes: &str) -> Config {
+    let dir = std::env::temp_dir().join(format!("ogw-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("k"), "0123456789abcdef0123456789abcdef").expect("key file");
+    let routes = if routes.is_empty() { "[[routes]]\nupstream = \"http://127.0.0.1:1\"\n" } else { routes };
+    let text = format!(
+        "public_url = \"{public_url}\"\n{top}\n[wechat]\nappid = \"wx1\"\nsecret = {{ file = \"k\" }}\n\
+         [session]\nkeys = [{{ file = \"k\" }}]\n{session}\n\
+         [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"k\" }}\n{routes}"
+    );
+    parse_str(&text, &dir).expect("a valid test config").config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

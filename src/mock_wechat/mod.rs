@@ -35,6 +35,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use sha2::{Digest, Sha256};
 
+use crate::client::query_param as param;
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
 
 /// What the mock accepts.
@@ -206,11 +207,6 @@ fn login_as(query: &str) -> Response<Vec<u8>> {
         r.headers_mut().insert(http::header::SET_COOKIE, v);
     }
     r
-}
-
-/// The first value of `key` in a query string, decoded.
-fn param(query: &str, key: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 fn text(status: u16, content_type: &str, body: String) -> Response<Vec<u8>> {
