@@ -9,6 +9,11 @@ use rand::RngCore;
 /// Seconds since the Unix epoch, as the gateway sees them.
 pub trait Clock: Send + Sync {
     fn now(&self) -> u64;
+
+    /// Milliseconds since the Unix epoch (rate limits); whole seconds unless the clock has better.
+    fn now_millis(&self) -> u64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The real wall clock.
@@ -18,6 +23,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    }
+
+    fn now_millis(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 }
 

@@ -1,4 +1,7 @@
-//! The errors a request can meet, and the one place that turns each into what the user sees.
+//! The errors a request can meet, and the one place that turns each into what the user sees:
+//! a page for a person ([`GatewayError::reply`]), JSON for a script ([`GatewayError::reply_for`]).
+
+use std::time::Duration;
 
 use crate::pages::{Action, Bilingual, Page};
 use crate::reply::Reply;
@@ -18,8 +21,22 @@ pub enum GatewayError {
     LoginCookieMissing,
     #[error("too many login starts from one browser: likely a login loop")]
     LoginLoop { retry: String },
-    #[error("refused return URL")]
-    BadReturn,
+    #[error("refused return URL: {reason}")]
+    BadReturn { reason: &'static str },
+    #[error("bad request: {reason}")]
+    BadRequest { reason: &'static str },
+    #[error("request target longer than the limit")]
+    UriTooLong,
+    #[error("request header fields larger or more numerous than the limit")]
+    HeadersTooLarge,
+    #[error("request body larger than the route allows")]
+    BodyTooLarge,
+    #[error("request header not received in time")]
+    HeaderTimeout,
+    #[error("too many logins from this address; retry in {}s", wait_secs(*wait))]
+    TooMany { wait: Duration },
+    #[error("this login already exchanged another code")]
+    LoginSpent { retry: String },
     #[error("callback state does not match the login cookie")]
     StateMismatch { retry: String },
     #[error("callback without a code (consent refused or a damaged link)")]
@@ -30,6 +47,13 @@ pub enum GatewayError {
     Exchange { source: ExchangeError, retry: String },
     #[error("upstream failed: {0}")]
     Upstream(String),
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(String),
+}
+
+/// A wait in whole seconds, rounded up, at least 1.
+fn wait_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0).max(u64::from(wait.is_zero()))
 }
 
 impl GatewayError {
@@ -54,7 +78,7 @@ impl GatewayError {
                     }
                 }
             }
-            GatewayError::Upstream(e) => log::warn!("{request_id} upstream: {e}"),
+            GatewayError::Upstream(e) | GatewayError::UpstreamTimeout(e) => log::warn!("{request_id} upstream: {e}"),
             other => log::info!("{request_id} {other}"),
         }
     }
@@ -62,8 +86,47 @@ impl GatewayError {
 
 const RETRY: Bilingual = Bilingual { zh: "重新登录", en: "Log in again" };
 const TRY_AGAIN: Bilingual = Bilingual { zh: "重试", en: "Try again" };
+const HOME: Bilingual = Bilingual { zh: "返回首页", en: "Go to the home page" };
 
 impl GatewayError {
+    /// A short stable code for scripts (the `error` of the JSON form).
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute | GatewayError::NoEndpoint | GatewayError::NoApp => "not_found",
+            GatewayError::LoginCookieMissing | GatewayError::LoginLoop { .. } => "login_incomplete",
+            GatewayError::BadReturn { .. } => "bad_return_url",
+            GatewayError::BadRequest { .. } => "bad_request",
+            GatewayError::UriTooLong => "uri_too_long",
+            GatewayError::HeadersTooLarge => "headers_too_large",
+            GatewayError::BodyTooLarge => "body_too_large",
+            GatewayError::HeaderTimeout => "request_timeout",
+            GatewayError::TooMany { .. } => "too_many_requests",
+            GatewayError::StateMismatch { .. } | GatewayError::LoginSpent { .. } => "login_check_failed",
+            GatewayError::NoCode { .. } => "no_authorization",
+            GatewayError::SnapshotUser { .. } => "snapshot_user",
+            GatewayError::Exchange { .. } => "login_failed",
+            GatewayError::Upstream(_) => "bad_gateway",
+            GatewayError::UpstreamTimeout(_) => "gateway_timeout",
+        }
+    }
+
+    /// The answer for this error: the page, or for a script (`api`) the same status with
+    /// `{"error": code, "message": ..., "request_id": ...}`. A 429 says when to retry.
+    pub fn reply_for(&self, request_id: &str, api: bool) -> Reply {
+        let page = self.reply(request_id);
+        let mut reply = if api {
+            let body =
+                serde_json::json!({ "error": self.code(), "message": self.to_string(), "request_id": request_id });
+            Reply::json(page.status, body.to_string())
+        } else {
+            page
+        };
+        if let GatewayError::TooMany { wait } = self {
+            reply = reply.with_header("retry-after", wait_secs(*wait).to_string());
+        }
+        reply
+    }
+
     /// The page for this error, carrying `request_id`.
     pub fn reply(&self, request_id: &str) -> Reply {
         let page = |status, title: Bilingual<'_>, message: Bilingual<'_>, action: Option<Action<'_>>| {
@@ -94,14 +157,75 @@ impl GatewayError {
                 },
                 request_id,
             ),
-            GatewayError::BadReturn => page(
+            GatewayError::BadRequest { .. } => page(
+                400,
+                Bilingual { zh: "请求无效", en: "Bad request" },
+                Bilingual {
+                    zh: "这个地址的写法无法被安全地处理（例如含有编码的斜杠、反斜杠或 ..），已被拒绝。",
+                    en: "This address is written in a way that cannot be handled safely (such as an encoded slash, a backslash or ..), so it was refused.",
+                },
+                again("/", HOME),
+            ),
+            GatewayError::UriTooLong => page(
+                414,
+                Bilingual { zh: "网址过长", en: "Address too long" },
+                Bilingual { zh: "这个网址超过了允许的长度。", en: "This address is longer than allowed." },
+                again("/", HOME),
+            ),
+            GatewayError::HeadersTooLarge => page(
+                431,
+                Bilingual { zh: "请求头过大", en: "Request headers too large" },
+                Bilingual {
+                    zh: "浏览器发送的 Cookie 或请求头过多。请清除本站 Cookie 后重试。",
+                    en: "The browser sent too many or too large cookies or headers. Clear this site's cookies and try again.",
+                },
+                None,
+            ),
+            GatewayError::BodyTooLarge => page(
+                413,
+                Bilingual { zh: "内容过大", en: "Content too large" },
+                Bilingual { zh: "上传的内容超过了允许的大小。", en: "What was sent is larger than allowed." },
+                None,
+            ),
+            GatewayError::HeaderTimeout => page(
+                408,
+                Bilingual { zh: "请求超时", en: "Request timeout" },
+                Bilingual { zh: "请求没有在规定时间内发送完成。", en: "The request was not received in time." },
+                again("/", TRY_AGAIN),
+            ),
+            GatewayError::TooMany { wait } => {
+                let secs = wait_secs(*wait);
+                Page {
+                    status: 429,
+                    title: Bilingual { zh: "请求过于频繁", en: "Too many requests" },
+                    message: Bilingual {
+                        zh: &format!("来自这个网络的登录请求过多，请 {secs} 秒后再试。"),
+                        en: &format!("Too many logins from this network. Please try again in {secs} seconds."),
+                    },
+                    action: None,
+                    request_id,
+                    details: &[],
+                    figure: None,
+                }
+                .render()
+            }
+            GatewayError::LoginSpent { retry } => page(
+                400,
+                Bilingual { zh: "登录链接已失效", en: "Login link expired" },
+                Bilingual {
+                    zh: "这次登录已经使用过。请重新登录。",
+                    en: "This login was already used. Please log in again.",
+                },
+                again(retry, RETRY),
+            ),
+            GatewayError::BadReturn { .. } => page(
                 400,
                 Bilingual { zh: "无效的跳转地址", en: "Invalid return address" },
                 Bilingual {
                     zh: "这个链接要跳转到本站以外的地址，已被拦截。",
                     en: "This link asked to go to an address outside this site, so it was stopped.",
                 },
-                again("/", Bilingual { zh: "返回首页", en: "Go to the home page" }),
+                again("/", HOME),
             ),
             GatewayError::StateMismatch { retry } => page(
                 400,
@@ -131,6 +255,15 @@ impl GatewayError {
                 again(retry, TRY_AGAIN),
             ),
             GatewayError::Exchange { source, retry } => exchange_page(source, retry, request_id),
+            GatewayError::UpstreamTimeout(_) => page(
+                504,
+                Bilingual { zh: "服务响应超时", en: "Service timed out" },
+                Bilingual {
+                    zh: "应用服务器没有及时响应，请稍后再试。",
+                    en: "The application server did not answer in time. Please try again shortly.",
+                },
+                None,
+            ),
             GatewayError::Upstream(_) => page(
                 502,
                 Bilingual { zh: "服务暂时不可用", en: "Service unavailable" },
@@ -227,5 +360,21 @@ mod tests {
         assert_eq!(rejected(40125).reply("r").status, 500);
         assert!(rejected(40125).reply("r").body.windows(6).all(|w| w != b"/shop\""));
         assert_eq!(GatewayError::Upstream("x".into()).reply("r").status, 502);
+        assert_eq!(GatewayError::UpstreamTimeout("x".into()).reply("r").status, 504);
+    }
+
+    #[test]
+    fn scripts_get_json_and_a_429_names_the_wait() {
+        let e = GatewayError::TooMany { wait: Duration::from_millis(9_200) };
+        let page = e.reply_for("r1", false);
+        assert_eq!(page.status, 429);
+        assert!(String::from_utf8_lossy(&page.body).contains("10 秒"));
+        let json = e.reply_for("r1", true);
+        let v: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
+        assert_eq!(
+            (json.status, v["error"].as_str(), v["request_id"].as_str()),
+            (429, Some("too_many_requests"), Some("r1"))
+        );
+        assert!(json.headers.contains(&("retry-after", "10".to_string())));
     }
 }

@@ -1,12 +1,18 @@
-//! The gateway's state, built once from the config: per-app cookies and code exchanges, the
-//! token signer, resolved upstreams, and the injected clock and randomness.
+//! The gateway's state, built once from the config: one runtime record per app (its config,
+//! cookies, code exchanges and loop breaker) and per route (its config and a prebuilt
+//! upstream peer), the token signer, the per-address rate limits, and the injected clock and
+//! randomness.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
+use pingora::upstreams::peer::HttpPeer;
+
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use crate::config::{App, Config, Route};
-use crate::exchange::CodeExchanges;
+use crate::login::exchange::CodeExchanges;
+use crate::login::loop_breaker::LoopBreaker;
+use crate::login::rate::RateLimits;
 use crate::session::SessionCookies;
 use crate::token::{TokenError, TokenSigner};
 use crate::wechat::WechatClient;
@@ -32,22 +38,30 @@ impl Default for Deps {
     }
 }
 
-/// One Official Account's cookies and code exchanges.
-pub struct AppState {
+/// One Official Account at run time.
+pub struct AppRuntime {
+    pub config: App,
     pub cookies: SessionCookies,
     pub exchanges: CodeExchanges,
+    pub loops: LoopBreaker,
+}
+
+/// One route at run time: its config and the peer its requests are proxied to, built once
+/// (address resolved, timeouts set).
+pub struct RouteRuntime {
+    pub config: Route,
+    pub peer: HttpPeer,
 }
 
 /// Everything a request needs, shared by all requests.
 pub struct Gateway {
     pub config: Arc<Config>,
-    /// By app index.
-    pub apps: Vec<AppState>,
+    pub apps: Vec<AppRuntime>,
+    pub routes: Vec<RouteRuntime>,
     pub signer: TokenSigner,
+    pub rate: RateLimits,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
-    /// The resolved address of each route's upstream, by route index.
-    pub upstream_addrs: Vec<SocketAddr>,
 }
 
 impl Gateway {
@@ -59,25 +73,31 @@ impl Gateway {
             .map(|(i, app)| {
                 let w = &app.wechat;
                 let client = WechatClient::new(&w.api_base, &w.appid, w.secret.clone(), w.connect_timeout, w.timeout);
-                AppState {
-                    cookies: SessionCookies::new(&config, i),
-                    exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone()),
+                let cookies = SessionCookies::new(&config, i);
+                AppRuntime {
+                    config: app.clone(),
+                    loops: LoopBreaker::new(&config, i),
+                    cookies,
+                    exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime),
                 }
             })
             .collect();
-        let upstream_addrs = config
+        let routes = config
             .routes
             .iter()
             .enumerate()
-            .map(|(index, r)| resolve(index, &r.upstream.address))
-            .collect::<Result<_, _>>()?;
+            .map(|(index, r)| {
+                Ok(RouteRuntime { config: r.clone(), peer: peer(r, resolve(index, &r.upstream.address)?) })
+            })
+            .collect::<Result<_, BuildError>>()?;
         Ok(Self {
             apps,
+            routes,
             signer: TokenSigner::new(&config.token, deps.entropy.clone())?,
+            rate: RateLimits::new(&config.rate_limit, deps.clock.clone()),
             config: Arc::new(config),
             clock: deps.clock,
             entropy: deps.entropy,
-            upstream_addrs,
         })
     }
 
@@ -85,40 +105,43 @@ impl Gateway {
         self.clock.now()
     }
 
-    /// The index of the route for `host` and `path`: exact host over wildcard over any, then
-    /// the longest path prefix.
+    /// The index of the route for `host` and the canonical `path`: exact host over wildcard
+    /// over any, then the longest path prefix.
     pub fn route_for(&self, host: &str, path: &str) -> Option<usize> {
-        self.config
-            .routes
+        self.routes
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.matches(host, path))
-            .max_by_key(|(_, r)| (r.host.rank(), r.path.trim_end_matches('/').len()))
+            .filter(|(_, r)| r.config.matches(host, path))
+            .max_by_key(|(_, r)| (r.config.host.rank(), r.config.path.trim_end_matches('/').len()))
             .map(|(i, _)| i)
-    }
-
-    pub fn route(&self, index: usize) -> &Route {
-        &self.config.routes[index]
-    }
-
-    pub fn app(&self, index: usize) -> &App {
-        &self.config.apps[index]
     }
 
     /// The app whose public host is `host` (where its callback and login endpoints live).
     pub fn app_at(&self, host: &str) -> Option<usize> {
-        self.config.apps.iter().position(|a| a.public_host() == host)
+        self.apps.iter().position(|a| a.config.public_host() == host)
     }
 
     /// The app a host belongs to: by public host, else through the routes serving it.
     pub fn app_of_host(&self, host: &str) -> Option<usize> {
-        self.app_at(host).or_else(|| self.route_for(host, "/").map(|r| self.route(r).app))
+        self.app_at(host).or_else(|| self.route_for(host, "/").map(|r| self.routes[r].config.app))
     }
 
-    /// Is `path` under the gateway's reserved prefix?
+    /// Is the canonical `path` under the gateway's reserved prefix?
     pub fn is_reserved(&self, path: &str) -> bool {
         crate::config::path_has_prefix(path, &self.config.prefix)
     }
+}
+
+/// The peer of `route`: plain HTTP to `addr`, with the route's timeouts.
+fn peer(route: &Route, addr: SocketAddr) -> HttpPeer {
+    let up = &route.upstream;
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(up.connect_timeout);
+    peer.options.total_connection_timeout = Some(up.connect_timeout);
+    peer.options.read_timeout = Some(up.read_timeout);
+    peer.options.write_timeout = Some(up.write_timeout);
+    peer.options.idle_timeout = Some(up.idle_timeout);
+    peer
 }
 
 fn resolve(index: usize, address: &str) -> Result<SocketAddr, BuildError> {

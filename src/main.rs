@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openid_gateway::config::{self, Loaded};
+use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
 use openid_gateway::keys::KeyAlg;
-use openid_gateway::mock_wechat::{MockConfig, MockWechat};
 use openid_gateway::verify;
 
 #[derive(Parser)]

@@ -29,6 +29,15 @@ impl Reply {
         }
     }
 
+    /// A JSON body, never cached.
+    pub fn json(status: u16, body: String) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())],
+            body: Bytes::from(body),
+        }
+    }
+
     /// Adds a header (several `Set-Cookie` may be added).
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));

@@ -7,9 +7,9 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service as ListeningService;
 
 use crate::config::{Config, DemoConfig};
-use crate::demo::DemoApp;
+use crate::dev::demo::DemoApp;
+use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
-use crate::mock_wechat::{MockConfig, MockWechat};
 use crate::server::{proxy_service, server_conf};
 
 /// Why the server could not start.

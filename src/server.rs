@@ -6,7 +6,7 @@ use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
 use pingora::apps::ServerApp;
-use pingora::proxy::{http_proxy_service, HttpProxy};
+use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
 use pingora::services::listening::Service as ListeningService;
@@ -15,7 +15,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::gateway::Gateway;
+use crate::proxy::conn::GuardedApp;
 use crate::proxy::GatewayProxy;
+
+/// The gateway as pingora serves it: the proxy behind the connection guard.
+pub type GatewayService = ListeningService<GuardedApp<HttpProxy<GatewayProxy>>>;
 
 /// The pingora settings the gateway runs with.
 pub fn server_conf(threads: usize) -> ServerConf {
@@ -28,9 +32,11 @@ pub fn server_conf(threads: usize) -> ServerConf {
     }
 }
 
-/// The proxy service for `gateway`, not yet listening anywhere.
-pub fn proxy_service(gateway: Arc<Gateway>, conf: &Arc<ServerConf>) -> ListeningService<HttpProxy<GatewayProxy>> {
-    http_proxy_service(conf, GatewayProxy(gateway))
+/// The proxy service for `gateway`, not yet listening anywhere: every client connection
+/// gets the header and idle deadlines of `[limits]` ([`crate::proxy::conn`]).
+pub fn proxy_service(gateway: Arc<Gateway>, conf: &Arc<ServerConf>) -> GatewayService {
+    let limits = gateway.config.limits;
+    ListeningService::new("openid-gateway".into(), GuardedApp::new(http_proxy(conf, GatewayProxy(gateway)), limits))
 }
 
 /// A service started on a listener of its own; it stops when dropped.

@@ -40,15 +40,6 @@ impl Session {
     }
 }
 
-/// Login attempts of one browser within the current window (the loop breaker's count).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tries {
-    #[serde(rename = "c")]
-    pub count: u32,
-    #[serde(rename = "w")]
-    pub window_start: u64,
-}
-
 /// A login in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginState {
@@ -66,10 +57,8 @@ pub struct LoginState {
 pub struct SessionCookies {
     sealer: Sealer,
     cfg: SessionConfig,
-    tries_name: String,
     session_attrs: CookieAttrs,
     login_attrs: CookieAttrs,
-    tries_attrs: CookieAttrs,
 }
 
 impl SessionCookies {
@@ -83,16 +72,7 @@ impl SessionCookies {
         let secure = a.secure();
         let session_attrs = CookieAttrs { path: "/".into(), secure, domain: cfg.cookie_domain.clone() };
         let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };
-        // Never Secure: it must count even where a misconfigured Secure cookie is dropped.
-        let tries_attrs = CookieAttrs { path: config.prefix.clone(), secure: false, domain: None };
-        Self {
-            sealer: Sealer::new(&cfg.keys),
-            tries_name: format!("ogw_tries{suffix}"),
-            cfg,
-            session_attrs,
-            login_attrs,
-            tries_attrs,
-        }
+        Self { sealer: Sealer::new(&cfg.keys), cfg, session_attrs, login_attrs }
     }
 
     /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
@@ -118,25 +98,11 @@ impl SessionCookies {
         self.seal(&self.cfg.cookie_name, &s, lifetime, &self.session_attrs, entropy)
     }
 
-    /// The login attempts counted in the current window (a new window once the old ended).
-    pub fn tries(&self, headers: &HeaderMap, now: u64, window: u64) -> Tries {
-        match self.open::<Tries>(headers, &self.tries_name) {
-            Some(t) if now < t.window_start + window => t,
-            _ => Tries { count: 0, window_start: now },
-        }
-    }
-
-    /// `Set-Cookie` recording `tries`.
-    pub fn set_tries(&self, tries: Tries, window: u64, entropy: &dyn Entropy) -> String {
-        self.seal(&self.tries_name, &tries, window, &self.tries_attrs, entropy)
-    }
-
-    /// `Set-Cookie` values that end the session, the login in progress and the count.
-    pub fn clear_all(&self) -> [String; 3] {
+    /// `Set-Cookie` values that end the session and the login in progress.
+    pub fn clear_all(&self) -> [String; 2] {
         [
             cookies::clear(&self.cfg.cookie_name, &self.session_attrs),
             cookies::clear(&self.cfg.login_cookie_name, &self.login_attrs),
-            cookies::clear(&self.tries_name, &self.tries_attrs),
         ]
     }
 
@@ -173,8 +139,8 @@ impl SessionCookies {
     }
 
     /// The names of the gateway's cookies, which upstreams never see.
-    pub fn names(&self) -> [&str; 3] {
-        [&self.cfg.cookie_name, &self.cfg.login_cookie_name, &self.tries_name]
+    pub fn names(&self) -> [&str; 2] {
+        [&self.cfg.cookie_name, &self.cfg.login_cookie_name]
     }
 }
 

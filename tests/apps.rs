@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use openid_gateway::mock_wechat::{openid, unionid};
+use openid_gateway::dev::mock_wechat::{openid, unionid};
 use openid_gateway::token::Claims;
 
 fn claims_of_last(h: &Harness) -> Claims {

@@ -9,7 +9,7 @@ use std::process::Command;
 use common::node::{browser_suite, CHROMIUM};
 use common::*;
 use openid_gateway::config::TokenConfig;
-use openid_gateway::demo::DemoApp;
+use openid_gateway::dev::demo::DemoApp;
 use openid_gateway::server::start_on;
 use pingora::services::listening::Service as ListeningService;
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use openid_gateway::mock_wechat::Fault;
+use openid_gateway::dev::mock_wechat::Fault;
 
 /// Starts a login and returns the callback URL WeChat sends the browser to.
 async fn callback_url(h: &Harness, b: &Browser, path: &str) -> String {

@@ -47,7 +47,7 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     assert_eq!(last.status, 200);
     assert_eq!(last.url, format!("http://localhost:{}/welcome", gw.port()), "landed back on the page asked for");
     assert!(last.body.contains("你好，微信用户 / Hello, WeChat user"), "{}", last.body);
-    assert!(last.body.contains(&openid_gateway::mock_wechat::openid("wx0000000000demo0", "demo-user")));
+    assert!(last.body.contains(&openid_gateway::dev::mock_wechat::openid("wx0000000000demo0", "demo-user")));
 
     // The public corner needs no login: a fresh browser gets there directly.
     let public =

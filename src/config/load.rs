@@ -4,12 +4,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use super::limits::{limits_section, paths_section, rate_limit_section};
 use super::reader::{ConfigError, Errors, Table};
+use super::secrets::SecretLoader;
 use super::sections::{route, session_section, token_section, wechat_section, RouteDraft};
 use super::values::*;
 use super::*;
 use crate::duration;
-use crate::secret::{Secret, SecretSource};
 
 /// A config that passed every check, with advice that does not stop it from running.
 #[derive(Debug)]
@@ -44,7 +45,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
         t.finish();
         DemoConfig { mock_wechat_listen: mock, upstream_listen: up }
     });
-    let secrets = SecretLoader { base, demo: demo.is_some(), errors: &errors };
+    let secrets = SecretLoader::new(base, demo.is_some(), &errors);
 
     let (apps, declared) = apps(&mut root, &secrets);
     let session = required_table(&mut root, "session").and_then(|t| session_section(t, &secrets));
@@ -71,6 +72,10 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
             LoginLimit { max, window }
         });
 
+    let paths = root.table("paths").map(paths_section).unwrap_or_default();
+    let limits = root.table("limits").map(limits_section).unwrap_or_default();
+    let rate_limit = root.table("rate_limit").map(rate_limit_section).unwrap_or_default();
+
     let route_tables = root.tables("routes");
     if route_tables.is_empty() && !root.has("routes") {
         root.error("routes", "at least one [[routes]] is required");
@@ -94,6 +99,9 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
                 trusted_proxies,
                 allowed_return_hosts,
                 login_limit,
+                paths,
+                limits,
+                rate_limit,
                 demo,
             },
             warnings,
@@ -228,33 +236,4 @@ fn warnings(apps: &[App]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Loads secrets, reporting failures at the key path.
-pub(super) struct SecretLoader<'a> {
-    base: &'a Path,
-    demo: bool,
-    errors: &'a Errors,
-}
-
-impl SecretLoader<'_> {
-    /// Whether `{ ephemeral = true }` may be used (with `[demo]` only); reports at `path` if not.
-    pub(super) fn ephemeral_allowed(&self, path: &str) -> bool {
-        if !self.demo {
-            self.errors.push(path, "ephemeral secrets are only for the embedded demo ([demo]); use { env = \"NAME\" } or { file = \"PATH\" }");
-        }
-        self.demo
-    }
-
-    pub(super) fn load(&self, src: SecretSource, path: &str, min_len: usize) -> Option<Secret> {
-        if src.is_ephemeral() && !self.ephemeral_allowed(path) {
-            return None;
-        }
-        let secret = src.load(self.base).map_err(|m| self.errors.push(path, m)).ok()?;
-        if secret.len() < min_len {
-            self.errors.push(path, format!("is {} bytes; at least {min_len} are needed", secret.len()));
-            return None;
-        }
-        Some(secret)
-    }
 }

@@ -1,8 +1,10 @@
 //! The gateway's configuration: read once from TOML into typed values. Only these types cross
 //! module boundaries; runtime code never sees raw strings or optional keys.
 
+mod limits;
 mod load;
 pub mod reader;
+mod secrets;
 mod sections;
 mod values;
 
@@ -14,6 +16,7 @@ use url::Url;
 
 use crate::secret::Secret;
 
+pub use crate::proxy::canonical::{EscapedSlashes, PathRules};
 pub use load::{load_file, parse_str, Loaded};
 pub use reader::ConfigError;
 
@@ -34,7 +37,55 @@ pub struct Config {
     /// Hosts, besides those of the routes and apps, that return URLs may point to.
     pub allowed_return_hosts: Vec<String>,
     pub login_limit: LoginLimit,
+    /// How request paths are made canonical.
+    pub paths: PathRules,
+    pub limits: Limits,
+    pub rate_limit: RateLimitConfig,
     pub demo: Option<DemoConfig>,
+}
+
+/// Client-side timeouts and request size caps (`[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A request's header must be complete this long after its first byte (else 408).
+    pub header_timeout: Duration,
+    /// An idle client connection is closed this long after its last response.
+    pub keepalive_timeout: Duration,
+    /// Bytes of all header names and values together (else 431).
+    pub max_header_bytes: usize,
+    /// Number of header fields (else 431).
+    pub max_headers: usize,
+    /// Bytes of the request target (else 414).
+    pub max_url_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_url_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// Per-client-address token buckets for login starts and callbacks (`[rate_limit]`);
+/// `0` turns one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    pub login_per_minute: u32,
+    pub callback_per_minute: u32,
+    /// Requests allowed at once before the rate applies.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    /// Generous enough for many users behind one carrier-grade NAT.
+    fn default() -> Self {
+        Self { login_per_minute: 120, callback_per_minute: 120, burst: 60 }
+    }
 }
 
 /// One Official Account and the public URL its login runs on.
@@ -238,6 +289,8 @@ pub struct Route {
     pub keep_fragment: bool,
     /// Honour `X-Openid-Token-Test` (deliberately invalid tokens); only on non-production routes.
     pub verifier_test: bool,
+    /// Request bodies larger than this get 413.
+    pub max_body: Option<usize>,
 }
 
 impl Route {
@@ -273,6 +326,12 @@ pub struct Upstream {
     /// The `Host` header value when the route does not keep the client's.
     pub host_header: String,
     pub connect_timeout: Duration,
+    /// Longest wait for the upstream to send something (504 after).
+    pub read_timeout: Duration,
+    /// Longest wait for the upstream to take what is sent to it.
+    pub write_timeout: Duration,
+    /// How long an idle kept-alive upstream connection is kept for reuse.
+    pub idle_timeout: Duration,
 }
 
 /// The embedded demo: a mock WeChat and a demo upstream started beside the gateway.

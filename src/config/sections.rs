@@ -5,8 +5,8 @@ use std::time::Duration;
 use http::HeaderName;
 use url::Url;
 
-use super::load::SecretLoader;
 use super::reader::{secret_from, Table};
+use super::secrets::SecretLoader;
 use super::values::*;
 use super::*;
 use crate::duration;
@@ -165,6 +165,10 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
     }
     let preserve_host = t.opt::<bool>("preserve_host").unwrap_or(true);
     let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(3));
+    let read_timeout = t.parsed("read_timeout", duration::parse).unwrap_or(Duration::from_secs(60));
+    let write_timeout = t.parsed("write_timeout", duration::parse).unwrap_or(Duration::from_secs(60));
+    let idle_timeout = t.parsed("idle_timeout", duration::parse).unwrap_or(Duration::from_secs(60));
+    let max_body = t.parsed("max_body", parse_size);
     let scope = t.parsed("scope", parse_scope);
     let non_wechat = t.parsed("non_wechat", parse_non_wechat).unwrap_or(NonWechat::QrPage);
     let keep_fragment = t.opt::<bool>("keep_fragment").unwrap_or(true);
@@ -185,6 +189,9 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
             None => host_name,
         },
         connect_timeout,
+        read_timeout,
+        write_timeout,
+        idle_timeout,
     };
     let scope = match (scope, apps[app].wechat.scope) {
         (Some(Scope::Userinfo), _) | (_, Scope::Userinfo) => Scope::Userinfo,
@@ -203,6 +210,7 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
         non_wechat,
         keep_fragment,
         verifier_test: verifier_test && !production,
+        max_body,
     };
     RouteDraft { key, route: Some(route) }
 }

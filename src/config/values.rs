@@ -129,3 +129,10 @@ pub(super) fn parse_ipnet(s: &str) -> Result<IpNet, String> {
     };
     Ok(IpNet { addr, prefix })
 }
+
+/// A size such as `"32KiB"`, `"10MB"` or `"8192"` (bytes).
+pub(super) fn parse_size(s: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize =
+        s.trim().parse().map_err(|_| format!("{s:?} is not a size (like \"32KiB\" or \"10MB\")"))?;
+    usize::try_from(size.as_u64()).map_err(|_| format!("{s:?} is too large"))
+}

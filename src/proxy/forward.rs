@@ -1,5 +1,5 @@
-//! What the upstream receives: the request without any client-sent identity, with the
-//! gateway's token, forwarding headers and the right `Host`.
+//! What the upstream receives: the request without any client-sent identity, path override
+//! or hop-by-hop header, with the gateway's token, forwarding headers and the right `Host`.
 
 use http::HeaderName;
 use pingora::http::RequestHeader;
@@ -7,12 +7,43 @@ use pingora::Result;
 
 use std::sync::Arc;
 
-use crate::client::ClientView;
+use super::client::ClientView;
+use super::RequestCtx;
 use crate::config::Route;
 use crate::cookies;
 use crate::gateway::Gateway;
 use crate::session::Session;
 use crate::token::{InvalidKind, TokenError};
+
+/// Turns the client's request into what route `index`'s upstream receives, in this order:
+/// hop-by-hop headers out (so nothing below can be undone by `Connection`), the identity
+/// header, path overrides and the gateway's cookies out, forwarding headers, `X-Request-Id`
+/// and the token in, and the canonical path as the target.
+pub fn prepare(gw: &Gateway, index: usize, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    let route = &gw.routes[index].config;
+    let app = &gw.apps[route.app];
+    let token_header = &gw.config.token.header;
+    strip_hop_by_hop(upstream, token_header)?;
+    strip_identity(upstream, token_header);
+    strip_path_overrides(upstream);
+    let [session, login] = app.cookies.names();
+    strip_gateway_cookies(upstream, &[session, login, app.loops.cookie_name()])?;
+    forwarding_headers(upstream, &ctx.view, app.config.public_url.scheme(), route)?;
+    upstream.insert_header("x-request-id", &ctx.request_id)?;
+    let test = take_test_switch(upstream);
+    let token = identity_token(gw, route, ctx.user.as_ref(), test)
+        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "signing the identity token", e))?;
+    if let Some(token) = token {
+        upstream.insert_header(token_header.clone(), &*token)?;
+    }
+    if ctx.target.rewritten {
+        let uri = ctx.target.origin_form().parse::<http::Uri>().map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "the canonical target is not a URI", e)
+        })?;
+        upstream.set_uri(uri);
+    }
+    Ok(())
+}
 
 /// Removes every header that a backend could mistake for the identity header `name`: any
 /// letter case, and `_` written for `-`.
@@ -26,6 +57,77 @@ pub fn strip_identity(req: &mut RequestHeader, name: &HeaderName) {
 
 fn normalize(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Headers some backends take as the "real" path (IIS URL Rewrite, Symfony, Envoy, prefix
+/// aware frameworks); the gateway decided on the canonical path, so no backend may be told
+/// another. Removed from every request.
+pub const PATH_OVERRIDES: [&str; 6] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-envoy-original-path",
+];
+
+/// Removes every path-override header.
+pub fn strip_path_overrides(req: &mut RequestHeader) {
+    for name in PATH_OVERRIDES {
+        req.remove_header(name);
+    }
+}
+
+/// Connection options a client may keep: everything else in `Connection` names a hop-by-hop
+/// header of the client's hop.
+const CONNECTION_OPTIONS: [&str; 3] = ["close", "keep-alive", "upgrade"];
+
+/// Headers the gateway sets or relies on: a `Connection` that names one is ignored for it.
+const PROTECTED: [&str; 12] = [
+    "host",
+    "cookie",
+    "content-length",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "forwarded",
+    "x-request-id",
+    "te",
+];
+
+/// RFC 9110 §7.6.1: the headers a client's `Connection` names belong to its hop and go; the
+/// gateway's own and the framing headers are never removed this way (the name is just dropped
+/// from `Connection`), so a crafted `Connection: X-Forwarded-For` neither strips what the
+/// gateway adds nor breaks the request. `Connection` keeps only `close`, `keep-alive`, `upgrade`.
+pub fn strip_hop_by_hop(req: &mut RequestHeader, identity: &HeaderName) -> Result<()> {
+    let tokens: Vec<String> = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    req.remove_header(&http::header::CONNECTION);
+    let mut kept = Vec::new();
+    for t in tokens {
+        if CONNECTION_OPTIONS.contains(&t.as_str()) {
+            kept.push(t);
+        } else if !PROTECTED.contains(&t.as_str()) && t != identity.as_str() {
+            req.remove_header(t.as_str());
+        }
+    }
+    if !kept.is_empty() {
+        req.insert_header(http::header::CONNECTION, kept.join(", "))?;
+    }
+    Ok(())
 }
 
 /// Drops the gateway's own cookies from the `Cookie` header: the upstream has no use for them.
@@ -43,9 +145,22 @@ pub fn strip_gateway_cookies(req: &mut RequestHeader, names: &[&str]) -> Result<
 }
 
 /// Sets `X-Forwarded-For` (the client's address, appended to the chain only behind a
-/// trusted proxy), `X-Forwarded-Proto` and `X-Forwarded-Host` (as the client asked), and the
-/// `Host` the route asks for.
+/// trusted proxy), `X-Forwarded-Proto` and `X-Forwarded-Host` (as the client asked),
+/// `X-Real-IP` (the client), `Forwarded` (RFC 7239: the gateway's own element, after a trusted
+/// proxy's; a value from anyone else is replaced), and the `Host` the route asks for.
 pub fn forwarding_headers(req: &mut RequestHeader, view: &ClientView, scheme: &str, route: &Route) -> Result<()> {
+    match view.ip {
+        Some(ip) => req.insert_header("x-real-ip", ip.to_string())?,
+        None => {
+            req.remove_header("x-real-ip");
+        }
+    }
+    let earlier = view
+        .via_trusted_proxy
+        .then(|| req.headers.get("forwarded").and_then(|v| v.to_str().ok()).map(str::to_string))
+        .flatten();
+    let ours = forwarded_element(view, scheme);
+    req.insert_header("forwarded", earlier.map_or_else(|| ours.clone(), |e| format!("{e}, {ours}")))?;
     match &view.forwarded_for {
         Some(chain) => req.insert_header("x-forwarded-for", chain)?,
         None => {
@@ -63,6 +178,20 @@ pub fn forwarding_headers(req: &mut RequestHeader, view: &ClientView, scheme: &s
         req.insert_header(http::header::HOST, &route.upstream.host_header)?;
     }
     Ok(())
+}
+
+/// `for=<peer>;proto=<scheme>[;host=<authority>]`, quoted where RFC 7239 needs it.
+fn forwarded_element(view: &ClientView, scheme: &str) -> String {
+    let proto = view.proto.as_deref().unwrap_or(scheme);
+    let peer = match view.peer {
+        Some(std::net::IpAddr::V6(ip)) => format!("\"[{ip}]\""),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    };
+    match &view.authority {
+        Some(host) => format!("for={peer};proto={proto};host=\"{host}\""),
+        None => format!("for={peer};proto={proto}"),
+    }
 }
 
 /// On a route in verifier test mode, asks for a deliberately invalid token of this kind.
@@ -89,7 +218,7 @@ pub fn identity_token(
         (Some(kind), user) => {
             let stand_in = Session {
                 openid: "o-verifier-test".into(),
-                appid: gw.app(route.app).wechat.appid.clone(),
+                appid: gw.apps[route.app].config.wechat.appid.clone(),
                 ..Session::default()
             };
             let token = gw.signer.invalid_token(kind, user.unwrap_or(&stand_in), &route.audience, now)?;
@@ -119,6 +248,29 @@ mod tests {
         strip_identity(&mut req, &HeaderName::from_static("x-openid-token"));
         let left: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, ["x-other"]);
+    }
+
+    #[test]
+    fn connection_never_removes_what_the_gateway_relies_on() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("connection", "keep-alive, X-Forwarded-For, x-openid-token, Host, X-Hop").unwrap();
+        req.append_header("connection", "Upgrade").unwrap();
+        req.append_header("x-hop", "1").unwrap();
+        req.append_header("host", "h").unwrap();
+        req.append_header("x-forwarded-for", "6.6.6.6").unwrap();
+        strip_hop_by_hop(&mut req, &HeaderName::from_static("x-openid-token")).unwrap();
+        assert_eq!(req.headers.get("connection").unwrap(), "keep-alive, upgrade");
+        assert!(req.headers.get("x-hop").is_none(), "a real hop-by-hop header goes");
+        assert!(req.headers.get("host").is_some() && req.headers.get("x-forwarded-for").is_some());
+    }
+
+    #[test]
+    fn path_overrides_go() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Original-URL", "/admin").unwrap();
+        req.append_header("x-rewrite-url", "/admin").unwrap();
+        strip_path_overrides(&mut req);
+        assert!(req.headers.is_empty());
     }
 
     #[test]

@@ -1,31 +1,49 @@
-//! The pingora `ProxyHttp` implementation. Each phase only dispatches to the modules that
-//! own the logic: [`crate::access`] (endpoints, routing, login), [`crate::token`],
-//! [`forward`].
+//! The request path. [`GatewayProxy`] implements pingora's `ProxyHttp`; each phase only
+//! dispatches, in the order a request meets them:
+//! 1. [`conn`]: the connection's header and idle deadlines;
+//! 2. [`limits`] and [`target`]: header caps, then the target read once into its canonical
+//!    form ([`canonical`]), which everything after it uses;
+//! 3. [`decide`]: endpoints ([`endpoints`]), verification files, routing, login;
+//! 4. [`forward`]: what the upstream receives (hygiene, forwarding headers, token, the
+//!    canonical path);
+//! 5. [`respond`]: the gateway's own answers, and upstream failures as pages.
 
+pub mod canonical;
+pub mod client;
+pub mod conn;
+pub mod decide;
+pub mod endpoints;
 pub mod forward;
+pub mod limits;
 pub mod respond;
+pub mod target;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorType, Result};
 
-use crate::access::{self, Step};
-use crate::client::ClientView;
 use crate::clock::base62_nonce;
-use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::session::Session as UserSession;
+use client::ClientView;
+use decide::Step;
+use target::Target;
 
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
     pub request_id: String,
     pub view: ClientView,
+    pub target: Target,
+    /// A script (XHR, fetch) rather than a page: errors are answered as JSON.
+    pub api: bool,
     pub route: Option<usize>,
     pub user: Option<UserSession>,
+    body_seen: usize,
     started: Instant,
 }
 
@@ -40,38 +58,59 @@ impl ProxyHttp for GatewayProxy {
         RequestCtx {
             request_id: base62_nonce(self.0.entropy.as_ref(), 16),
             view: ClientView::default(),
+            target: Target::default(),
+            api: false,
             route: None,
             user: None,
+            body_seen: 0,
             started: Instant::now(),
         }
     }
 
-    /// `Ok(true)`: the gateway answered by itself (its endpoints, verification files, unknown
-    /// routes, the ways into login). `Ok(false)`: forward to the chosen route's upstream.
+    /// The header is in: the connection's header deadline no longer applies.
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+        conn::headers_done(session);
+        Ok(())
+    }
+
+    /// `Ok(true)`: the gateway answered by itself (limits, refused targets, its endpoints,
+    /// verification files, unknown routes, the ways into login). `Ok(false)`: forward to the
+    /// chosen route's upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let gw = &self.0;
+        let req = session.req_header();
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        ctx.view = ClientView::of(session.req_header(), peer, &gw.config.trusted_proxies);
-        match access::decide(gw, session.req_header(), &ctx.view, &ctx.request_id).await {
-            Step::Forward { route, user } => {
-                ctx.route = Some(route);
-                ctx.user = user;
-                Ok(false)
+        ctx.view = ClientView::of(req, peer, &gw.config.trusted_proxies);
+        ctx.api = !client::is_navigation(req);
+        let read = limits::check_headers(req, &gw.config.limits)
+            .and_then(|()| target::read(req, &gw.config.paths, &gw.config.limits));
+        let step = match read {
+            Ok(target) => {
+                ctx.target = target;
+                decide::decide(gw, req, &ctx.view, &ctx.target, &ctx.request_id).await
             }
-            Step::Reply(reply) => {
-                respond::send(session, reply).await?;
-                Ok(true)
-            }
-        }
+            Err(e) => Step::Fail(e),
+        };
+        respond::answer(session, ctx, step).await
+    }
+
+    /// Counts the body against the route's cap (413 past it).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let max = ctx.route.and_then(|r| self.0.routes[r].config.max_body);
+        let chunk = body.as_ref().map_or(0, Bytes::len);
+        limits::count_body(&mut ctx.body_seen, chunk, max)
+            .map_err(|e| Error::explain(ErrorType::HTTPStatus(413), e.to_string()))
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let index = ctx.route.ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        let route = self.0.route(index);
-        let mut peer = HttpPeer::new(self.0.upstream_addrs[index], false, String::new());
-        peer.options.connection_timeout = Some(route.upstream.connect_timeout);
-        peer.options.total_connection_timeout = Some(route.upstream.connect_timeout);
-        Ok(Box::new(peer))
+        Ok(Box::new(self.0.routes[index].peer.clone()))
     }
 
     async fn upstream_request_filter(
@@ -80,56 +119,27 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let gw = &self.0;
-        let Some(index) = ctx.route else {
-            return Ok(());
-        };
-        let route = gw.route(index);
-        let token_header = &gw.config.token.header;
-        forward::strip_identity(upstream, token_header);
-        forward::strip_gateway_cookies(upstream, &gw.apps[route.app].cookies.names())?;
-        forward::forwarding_headers(upstream, &ctx.view, gw.app(route.app).public_url.scheme(), route)?;
-        upstream.insert_header("x-request-id", &ctx.request_id)?;
-        let test = forward::take_test_switch(upstream);
-        let token = forward::identity_token(gw, route, ctx.user.as_ref(), test)
-            .map_err(|e| Error::because(ErrorType::InternalError, "signing the identity token", e))?;
-        if let Some(token) = token {
-            upstream.insert_header(token_header.clone(), &*token)?;
+        match ctx.route {
+            Some(index) => forward::prepare(&self.0, index, upstream, ctx),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Answers upstream failures with the gateway's own 502 page.
+    /// Answers upstream failures with the gateway's own pages (502, 504, 413, 400).
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-        let code = match e.etype() {
-            ErrorType::HTTPStatus(code) => *code,
-            _ => match e.esource() {
-                ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => 0,
-                ErrorSource::Internal | ErrorSource::Unset => 500,
-            },
-        };
-        if code == 502 || code == 504 {
-            let reply = GatewayError::Upstream(e.to_string()).reply(&ctx.request_id);
-            if let Err(err) = respond::send(session, reply).await {
-                log::debug!("{}: could not send the 502 page: {err}", ctx.request_id);
-            }
-        } else if code > 0 {
-            let _ = session.respond_error(code).await;
-        }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        respond::failure(session, e, ctx).await
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        conn::request_done(session);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let req = session.req_header();
+        let method = &session.req_header().method;
         let who = ctx.user.as_ref().map_or("-", |u| u.openid.as_str());
         let ms = ctx.started.elapsed().as_millis();
+        let (id, path) = (&ctx.request_id, &ctx.target.path);
         match e {
-            Some(e) => {
-                log::warn!("{} {} {} {status} {who} {ms}ms error: {e}", ctx.request_id, req.method, req.uri.path())
-            }
-            None => log::info!("{} {} {} {status} {who} {ms}ms", ctx.request_id, req.method, req.uri.path()),
+            Some(e) => log::warn!("{id} {method} {path} {status} {who} {ms}ms error: {e}"),
+            None => log::info!("{id} {method} {path} {status} {who} {ms}ms"),
         }
     }
 }

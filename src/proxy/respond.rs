@@ -1,10 +1,32 @@
-//! Writes a [`Reply`] to the client.
+//! Writes the gateway's own answers: a [`Step`] decided before proxying, and upstream
+//! failures after it.
 
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
-use pingora::Result;
+use pingora::proxy::{FailToProxy, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use super::decide::Step;
+use super::RequestCtx;
+use crate::error::GatewayError;
 use crate::reply::Reply;
+
+/// Carries out `step`. `Ok(false)`: forward (route and user are now in `ctx`); `Ok(true)`:
+/// answered here, with the page, or JSON for a script, of an error.
+pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, step: Step) -> Result<bool> {
+    match step {
+        Step::Forward { route, user } => {
+            ctx.route = Some(route);
+            ctx.user = user;
+            return Ok(false);
+        }
+        Step::Reply(reply) => send(session, reply).await?,
+        Step::Fail(e) => {
+            e.log(&ctx.request_id);
+            send(session, e.reply_for(&ctx.request_id, ctx.api)).await?;
+        }
+    }
+    Ok(true)
+}
 
 /// Writes status, headers and body, and ends the response.
 pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
@@ -19,4 +41,39 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
         session.write_response_body(Some(reply.body), true).await?;
     }
     Ok(())
+}
+
+/// What a failure while proxying means for the client: an upstream that timed out (504) or
+/// failed (502), a body over the route's cap (413), a request the upstream side cannot take
+/// (400); a client that went away gets nothing. Answered with the page (JSON for a script)
+/// unless a response was already under way, in which case the connection just ends.
+pub fn classify(e: &Error) -> Option<GatewayError> {
+    match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(413), _) => Some(GatewayError::BodyTooLarge),
+        (ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
+            Some(GatewayError::UpstreamTimeout(e.to_string()))
+        }
+        (_, ErrorSource::Upstream) => Some(GatewayError::Upstream(e.to_string())),
+        (ErrorType::InvalidHTTPHeader, ErrorSource::Downstream) => {
+            Some(GatewayError::BadRequest { reason: "request the upstream side cannot take" })
+        }
+        (_, ErrorSource::Downstream) => None,
+        _ => Some(GatewayError::Upstream(e.to_string())),
+    }
+}
+
+/// `fail_to_proxy`: answers `e` as [`classify`] says.
+pub async fn failure(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    let Some(failure) = classify(e) else {
+        return FailToProxy { error_code: 0, can_reuse_downstream: false };
+    };
+    failure.log(&ctx.request_id);
+    let reply = failure.reply_for(&ctx.request_id, ctx.api);
+    let code = reply.status;
+    if session.response_written().is_none() {
+        if let Err(err) = send(session, reply).await {
+            log::debug!("{}: could not send the {code} page: {err}", ctx.request_id);
+        }
+    }
+    FailToProxy { error_code: code, can_reuse_downstream: false }
 }

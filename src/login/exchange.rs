@@ -6,9 +6,14 @@
 //! code from the same browser (same login nonce) waits for and shares that outcome, and it is
 //! remembered for the code's lifetime. The same code from another browser gets
 //! [`Redeemed::OtherBrowser`] and should start a fresh login.
+//!
+//! One login (one login cookie, one nonce) buys at most one exchange: a second, different code
+//! presented with the same nonce gets [`Redeemed::LoginSpent`] without WeChat being called, so
+//! an anonymous client cannot spend the account's API quota with made-up codes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -47,6 +52,8 @@ pub enum Redeemed {
     Done(Result<Identity, ExchangeError>),
     /// The code was first presented by another browser.
     OtherBrowser,
+    /// This login already exchanged another code.
+    LoginSpent,
 }
 
 /// Single-flight code exchanges with a short memory of their outcomes.
@@ -54,11 +61,41 @@ pub struct CodeExchanges {
     exchanger: Arc<dyn CodeExchanger>,
     clock: Arc<dyn Clock>,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Login nonce -> (the one code it exchanged, when).
+    spent: Mutex<HashMap<String, (String, u64)>>,
+    /// How long a login nonce is remembered: the login cookie's lifetime.
+    nonce_ttl: u64,
 }
 
 impl CodeExchanges {
-    pub fn new(exchanger: Arc<dyn CodeExchanger>, clock: Arc<dyn Clock>) -> Self {
-        Self { exchanger, clock, entries: Mutex::new(HashMap::new()) }
+    /// `login_lifetime`: how long a login cookie lives, and so how long its nonce is remembered.
+    pub fn new(exchanger: Arc<dyn CodeExchanger>, clock: Arc<dyn Clock>, login_lifetime: Duration) -> Self {
+        Self {
+            exchanger,
+            clock,
+            entries: Mutex::new(HashMap::new()),
+            spent: Mutex::new(HashMap::new()),
+            nonce_ttl: login_lifetime.as_secs().max(CODE_TTL_SECS),
+        }
+    }
+
+    /// Records that login `nonce` exchanges `code`; `false` if it already exchanged another.
+    fn spend(&self, nonce: &str, code: &str, now: u64) -> bool {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let ttl = self.nonce_ttl;
+        if spent.len() >= MAX_ENTRIES {
+            spent.retain(|_, (_, at)| now < *at + ttl);
+            if spent.len() >= MAX_ENTRIES {
+                spent.clear();
+            }
+        }
+        match spent.get(nonce) {
+            Some((c, at)) if now < at + ttl => c == code,
+            _ => {
+                spent.insert(nonce.to_string(), (code.to_string(), now));
+                true
+            }
+        }
     }
 
     /// Presents `code` on behalf of `browser` (the login nonce of its login cookie).
@@ -73,6 +110,9 @@ impl CodeExchanges {
                 Some(e) if e.browser != browser => return Redeemed::OtherBrowser,
                 Some(e) => e.outcome.clone(),
                 None => {
+                    if !self.spend(browser, code, now) {
+                        return Redeemed::LoginSpent;
+                    }
                     if entries.len() >= MAX_ENTRIES {
                         prune(&mut entries, now);
                     }
@@ -152,7 +192,7 @@ mod tests {
     fn setup() -> (Arc<Slow>, ManualClock, Arc<CodeExchanges>) {
         let fake = Arc::new(Slow(AtomicUsize::new(0)));
         let clock = ManualClock::new(1_000);
-        let ex = Arc::new(CodeExchanges::new(fake.clone(), Arc::new(clock.clone())));
+        let ex = Arc::new(CodeExchanges::new(fake.clone(), Arc::new(clock.clone()), Duration::from_secs(600)));
         (fake, clock, ex)
     }
 
@@ -197,6 +237,19 @@ mod tests {
         first.abort();
         assert!(matches!(ex.redeem("C3", "b1").await, Redeemed::Done(Ok(_))));
         assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn one_login_buys_one_exchange() {
+        let (fake, clock, ex) = setup();
+        assert!(matches!(ex.redeem("C5", "b1").await, Redeemed::Done(Ok(_))));
+        for i in 0..300 {
+            assert_eq!(ex.redeem(&format!("made-up-{i}"), "b1").await, Redeemed::LoginSpent);
+        }
+        assert!(matches!(ex.redeem("C5", "b1").await, Redeemed::Done(Ok(_))), "the double callback still shares");
+        assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+        clock.advance(600);
+        assert!(matches!(ex.redeem("C6", "b1").await, Redeemed::Done(Ok(_))), "forgotten with the login cookie");
     }
 
     #[tokio::test]

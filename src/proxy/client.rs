@@ -20,6 +20,10 @@ pub struct ClientView {
     pub proto: Option<String>,
     /// The `X-Forwarded-For` the upstream receives.
     pub forwarded_for: Option<String>,
+    /// The address of the connection's other end.
+    pub peer: Option<IpAddr>,
+    /// `peer` is a trusted proxy, whose forwarding headers were believed.
+    pub via_trusted_proxy: bool,
 }
 
 impl ClientView {
@@ -53,7 +57,15 @@ impl ClientView {
             (Some(p), None) => (Some(p), Some(p.to_string())),
             (None, _) => (None, None),
         };
-        ClientView { ip, host: strip_port(raw_host).to_ascii_lowercase(), authority, proto, forwarded_for }
+        ClientView {
+            ip,
+            host: strip_port(raw_host).to_ascii_lowercase(),
+            authority,
+            proto,
+            forwarded_for,
+            peer,
+            via_trusted_proxy: via_proxy,
+        }
     }
 }
 

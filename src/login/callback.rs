@@ -1,0 +1,101 @@
+//! `GET <prefix>/callback?code=&state=`: WeChat sends the browser back here.
+
+use pingora::http::RequestHeader;
+
+use super::exchange::Redeemed;
+use super::rate::Door;
+use super::start;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::proxy::client::ClientView;
+use crate::reply::Reply;
+
+/// Handles `GET <prefix>/callback?code=..&state=..` on app `app`'s public host, from `view`.
+///
+/// `Ok` is a `302` to the page the login started from, clean of `code` and `state`, with the
+/// session cookie set. Each code is exchanged at most once, and each login cookie buys at
+/// most one exchange (see [`crate::login::exchange`]); callbacks are rate-limited per client
+/// address (`Err(TooMany)`, 429).
+pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
+    gw.rate.check(Door::Callback, view.ip).map_err(|wait| GatewayError::TooMany { wait })?;
+    let now = gw.now();
+    let runtime = &gw.apps[app];
+    let appid = &runtime.config.wechat.appid;
+    let (code, given_state) = code_and_state(req.uri.query().unwrap_or(""));
+    let login = runtime.cookies.login(&req.headers, now);
+    let restart = |return_to: &str| {
+        log::info!("callback: a code another browser presented first; starting a new login");
+        start(gw, app, runtime.config.wechat.scope, return_to, &req.headers, view, false)
+    };
+    if let Some(code) = &code {
+        if runtime.exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
+            return restart(login.as_ref().map_or("/", |l| l.return_to.as_str()));
+        }
+    }
+    let Some(login) = login else {
+        if runtime.cookies.session(&req.headers, appid, now).is_some() {
+            return Ok(Reply::redirect("/"));
+        }
+        return Err(GatewayError::LoginCookieMissing);
+    };
+    let retry = login.return_to.clone();
+    if given_state.as_deref() != Some(login.nonce.as_str()) {
+        return Err(GatewayError::StateMismatch { retry });
+    }
+    let Some(code) = code.filter(|c| !c.is_empty()) else {
+        return Err(GatewayError::NoCode { retry });
+    };
+    match runtime.exchanges.redeem(&code, &login.nonce).await {
+        Redeemed::OtherBrowser => restart(&retry),
+        Redeemed::LoginSpent => Err(GatewayError::LoginSpent { retry }),
+        Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),
+        Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),
+        Redeemed::Done(Ok(identity)) => {
+            let cookie = runtime.cookies.new_session(&identity, appid, now, gw.entropy.as_ref());
+            Ok(Reply::redirect(with_own_fragment(&retry)).with_header("set-cookie", cookie))
+        }
+    }
+}
+
+/// A redirect without a fragment inherits the fragment of the request it answers (RFC 9110
+/// §10.2.2), and WeChat's authorize URL ends in `#wechat_redirect`, which a hash router would
+/// take for a route. So the way back always names its own fragment, empty if need be.
+fn with_own_fragment(target: &str) -> String {
+    if target.contains('#') {
+        target.to_string()
+    } else {
+        format!("{target}#")
+    }
+}
+
+/// The first `code` and `state` of a query string, percent-decoded.
+fn code_and_state(query: &str) -> (Option<String>, Option<String>) {
+    let mut code = None;
+    let mut state = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "code" if code.is_none() => code = Some(v.into_owned()),
+            "state" if state.is_none() => state = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    (code, state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_way_back_never_inherits_wechat_redirect() {
+        assert_eq!(with_own_fragment("/app/?x=1"), "/app/?x=1#");
+        assert_eq!(with_own_fragment("/app/#/order/42"), "/app/#/order/42");
+    }
+
+    #[test]
+    fn first_code_and_state_win() {
+        let (c, s) = code_and_state("code=A&state=S&uin=1&code=B");
+        assert_eq!((c.as_deref(), s.as_deref()), (Some("A"), Some("S")));
+        assert_eq!(code_and_state("state="), (None, Some(String::new())));
+    }
+}

@@ -1,0 +1,125 @@
+//! The loop breaker: a browser that keeps being sent to WeChat without keeping its session
+//! (cookies blocked, a Secure cookie on http, a `public_url` that differs from the address
+//! used) is stopped after `login_limit.max` login starts within `login_limit.window`, and
+//! shown why, instead of looping forever.
+//!
+//! The count lives in a sealed cookie of its own on the app's public host, path `<prefix>`,
+//! never `Secure`, so that it keeps counting even where a misconfigured Secure session cookie
+//! is being dropped. A browser that drops every cookie is stopped at once by the callback
+//! (no login cookie comes back), not here.
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Entropy;
+use crate::config::{Config, LoginLimit};
+use crate::cookies::{self, CookieAttrs};
+use crate::seal::Sealer;
+
+/// Login starts of one browser within the current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Tries {
+    #[serde(rename = "c")]
+    count: u32,
+    #[serde(rename = "w")]
+    window_start: u64,
+}
+
+/// Counts login starts per browser for one app.
+pub struct LoopBreaker {
+    name: String,
+    attrs: CookieAttrs,
+    sealer: Sealer,
+    limit: LoginLimit,
+}
+
+impl LoopBreaker {
+    /// The loop breaker of `config.apps[app]`; its cookie is `ogw_tries` (`_<app>` with several apps).
+    pub fn new(config: &Config, app: usize) -> Self {
+        let suffix = if config.apps.len() > 1 { format!("_{}", config.apps[app].name) } else { String::new() };
+        Self {
+            name: format!("ogw_tries{suffix}"),
+            attrs: CookieAttrs { path: config.prefix.clone(), secure: false, domain: None },
+            sealer: Sealer::new(&config.session.keys),
+            limit: config.login_limit,
+        }
+    }
+
+    /// Counts one more login start for the browser that sent `headers` at `now`.
+    ///
+    /// `Some(set_cookie)`: go ahead, and record the new count with this `Set-Cookie`.
+    /// `None`: this browser already started `max` logins in the window; stop redirecting.
+    /// `fresh` (the user pressed "log in again") forgets the count first.
+    pub fn admit(&self, headers: &HeaderMap, fresh: bool, now: u64, entropy: &dyn Entropy) -> Option<String> {
+        let window = self.window();
+        let current = if fresh { None } else { self.read(headers) };
+        let tries = match current {
+            Some(t) if now < t.window_start + window => t,
+            _ => Tries { count: 0, window_start: now },
+        };
+        if tries.count >= self.limit.max {
+            return None;
+        }
+        let counted = Tries { count: tries.count + 1, ..tries };
+        let json = serde_json::to_vec(&counted).expect("two integers always serialize");
+        Some(cookies::set(&self.name, &self.sealer.seal(&self.name, &json, entropy), window, &self.attrs))
+    }
+
+    /// `Set-Cookie` that forgets the count (logout).
+    pub fn clear(&self) -> String {
+        cookies::clear(&self.name, &self.attrs)
+    }
+
+    /// The cookie's name, which upstreams never see.
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    fn window(&self) -> u64 {
+        self.limit.window.as_secs().max(1)
+    }
+
+    fn read(&self, headers: &HeaderMap) -> Option<Tries> {
+        let plain = self.sealer.open(&self.name, cookies::get(headers, &self.name)?)?;
+        serde_json::from_slice(&plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::OsEntropy;
+
+    fn breaker() -> LoopBreaker {
+        let c = crate::config::for_tests("https://h5.example.com", "", "", "");
+        LoopBreaker::new(&c, 0)
+    }
+
+    fn with_cookie(set_cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, set_cookie.split(';').next().unwrap().parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn admits_max_starts_per_window_then_stops_until_the_window_ends() {
+        let b = breaker();
+        let mut headers = HeaderMap::new();
+        for _ in 0..3 {
+            let set = b.admit(&headers, false, 1_000, &OsEntropy).expect("within the limit");
+            assert!(set.starts_with("ogw_tries=") && set.contains("Path=/.gateway") && !set.contains("Secure"));
+            headers = with_cookie(&set);
+        }
+        assert_eq!(b.admit(&headers, false, 1_059, &OsEntropy), None, "fourth start within 60 s");
+        assert!(b.admit(&headers, false, 1_060, &OsEntropy).is_some(), "a new window");
+        assert!(b.admit(&headers, true, 1_001, &OsEntropy).is_some(), "log in again forgets the count");
+    }
+
+    #[test]
+    fn a_forged_or_foreign_count_is_a_fresh_start() {
+        let b = breaker();
+        let forged = with_cookie("ogw_tries=AAAA");
+        assert!(b.admit(&forged, false, 1_000, &OsEntropy).is_some());
+        assert!(b.clear().contains("Max-Age=0"));
+    }
+}

@@ -1,0 +1,74 @@
+//! The silent login: the way to WeChat ([`start`], rate-limited per client address and
+//! counted per browser by the [`loop_breaker`]), the callback that comes back from it
+//! ([`callback`]), each code exchanged once ([`exchange`]), and where the browser may be
+//! sent afterwards ([`returns`]).
+
+pub mod callback;
+pub mod exchange;
+pub mod loop_breaker;
+pub mod rate;
+pub mod returns;
+
+use http::HeaderMap;
+
+use crate::clock::base62_nonce;
+use crate::config::Scope;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::proxy::client::ClientView;
+use crate::reply::Reply;
+use crate::wechat::authorize::{authorize_url, encode_component};
+use rate::Door;
+
+pub use callback::callback;
+
+/// Length of the `state` nonce: 32 base62 characters, about 190 bits.
+const STATE_LEN: usize = 32;
+
+/// Sends the browser to WeChat to log in to app `app` with `scope`, coming back to
+/// `return_to` (already validated). Must run on the app's public host, where the login cookie
+/// is set. `fresh`: the user asked to log in again, so the loop breaker's count starts over.
+///
+/// `Ok`: `302` to the authorize URL with the login cookie and the loop breaker's count.
+/// `Err(TooMany)`: this client address started too many logins (429, naming the wait).
+/// `Err(LoginLoop)`: this browser started more logins than `login_limit` allows in its window.
+pub fn start(
+    gw: &Gateway,
+    app: usize,
+    scope: Scope,
+    return_to: &str,
+    headers: &HeaderMap,
+    view: &ClientView,
+    fresh: bool,
+) -> Result<Reply, GatewayError> {
+    gw.rate.check(Door::LoginStart, view.ip).map_err(|wait| GatewayError::TooMany { wait })?;
+    let now = gw.now();
+    let runtime = &gw.apps[app];
+    let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {
+        return Err(GatewayError::LoginLoop {
+            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), encode_component(return_to)),
+        });
+    };
+    let nonce = base62_nonce(gw.entropy.as_ref(), STATE_LEN);
+    let a = &runtime.config;
+    let url = authorize_url(
+        a.wechat.authorize_url.as_str(),
+        &a.wechat.appid,
+        &a.callback_url(&gw.config.prefix),
+        scope.as_str(),
+        &nonce,
+    );
+    Ok(Reply::redirect(url)
+        .with_header("set-cookie", runtime.cookies.new_login(&nonce, return_to, now, gw.entropy.as_ref()))
+        .with_header("set-cookie", counted))
+}
+
+/// `<app public origin><prefix>` : where the app's login endpoints live.
+pub fn login_base(gw: &Gateway, app: usize) -> String {
+    format!("{}{}", gw.apps[app].config.public_origin(), gw.config.prefix)
+}
+
+/// `<app public origin><prefix>/login?return=` (append the encoded return URL).
+pub fn login_url_prefix(gw: &Gateway, app: usize) -> String {
+    format!("{}/login?return=", login_base(gw, app))
+}

@@ -1,0 +1,124 @@
+//! Where a browser may be sent after login or logout, or linked to from a page: a path on
+//! this site, or an absolute http(s) URL on a host the gateway serves or was told to allow.
+//! Paths are returned in their canonical form (the one requests are decided on), so a
+//! return URL can never name a page other than the one a request for it would reach.
+//! Everything else is refused with the reason, which the caller logs.
+
+use url::Url;
+
+use crate::config::{Config, HostPattern};
+use crate::proxy::canonical::canonical_path;
+
+/// Why a return URL was refused (logged, never shown with the URL itself).
+pub type Refused = &'static str;
+
+/// `raw` (already percent-decoded once) in canonical form, if it is a safe return target.
+pub fn validate(config: &Config, raw: &str) -> Result<String, Refused> {
+    if raw.is_empty() {
+        return Err("empty");
+    }
+    if raw.bytes().any(|b| b.is_ascii_control() || b.is_ascii_whitespace() || b == b'\\') {
+        return Err("control character, white space or backslash");
+    }
+    if raw.starts_with("//") {
+        return Err("scheme-relative URL (//host)");
+    }
+    if raw.starts_with('/') {
+        let split = raw.find(['?', '#']).unwrap_or(raw.len());
+        let path = canonical_path(&raw[..split], &config.paths).map_err(|r| r.as_str())?;
+        return Ok(format!("{path}{}", &raw[split..]));
+    }
+    let lowered = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    if !(lowered.starts_with("http://") || lowered.starts_with("https://")) {
+        return Err("neither a path nor an http(s) URL");
+    }
+    let mut url = Url::parse(raw).map_err(|_| "not a URL")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("URL with user information");
+    }
+    let host = url.host_str().ok_or("URL without a host")?.to_ascii_lowercase();
+    if !allowed_host(config, &host) {
+        return Err("host not served by the gateway nor in allowed_return_hosts");
+    }
+    let path = canonical_path(url.path(), &config.paths).map_err(|r| r.as_str())?.into_owned();
+    url.set_path(&path);
+    Ok(url.to_string())
+}
+
+/// Hosts of the apps and routes, and `allowed_return_hosts`.
+pub fn allowed_host(config: &Config, host: &str) -> bool {
+    config.apps.iter().any(|a| a.public_host() == host)
+        || config.allowed_return_hosts.iter().any(|h| h == host)
+        || config.routes.iter().any(|r| !matches!(r.host, HostPattern::Any) && r.host.matches(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        crate::config::for_tests(
+            "https://h5.example.com",
+            "allowed_return_hosts = [\"partner.example.org\"]",
+            "",
+            "[[routes]]\nhost = \"h5.example.com\"\nupstream = \"http://127.0.0.1:1\"\n",
+        )
+    }
+
+    #[test]
+    fn site_paths_and_known_hosts_are_kept() {
+        let c = config();
+        for good in ["/", "/app/#/order/42", "/a?b=1&c=%2F%2Fx", "/x/%E4%B8%AD?q=../y"] {
+            assert_eq!(validate(&c, good).as_deref(), Ok(good));
+        }
+        assert_eq!(validate(&c, "https://h5.example.com/x#y").as_deref(), Ok("https://h5.example.com/x#y"));
+        assert!(validate(&c, "https://partner.example.org/").is_ok());
+    }
+
+    #[test]
+    fn paths_come_back_canonical() {
+        let c = config();
+        assert_eq!(validate(&c, "/pub/%2e%2e/admin?x=1#/y").as_deref(), Ok("/admin?x=1#/y"));
+        assert_eq!(validate(&c, "/a//b/./c").as_deref(), Ok("/a/b/c"));
+        assert_eq!(validate(&c, "https://h5.example.com/pub/../admin").as_deref(), Ok("https://h5.example.com/admin"));
+    }
+
+    #[test]
+    fn open_redirect_payloads_are_refused_with_a_reason() {
+        let c = config();
+        for bad in [
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https:evil.example",
+            "https:/evil.example",
+            "http://evil.example/",
+            "https://h5.example.com.evil.example/",
+            "https://h5.example.com@evil.example/",
+            "https://evil.example\\@h5.example.com/",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "/ok\r\nSet-Cookie: x=1",
+            "/ok\nLocation: //evil",
+            " //evil.example",
+            "\t/evil",
+            "%2F%2Fevil.example",
+            "evil.example",
+            "",
+            "/%2F%2Fevil.example",
+            "/..",
+            "/a/%2e%2e/%2e%2e/x",
+            "/a%00",
+            "/pub/..;/admin",
+        ] {
+            let verdict = validate(&c, bad);
+            assert!(verdict.is_err(), "{bad:?} was accepted as {verdict:?}");
+        }
+        assert_eq!(
+            validate(&c, "http://evil.example/"),
+            Err("host not served by the gateway nor in allowed_return_hosts")
+        );
+        assert_eq!(validate(&c, "/%2F%2Fevil.example"), Err("encoded_slash"));
+    }
+}

@@ -1,0 +1,116 @@
+//! What happens to a request before any upstream sees it, decided on its canonical
+//! [`Target`]: the gateway's own endpoints, WeChat's domain verification files, routing, the
+//! route's size cap, and for a required route without a session, the right way into the
+//! login for this kind of client.
+
+use pingora::http::RequestHeader;
+
+use super::client::{is_navigation, is_wechat, ClientView};
+use super::endpoints;
+use super::limits;
+use super::target::Target;
+use crate::config::{NonWechat, Policy};
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::login;
+use crate::pages::h5;
+use crate::reply::Reply;
+use crate::session::Session;
+use crate::wechat::authorize::encode_component;
+
+/// The decision for one request.
+#[derive(Debug)]
+pub enum Step {
+    /// Proxy to route `route`'s upstream, with a token when `user` is set.
+    Forward { route: usize, user: Option<Session> },
+    /// Answer with this; the upstream never sees the request.
+    Reply(Reply),
+    /// Answer with this error's page (or JSON for a script); the upstream never sees it.
+    Fail(GatewayError),
+}
+
+impl From<Result<Reply, GatewayError>> for Step {
+    fn from(r: Result<Reply, GatewayError>) -> Self {
+        r.map_or_else(Step::Fail, Step::Reply)
+    }
+}
+
+/// Decides what to do with `req`, whose canonical target is `target`, from `view`.
+pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target: &Target, request_id: &str) -> Step {
+    let path = target.path.as_str();
+    if gw.is_reserved(path) {
+        return endpoints::serve(gw, req, view, target).await.into();
+    }
+    if let Some(reply) = mp_verify(gw, view, path) {
+        return Step::Reply(reply);
+    }
+    let Some(index) = gw.route_for(&view.host, path) else {
+        return Step::Fail(GatewayError::NoRoute);
+    };
+    let route = &gw.routes[index].config;
+    if let Err(e) = limits::check_declared_body(req, route.max_body) {
+        return Step::Fail(e);
+    }
+    let app = &gw.apps[route.app];
+    let user = app.cookies.session(&req.headers, &app.config.wechat.appid, gw.now());
+    let enough = user.as_ref().is_some_and(|u| u.has_scope(route.scope));
+    if route.policy_for(path) != Policy::Required || enough {
+        return Step::Forward { route: index, user };
+    }
+    if !is_wechat(req) {
+        match route.non_wechat {
+            NonWechat::QrPage => {
+                return Step::Reply(h5::open_in_wechat(&absolute_target(gw, route.app, view, target), request_id))
+            }
+            NonWechat::Pass => return Step::Forward { route: index, user: None },
+            NonWechat::Login => {}
+        }
+    }
+    let back = return_target(gw, route.app, view, target);
+    let login_url = login::login_url_prefix(gw, route.app);
+    if !is_navigation(req) {
+        let page = req
+            .headers
+            .get(http::header::REFERER)
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| login::returns::validate(&gw.config, r).ok())
+            .unwrap_or(back);
+        return Step::Reply(h5::login_required(&format!("{login_url}{}", encode_component(&page)), request_id));
+    }
+    if route.keep_fragment {
+        return Step::Reply(h5::keep_fragment(&login_url, &back, request_id));
+    }
+    if app.config.public_host() != view.host {
+        return Step::Reply(Reply::redirect(format!("{login_url}{}", encode_component(&back))));
+    }
+    login::start(gw, route.app, route.scope, &back, &req.headers, view, false).into()
+}
+
+/// `/MP_verify_<token>.txt` at the root of an app's hosts, for WeChat's domain check.
+fn mp_verify(gw: &Gateway, view: &ClientView, path: &str) -> Option<Reply> {
+    let token = path.strip_prefix("/MP_verify_")?.strip_suffix(".txt")?;
+    let app = gw.app_of_host(&view.host)?;
+    gw.apps[app].config.mp_verify.iter().any(|t| t == token).then(|| Reply {
+        status: 200,
+        headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+        body: bytes::Bytes::from(token.to_string()),
+    })
+}
+
+/// Where to come back to after login: the canonical path and query on the app's public host,
+/// or the absolute URL on another host.
+pub fn return_target(gw: &Gateway, app: usize, view: &ClientView, target: &Target) -> String {
+    if gw.apps[app].config.public_host() == view.host {
+        target.origin_form()
+    } else {
+        absolute_target(gw, app, view, target)
+    }
+}
+
+/// The absolute URL the client asked for, in canonical form.
+pub fn absolute_target(gw: &Gateway, app: usize, view: &ClientView, target: &Target) -> String {
+    let config = &gw.apps[app].config;
+    let scheme = view.proto.as_deref().unwrap_or(config.public_url.scheme());
+    let authority = view.authority.as_deref().unwrap_or(config.public_host());
+    format!("{scheme}://{authority}{}", target.origin_form())
+}
