@@ -66,6 +66,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Config, deps: Deps) -> Result<Self, BuildError> {
+        crate::logging::register_secrets(secrets_of(&config));
         let apps = config
             .apps
             .iter()
@@ -130,6 +131,14 @@ impl Gateway {
     pub fn is_reserved(&self, path: &str) -> bool {
         crate::config::path_has_prefix(path, &self.config.prefix)
     }
+}
+
+/// Every configured secret's bytes, which no log line may show.
+fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
+    let wechat = config.apps.iter().map(|a| a.wechat.secret.expose());
+    let session = config.session.keys.iter().map(|k| k.expose());
+    let token = config.token.keys.iter().map(|k| k.expose());
+    wechat.chain(session).chain(token)
 }
 
 /// The peer of `route`: plain HTTP to `addr`, with the route's timeouts.

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod logging;
 pub mod login;
 pub mod pages;
 pub mod proxy;

@@ -101,7 +101,9 @@ struct MockArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = openid_gateway::logging::init("info", None) {
+        eprintln!("openid-gateway: no logger: {e}");
+    }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config.config),

@@ -24,7 +24,7 @@ fn recipe(alg: KeyAlg, jwks: &str, token: &str, lang: &str) -> (bool, String) {
         }
         _ => {
             let mut c = Command::new("node");
-            c.arg("verify.mjs").current_dir(npm_ready("deploy/backends/node", "jose"));
+            c.arg("verify.mjs").current_dir(npm_ready("deploy/backends/node"));
             c
         }
     };

@@ -5,6 +5,7 @@
 
 mod browser;
 pub mod node;
+pub mod prepare;
 pub mod python;
 
 use std::net::{SocketAddr, TcpListener};

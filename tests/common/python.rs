@@ -1,5 +1,5 @@
 //! A Python with PyJWT for tests that check the gateway against another ecosystem: a venv
-//! under cargo's target folder, made on first use (`.ci/run` makes it ahead of time).
+//! under cargo's target folder, made once on first use, under a lock ([`super::prepare`]).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,26 +17,28 @@ pub fn python() -> PathBuf {
         let ready = |py: &PathBuf| {
             Command::new(py).args(["-c", "import jwt, cryptography"]).status().is_ok_and(|s| s.success())
         };
-        if !ready(&py) {
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(Command::new(&py).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                REQUIREMENTS,
-            ]));
-        }
-        assert!(ready(&py), "PyJWT is not importable from {}", py.display());
+        super::prepare::once(
+            "pyenv",
+            || ready(&py),
+            || {
+                run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+                run(Command::new(&py).args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    REQUIREMENTS,
+                ]));
+            },
+        );
         py
     })
     .clone()
 }
 
 fn run(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?} failed: install python3-venv, or run `bash .ci/run` once");
+    super::prepare::run(cmd, "is python3 with venv installed?");
 }
 
 /// The script at `tests/e2e/<name>`.

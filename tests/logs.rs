@@ -1,0 +1,95 @@
+//! Nothing secret in any log line, at the most verbose level: a whole login (double
+//! callback, userinfo, logout) runs with the process's real logger at `trace`, pingora's own
+//! lines included, and every captured line is searched for each secret the flow used.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+
+/// Everything the logger wrote.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn cookie_values(pages: &[Page]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(Page::set_cookies)
+        .filter_map(|c| c.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_flow_at_trace_level_logs_no_secret() {
+    let capture = Capture::default();
+    openid_gateway::logging::init("trace", Some(Box::new(capture.clone()))).expect("the only logger of this test");
+    let h = Harness::with(Setup {
+        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
+                 [[routes]]\npath = \"/vip\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nscope = \"snsapi_userinfo\"\n"
+            .into(),
+        ..Setup::default()
+    })
+    .await;
+    let b = h.browser();
+
+    let callback = b.callback_url(&h.url("/shop?item=1")).await;
+    let code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let state = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
+    let login_cookie = cookie_value(&b.cookies("/.gateway/callback"), "ogw_login").expect("login cookie");
+    // WeChat's double callback: the same code twice, the second with extra parameters.
+    let second = format!("{callback}&uin=MTIz&key=abcdef0123&pass_ticket=pt0123456789");
+    let (first, again) = tokio::join!(b.get(&callback), b.get(&second));
+    assert_eq!((first.status, again.status), (302, 302));
+    let landing = b.get(&h.url("/shop?item=1")).await;
+    assert_eq!(landing.status, 200);
+    let token = h.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string();
+
+    // Upgrade to userinfo (another code, exchanged with the access token used for /sns/userinfo).
+    let vip = b.walk(&h.url("/vip")).await;
+    assert_eq!(vip.last().unwrap().status, 200);
+    let vip_token = h.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string();
+    let logout = b.get(&h.url("/.gateway/logout")).await;
+    assert_eq!(logout.status, 302);
+
+    let mut secrets: Vec<(String, String)> = vec![
+        ("code".into(), code),
+        ("state".into(), state),
+        ("login cookie".into(), login_cookie),
+        ("token".into(), token),
+        ("userinfo token".into(), vip_token),
+        ("AppSecret".into(), WECHAT_SECRET.into()),
+        ("session key".into(), SESSION_KEY.into()),
+        ("HS256 key".into(), HS256_KEY.into()),
+        ("pass_ticket".into(), "pt0123456789".into()),
+    ];
+    for (i, v) in cookie_values(&[first, again, landing]).into_iter().chain(cookie_values(&vip)).enumerate() {
+        secrets.push((format!("cookie value {i}"), v));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // lines of tasks still ending
+    let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+
+    // Positive control: the capture holds pingora's own trace lines and the gateway's.
+    assert!(logged.lines().count() > 50, "too little was captured:\n{logged}");
+    assert!(logged.contains("TRACE") && logged.contains("pingora"), "no pingora trace lines captured");
+    assert!(logged.contains("[redacted]"), "nothing needed redacting: the test saw no secret-bearing line");
+    for (what, value) in &secrets {
+        assert!(!value.is_empty() && !logged.contains(value.as_str()), "the {what} reached the log");
+    }
+    // No opaque token-like run (sealed cookies, access and refresh tokens) survives either.
+    let opaque = regex::Regex::new(r"[A-Za-z0-9_-]{40,}").unwrap();
+    assert!(opaque.find(&logged).is_none(), "an opaque token in the log: {:?}", opaque.find(&logged));
+}
