@@ -189,3 +189,31 @@ fn a_cookie_domain_must_cover_the_public_host() {
     let good = GOOD.replace("[session]\n", "[session]\ncookie_domain = \".example.com\"\n");
     assert!(check(&good).0);
 }
+
+#[test]
+fn limits_and_path_choices_are_checked_and_explained() {
+    let bad = format!(
+        "{GOOD}max_body = \"lots\"\nread_timeout = \"soon\"\n\n[paths]\nescaped_slashes = \"maybe\"\n\n\
+         [limits]\nmax_headers = 0\nheader_timeout = \"0s\"\nmax_url_bytes = \"big\"\n\n[rate_limit]\nburst = -1\n"
+    );
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    for path in [
+        "routes[0].max_body:",
+        "routes[0].read_timeout:",
+        "paths.escaped_slashes: \"maybe\" must be \"reject\"",
+        "limits.max_headers: must be at least 1",
+        "limits.header_timeout: must be longer than 0s",
+        "limits.max_url_bytes:",
+        "rate_limit.burst:",
+    ] {
+        assert!(err.contains(path), "{path} not named in:\n{err}");
+    }
+    let keep = format!("{GOOD}\n[paths]\nescaped_slashes = \"keep\"\nmerge_slashes = false\n");
+    let (ok, err) = check(&keep);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: paths.escaped_slashes = \"keep\"") && err.contains("merge_slashes = false"),
+        "{err}"
+    );
+}

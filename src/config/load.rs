@@ -85,7 +85,8 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let routes: Vec<Route> = drafts.into_iter().filter_map(|d| d.route).collect();
     root.finish();
 
-    let warnings = if demo.is_some() { Vec::new() } else { warnings(&apps) };
+    let mut warnings = if demo.is_some() { Vec::new() } else { warnings(&apps) };
+    warnings.extend(path_warnings(&paths));
     match (errors.is_empty(), session, token) {
         (true, Some(session), Some(token)) => Ok(Loaded {
             config: Config {
@@ -216,6 +217,32 @@ fn check_routes(drafts: &[RouteDraft], apps: &[App], session: Option<&SessionCon
             );
         }
     }
+}
+
+/// What each non-default path choice gives up.
+fn path_warnings(paths: &PathRules) -> Vec<String> {
+    let mut out = Vec::new();
+    match paths.escaped_slashes {
+        EscapedSlashes::Reject => {}
+        EscapedSlashes::Keep => out.push(
+            "paths.escaped_slashes = \"keep\": %2F and %5C reach the upstream encoded; a backend that decodes them \
+             before routing may serve another page than the one the gateway decided on"
+                .into(),
+        ),
+        EscapedSlashes::Unescape => out.push(
+            "paths.escaped_slashes = \"unescape\": %2F and %5C become /; a backend that needs them as data in a \
+             segment will see other paths"
+                .into(),
+        ),
+    }
+    if !paths.merge_slashes {
+        out.push(
+            "paths.merge_slashes = false: //a is forwarded as is; backends that merge slashes themselves see the \
+             same page, others may not"
+                .into(),
+        );
+    }
+    out
 }
 
 fn warnings(apps: &[App]) -> Vec<String> {
