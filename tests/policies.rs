@@ -140,12 +140,11 @@ async fn open_redirect_payloads_are_refused() {
                     && !seen.starts_with("//")
                     && !seen.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace());
                 let canonical = canonical_path(seen.split(['?', '#']).next().unwrap(), &PathRules::default());
-                if plain_path && canonical.is_ok() {
+                if let (true, Ok(canonical)) = (plain_path, canonical) {
                     // A literal path on this site, in its canonical form: harmless.
                     assert_eq!(p.status, 302, "{endpoint} {query:?}");
                     let to_wechat = p.location().starts_with(&h.mock_url("/connect/"));
-                    let canonical =
-                        format!("{}{}", canonical.unwrap(), &seen[seen.find(['?', '#']).unwrap_or(seen.len())..]);
+                    let canonical = format!("{}{}", canonical, &seen[seen.find(['?', '#']).unwrap_or(seen.len())..]);
                     assert!(to_wechat || p.location() == canonical, "{endpoint} {query:?} -> {}", p.location());
                 } else {
                     assert_eq!(p.status, 400, "{endpoint} {query:?} -> {}", p.location());

@@ -15,15 +15,15 @@ use crate::gateway::Gateway;
 use crate::session::Session;
 use crate::token::{InvalidKind, TokenError};
 
-/// Turns the client's request into what route `index`'s upstream receives, in this order:
-/// hop-by-hop headers out (so nothing below can be undone by `Connection`), the identity
-/// header, path overrides and the gateway's cookies out, forwarding headers, `X-Request-Id`
-/// and the token in, and the canonical path as the target.
+/// Turns the client's request into what route `index`'s upstream receives (its `Connection`
+/// was already cleaned by [`strip_hop_by_hop`] in the request phase, before pingora removes
+/// the hop-by-hop headers it names): the identity header, path overrides and the gateway's
+/// cookies out, forwarding headers, `X-Request-Id` and the token in, and the canonical path
+/// as the target.
 pub fn prepare(gw: &Gateway, index: usize, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
     let route = &gw.routes[index].config;
     let app = &gw.apps[route.app];
     let token_header = &gw.config.token.header;
-    strip_hop_by_hop(upstream, token_header)?;
     strip_identity(upstream, token_header);
     strip_path_overrides(upstream);
     let [session, login] = app.cookies.names();

@@ -78,6 +78,8 @@ impl ProxyHttp for GatewayProxy {
     /// chosen route's upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let gw = &self.0;
+        // Before pingora sees it: a `Connection` naming what the gateway sets is ignored, not fatal.
+        forward::strip_hop_by_hop(session.req_header_mut(), &gw.config.token.header)?;
         let req = session.req_header();
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         ctx.view = ClientView::of(req, peer, &gw.config.trusted_proxies);
