@@ -346,7 +346,11 @@ pub struct DemoConfig {
 /// empty). Its secret files live in a temporary folder.
 #[cfg(test)]
 pub(crate) fn for_tests(public_url: &str, top: &str, session: &str, routes: &str) -> Config {
-    let dir = std::env::temp_dir().join(format!("ogw-config-{}", std::process::id()));
+    // One folder per call: tests run in parallel, and rewriting a shared key file while
+    // another test reads it would hand that test an empty key.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ogw-config-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     std::fs::write(dir.join("k"), "0123456789abcdef0123456789abcdef").expect("key file");
     let routes = if routes.is_empty() { "[[routes]]\nupstream = \"http://127.0.0.1:1\"\n" } else { routes };
