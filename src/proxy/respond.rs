@@ -45,8 +45,9 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
 
 /// What a failure while proxying means for the client: an upstream that timed out (504) or
 /// failed (502), a body over the route's cap (413), a request the upstream side cannot take
-/// (400); a client that went away gets nothing. Answered with the page (JSON for a script)
-/// unless a response was already under way, in which case the connection just ends.
+/// (400); a client that went away, or the gateway's own failure (`None`, answered 500 by
+/// [`failure`]), gets no page of its own. Answered with the page (JSON for a script) unless a
+/// response was already under way, in which case the connection just ends.
 pub fn classify(e: &Error) -> Option<GatewayError> {
     match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(413), _) => Some(GatewayError::BodyTooLarge),
@@ -57,15 +58,21 @@ pub fn classify(e: &Error) -> Option<GatewayError> {
         (ErrorType::InvalidHTTPHeader, ErrorSource::Downstream) => {
             Some(GatewayError::BadRequest { reason: "request the upstream side cannot take" })
         }
-        (_, ErrorSource::Downstream) => None,
-        _ => Some(GatewayError::Upstream(e.to_string())),
+        (_, ErrorSource::Downstream | ErrorSource::Internal | ErrorSource::Unset) => None,
     }
 }
 
 /// `fail_to_proxy`: answers `e` as [`classify`] says.
 pub async fn failure(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
     let Some(failure) = classify(e) else {
-        return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        if e.esource() == &ErrorSource::Downstream {
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        }
+        log::error!("{}: {e}", ctx.request_id);
+        if session.response_written().is_none() {
+            let _ = session.respond_error(500).await;
+        }
+        return FailToProxy { error_code: 500, can_reuse_downstream: false };
     };
     failure.log(&ctx.request_id);
     let reply = failure.reply_for(&ctx.request_id, ctx.api);
