@@ -5,7 +5,9 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::time::Duration;
 
+use pingora::protocols::l4::ext::TcpKeepalive;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
@@ -150,6 +152,16 @@ fn peer(route: &Route, addr: SocketAddr) -> HttpPeer {
     peer.options.read_timeout = Some(up.read_timeout);
     peer.options.write_timeout = Some(up.write_timeout);
     peer.options.idle_timeout = Some(up.idle_timeout);
+    // pingora stops writing a body after `write_timeout`, but then still waits `read_timeout` for
+    // an answer. TCP_USER_TIMEOUT makes the kernel drop a connection whose peer has taken no data
+    // (a zero window) for as long, so a deaf upstream gets its 504 within `write_timeout`.
+    peer.options.tcp_keepalive = Some(TcpKeepalive {
+        idle: Duration::from_secs(60),
+        interval: Duration::from_secs(10),
+        count: 3,
+        #[cfg(target_os = "linux")]
+        user_timeout: up.write_timeout,
+    });
     peer
 }
 

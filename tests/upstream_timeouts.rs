@@ -43,7 +43,6 @@ async fn an_upstream_that_never_completes_the_handshake_gets_504_within_the_conn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open gap: routes[].write_timeout is set on the peer, but a body write to an upstream that never reads was not cut off within 5 s"]
 async fn an_upstream_that_never_reads_the_body_gets_504_within_the_write_timeout() {
     // Accepts and holds the connection, reading nothing: the body fills the socket buffers.
     let deaf = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,7 +89,7 @@ async fn an_upstream_that_never_reads_the_body_gets_504_within_the_write_timeout
     let answer = String::from_utf8_lossy(&out);
     assert!(answer.starts_with("HTTP/1.1 504"), "{took:?}: {answer:.200}");
     assert!(answer.contains("服务响应超时"));
-    assert!(took < Duration::from_secs(4), "{took:?}");
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
     send.abort();
     holder.abort();
 }
