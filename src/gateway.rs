@@ -11,10 +11,12 @@ use pingora::protocols::l4::ext::TcpKeepalive;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use crate::config::{App, Config, Route};
+use crate::config::{App, Config, HostPattern, Route};
 use crate::login::exchange::CodeExchanges;
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
+use crate::metrics::Metrics;
+use crate::proxy::access::AccessLog;
 use crate::session::SessionCookies;
 use crate::token::{TokenError, TokenSigner};
 use crate::wechat::WechatClient;
@@ -29,14 +31,17 @@ pub enum BuildError {
 }
 
 /// What the gateway uses from outside: time and randomness.
+#[derive(Clone)]
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
+    /// Outlives every reload.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), entropy: Arc::new(OsEntropy) }
+        Self { clock: Arc::new(SystemClock), entropy: Arc::new(OsEntropy), metrics: Arc::new(Metrics::new()) }
     }
 }
 
@@ -53,6 +58,8 @@ pub struct AppRuntime {
 pub struct RouteRuntime {
     pub config: Route,
     pub peer: HttpPeer,
+    /// The route in metrics and logs: `host/path`, or the path for routes on any host.
+    pub label: String,
 }
 
 /// Everything a request needs, shared by all requests.
@@ -64,6 +71,8 @@ pub struct Gateway {
     pub rate: RateLimits,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
+    pub metrics: Arc<Metrics>,
+    pub access: AccessLog,
 }
 
 impl Gateway {
@@ -81,7 +90,8 @@ impl Gateway {
                     config: app.clone(),
                     loops: LoopBreaker::new(&config, i),
                     cookies,
-                    exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime),
+                    exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime)
+                        .with_metrics(deps.metrics.clone(), &app.name),
                 }
             })
             .collect();
@@ -90,17 +100,20 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(index, r)| {
-                Ok(RouteRuntime { config: r.clone(), peer: peer(r, resolve(index, &r.upstream.address)?) })
+                let peer = peer(r, resolve(index, &r.upstream.address)?);
+                Ok(RouteRuntime { config: r.clone(), peer, label: label(r) })
             })
             .collect::<Result<_, BuildError>>()?;
         Ok(Self {
             apps,
             routes,
-            signer: TokenSigner::new(&config.token, deps.entropy.clone())?,
+            signer: TokenSigner::new(&config.token, deps.entropy.clone())?.with_metrics(deps.metrics.clone()),
             rate: RateLimits::new(&config.rate_limit, deps.clock.clone()),
+            access: AccessLog::new(&config),
             config: Arc::new(config),
             clock: deps.clock,
             entropy: deps.entropy,
+            metrics: deps.metrics,
         })
     }
 
@@ -132,6 +145,14 @@ impl Gateway {
     /// Is the canonical `path` under the gateway's reserved prefix?
     pub fn is_reserved(&self, path: &str) -> bool {
         crate::config::path_has_prefix(path, &self.config.prefix)
+    }
+}
+
+fn label(route: &Route) -> String {
+    match &route.host {
+        HostPattern::Any => route.path.clone(),
+        HostPattern::Exact(h) => format!("{h}{}", route.path),
+        HostPattern::Wildcard(suffix) => format!("*{suffix}{}", route.path),
     }
 }
 

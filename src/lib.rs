@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod cookies;
@@ -17,8 +18,10 @@ pub mod duration;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod live;
 pub mod logging;
 pub mod login;
+pub mod metrics;
 pub mod pages;
 pub mod proxy;
 pub mod reply;

@@ -8,10 +8,18 @@
 //! the exact values of the configured secrets ([`register_secrets`]).
 
 use std::borrow::Cow;
+use std::fmt;
 use std::io::Write;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{LazyLock, Mutex, RwLock};
 
 use regex::{Regex, RegexSet};
+use tracing::field::{Field, Visit};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+pub use crate::config::LogFormat;
 
 const REDACTED: &str = "[redacted]";
 
@@ -85,23 +93,121 @@ pub fn redact(line: &str) -> Cow<'_, str> {
     out
 }
 
-/// Starts the process's logger: `filter` in `RUST_LOG` syntax (`RUST_LOG` wins when set),
-/// every line redacted; to standard error, or to `sink` (tests read what the process logged).
-pub fn init(filter: &str, sink: Option<Box<dyn Write + Send>>) -> Result<(), log::SetLoggerError> {
-    let mut b = env_logger::Builder::new();
-    b.parse_filters(filter);
-    if let Ok(env) = std::env::var("RUST_LOG") {
-        b.parse_filters(&env);
+/// Where log lines go when not to standard error (tests read what the process logged).
+pub type Sink = Box<dyn Write + Send>;
+
+/// Starts the process's logger as text: `filter` in `RUST_LOG` syntax (`RUST_LOG` wins when
+/// set), every line redacted; to standard error, or to `sink`.
+pub fn init(filter: &str, sink: Option<Sink>) -> Result<(), InitError> {
+    init_with(LogFormat::Text, filter, sink)
+}
+
+/// Like [`init`], in `format`: text lines or one JSON object per line.
+pub fn init_with(format: LogFormat, filter: &str, sink: Option<Sink>) -> Result<(), InitError> {
+    let filter = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| filter.to_string());
+    let filter = EnvFilter::builder().parse(&filter).map_err(|e| InitError(e.to_string()))?;
+    let out: Mutex<Sink> = Mutex::new(sink.unwrap_or_else(|| Box::new(std::io::stderr())));
+    let layer = LineLayer { format, out };
+    tracing_subscriber::registry().with(filter).with(layer).try_init().map_err(|e| InitError(e.to_string()))
+}
+
+/// The logger could not be started (another is already set, or the filter is wrong).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the logger: {0}")]
+pub struct InitError(String);
+
+/// Writes each event as one redacted line. Every value is redacted before it is encoded,
+/// so a JSON-escaped quote never hides a secret from the rules.
+struct LineLayer {
+    format: LogFormat,
+    out: Mutex<Sink>,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for LineLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.normalized_metadata();
+        let meta = meta.as_ref().unwrap_or_else(|| event.metadata());
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        let line = match self.format {
+            LogFormat::Json => {
+                let mut obj = serde_json::Map::new();
+                obj.insert("ts".into(), ts.to_string().into());
+                obj.insert("level".into(), meta.level().as_str().into());
+                obj.insert("target".into(), meta.target().into());
+                if !fields.message.is_empty() {
+                    obj.insert("message".into(), redact(&fields.message).into_owned().into());
+                }
+                for (k, v) in fields.pairs {
+                    obj.insert(k.into(), v);
+                }
+                serde_json::Value::Object(obj).to_string()
+            }
+            LogFormat::Text => {
+                let mut line = format!("{ts} {:5} {} {}", meta.level(), meta.target(), redact(&fields.message));
+                for (k, v) in &fields.pairs {
+                    match v {
+                        serde_json::Value::String(s) => line.push_str(&format!(" {k}={s}")),
+                        other => line.push_str(&format!(" {k}={other}")),
+                    }
+                }
+                line
+            }
+        };
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        // A log line that cannot be written has nowhere else to go.
+        let _ = writeln!(out, "{line}");
     }
-    b.format(|buf, record| {
-        let message = record.args().to_string();
-        let ts = buf.timestamp_millis();
-        writeln!(buf, "{ts} {:5} {} {}", record.level(), record.target(), redact(&message))
-    });
-    if let Some(sink) = sink {
-        b.target(env_logger::Target::Pipe(sink));
+}
+
+/// An event's message and fields, each string already redacted.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    pairs: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, redact(value).into_owned().into());
     }
-    b.try_init()
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, redact(&format!("{value:?}")).into_owned().into());
+    }
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        match field.name() {
+            "message" => {
+                self.message = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }
+            }
+            // `log` records bridged into tracing carry their origin as fields.
+            name if name.starts_with("log.") => {}
+            name => self.pairs.push((name, value)),
+        }
+    }
 }
 
 #[cfg(test)]

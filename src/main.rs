@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use openid_gateway::config::{self, Loaded};
+use openid_gateway::config::{self, Loaded, LogFormat};
 use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
 use openid_gateway::keys::KeyAlg;
+use openid_gateway::run::RunOptions;
 use openid_gateway::verify;
 
 #[derive(Parser)]
@@ -31,8 +32,8 @@ struct ConfigArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway (the default).
-    Run,
+    /// Run the gateway (the default). SIGHUP reloads the config, SIGTERM drains and exits.
+    Run(RunArgs),
     /// Check a config file and print every mistake in it with its key path.
     Check,
     /// Run a strict mock of WeChat's authorize page and code exchange.
@@ -41,6 +42,14 @@ enum Command {
     Keygen(KeygenArgs),
     /// Verify a token as a backend would, and say exactly why it is rejected.
     Verify(VerifyArgs),
+}
+
+#[derive(Args, Default)]
+struct RunArgs {
+    /// Graceful upgrade: take the listening sockets over from the running gateway (send it
+    /// SIGQUIT once this one is started); no connection is refused meanwhile.
+    #[arg(short, long)]
+    upgrade: bool,
 }
 
 #[derive(Args)]
@@ -101,12 +110,13 @@ struct MockArgs {
 }
 
 fn main() -> ExitCode {
-    if let Err(e) = openid_gateway::logging::init("info", None) {
-        eprintln!("openid-gateway: no logger: {e}");
-    }
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(&cli.config.config),
+    // `run` logs as its config says; the other commands as text.
+    if !matches!(cli.command, None | Some(Command::Run(_))) {
+        start_logger(LogFormat::Text, "info");
+    }
+    let result = match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Run(args) => run(&cli.config.config, args),
         Command::Check => return check(&cli.config.config),
         Command::MockWechat(args) => mock_wechat(args),
         Command::Keygen(args) => keygen(args),
@@ -118,6 +128,12 @@ fn main() -> ExitCode {
             eprintln!("openid-gateway: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn start_logger(format: LogFormat, filter: &str) {
+    if let Err(e) = openid_gateway::logging::init_with(format, filter, None) {
+        eprintln!("openid-gateway: no logger: {e}");
     }
 }
 
@@ -144,8 +160,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path) -> anyhow::Result<()> {
+fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<()> {
     let Ok(loaded) = load(path) else { anyhow::bail!("{} has mistakes; nothing started", path.display()) };
+    start_logger(loaded.config.log.format, &loaded.config.log.level);
     for w in &loaded.warnings {
         log::warn!("{w}");
     }
@@ -157,7 +174,8 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     log::info!("listening on {} for {}", c.listen, c.apps[0].public_origin());
-    openid_gateway::run::run(loaded.config).context("starting the gateway")?;
+    let options = RunOptions { config_path: Some(path.to_path_buf()), upgrade: args.upgrade };
+    openid_gateway::run::run(loaded.config, options).context("starting the gateway")?;
     Ok(())
 }
 

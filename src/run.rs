@@ -1,15 +1,22 @@
 //! `openid-gateway run`: the gateway as a pingora server, with the embedded demo services
 //! when the config has `[demo]`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use pingora::server::{RunArgs, Server};
+use async_trait::async_trait;
+use pingora::server::configuration::Opt;
+use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service as ListeningService;
+use tokio::signal::unix::{signal, SignalKind};
 
+use crate::admin::AdminApp;
 use crate::config::{Config, DemoConfig};
 use crate::dev::demo::DemoApp;
 use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
+use crate::live::LiveGateway;
 use crate::server::{proxy_service, server_conf};
 
 /// Why the server could not start.
@@ -21,21 +28,71 @@ pub enum RunError {
     Demo(#[from] crate::token::TokenError),
 }
 
-/// Runs until SIGINT or SIGTERM.
-pub fn run(config: Config) -> Result<(), RunError> {
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(config.threads));
+/// How the process was started.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The config file, re-read on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// Take the listening sockets over from a running gateway (graceful upgrade): the old
+    /// process hands them over on SIGQUIT through `upgrade_sock`.
+    pub upgrade: bool,
+}
+
+/// Runs until SIGINT or SIGTERM (drain, then exit) or SIGQUIT (hand the listeners to an
+/// upgrading process, drain, exit). SIGHUP reloads the config.
+pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
+    let opt = Opt { upgrade: options.upgrade, ..Opt::default() };
+    let mut conf = server_conf(config.threads);
+    conf.upgrade_sock = config.upgrade_sock.clone();
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     let conf = server.configuration.clone();
     if let Some(demo) = &config.demo {
         add_demo_services(&mut server, &config, demo)?;
     }
-    let listen = config.listen.to_string();
-    let gateway = Arc::new(Gateway::new(config, Deps::default())?);
-    let mut proxy = proxy_service(gateway, &conf);
+    let (listen, admin) = (config.listen.to_string(), config.admin.listen);
+    let deps = Deps::default();
+    let live = LiveGateway::new(Gateway::new(config, deps.clone())?, deps, options.config_path);
+    let mut proxy = proxy_service(live.clone(), &conf);
     proxy.add_tcp(&listen);
     server.add_service(proxy);
+    if let Some(admin) = admin {
+        let mut service = ListeningService::new("admin".into(), AdminApp::new(live.clone()));
+        service.add_tcp(&admin.to_string());
+        server.add_service(service);
+    }
+    server.add_service(background_service("reload on SIGHUP", ReloadOnHangup(live)));
     server.bootstrap();
     server.run(RunArgs::default());
     Ok(())
+}
+
+/// Reloads the config on every SIGHUP, logging what changed or why nothing did.
+struct ReloadOnHangup(Arc<LiveGateway>);
+
+#[async_trait]
+impl BackgroundService for ReloadOnHangup {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            log::error!("cannot listen for SIGHUP: reload by restarting");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                got = hangups.recv() => if got.is_none() { return },
+            }
+            let file = self.0.path().map_or_else(String::new, |p| p.display().to_string());
+            match self.0.reload() {
+                Ok(done) => {
+                    for w in &done.warnings {
+                        log::warn!("reload: {w}");
+                    }
+                    log::info!("reload: {file} is now serving");
+                }
+                Err(e) => log::error!("reload refused, the previous config keeps serving: {file}: {e}"),
+            }
+        }
+    }
 }
 
 /// The mock WeChat and the demo upstream, on the addresses of `[demo]`.

@@ -14,7 +14,7 @@ use pingora::services::Service;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::gateway::Gateway;
+use crate::live::LiveGateway;
 use crate::proxy::conn::GuardedApp;
 use crate::proxy::GatewayProxy;
 
@@ -34,9 +34,9 @@ pub fn server_conf(threads: usize) -> ServerConf {
 
 /// The proxy service for `gateway`, not yet listening anywhere: every client connection
 /// gets the header and idle deadlines of `[limits]` ([`crate::proxy::conn`]).
-pub fn proxy_service(gateway: Arc<Gateway>, conf: &Arc<ServerConf>) -> GatewayService {
-    let limits = gateway.config.limits;
-    ListeningService::new("openid-gateway".into(), GuardedApp::new(http_proxy(conf, GatewayProxy(gateway)), limits))
+pub fn proxy_service(live: Arc<LiveGateway>, conf: &Arc<ServerConf>) -> GatewayService {
+    let proxy = http_proxy(conf, GatewayProxy(live.clone()));
+    ListeningService::new("openid-gateway".into(), GuardedApp::new(proxy, live))
 }
 
 /// A service started on a listener of its own; it stops when dropped.

@@ -88,7 +88,7 @@ algorithm = "RS999"
 key = { file = "session.key" }
 [[routes]]
 path = "/a"
-upstream = "https://app.internal"
+upstream = "ftp://app.internal"
 [[routes]]
 path = "/a/"
 upstream = "http://127.0.0.1:1"

@@ -38,7 +38,7 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     let _mock = start_on(mock_svc, mock_l).unwrap();
     let _app = start_on(app_svc, app_l).unwrap();
     let gateway = Arc::new(Gateway::new(loaded.config, Deps::default()).unwrap());
-    let _gw = start_on(proxy_service(gateway, &conf), gw_l).unwrap();
+    let _gw = start_on(proxy_service(openid_gateway::live::LiveGateway::fixed(gateway), &conf), gw_l).unwrap();
 
     let desktop = common::browser(DESKTOP_UA, "localhost", gw);
     // Every demo URL names its port, so the mock's URLs still reach the mock.

@@ -1,6 +1,7 @@
 //! Nothing secret in any log line, at the most verbose level: a whole login (double
-//! callback, userinfo, logout) runs with the process's real logger at `trace`, pingora's own
-//! lines included, and every captured line is searched for each secret the flow used.
+//! callback, userinfo, logout) runs with the process's real logger at `trace` in JSON,
+//! pingora's own lines included, and every captured line is searched for each secret the flow
+//! used. Every line is one JSON object; access-log events name users only by a keyed hash.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use openid_gateway::config::LogFormat;
 
 /// Everything the logger wrote.
 #[derive(Clone, Default)]
@@ -36,7 +38,8 @@ fn cookie_values(pages: &[Page]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_flow_at_trace_level_logs_no_secret() {
     let capture = Capture::default();
-    openid_gateway::logging::init("trace", Some(Box::new(capture.clone()))).expect("the only logger of this test");
+    openid_gateway::logging::init_with(LogFormat::Json, "trace", Some(Box::new(capture.clone())))
+        .expect("the only logger of this test");
     let h = Harness::with(Setup {
         routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
                  [[routes]]\npath = \"/vip\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nscope = \"snsapi_userinfo\"\n"
@@ -57,6 +60,7 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
     let landing = b.get(&h.url("/shop?item=1")).await;
     assert_eq!(landing.status, 200);
     let token = h.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string();
+    let openid = h.mock.openid_for("alice");
 
     // Upgrade to userinfo (another code, exchanged with the access token used for /sns/userinfo).
     let vip = b.walk(&h.url("/vip")).await;
@@ -84,7 +88,30 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
 
     // Positive control: the capture holds pingora's own trace lines and the gateway's.
     assert!(logged.lines().count() > 50, "too little was captured:\n{logged}");
-    assert!(logged.contains("TRACE") && logged.contains("pingora"), "no pingora trace lines captured");
+    let events: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}")))
+        .collect();
+    assert!(events.iter().all(serde_json::Value::is_object));
+    assert!(
+        events.iter().any(|e| e["level"] == "TRACE" && e["target"].as_str().unwrap_or("").starts_with("pingora")),
+        "no pingora trace lines captured"
+    );
+    let access: Vec<&serde_json::Value> = events.iter().filter(|e| e["target"] == "access").collect();
+    assert!(access.len() >= 4, "access-log events: {access:?}");
+    let landed = access
+        .iter()
+        .find(|e| e["path"] == "/shop" && e["status"] == 200 && e["route"] == "/")
+        .expect("the access event of the landing, forwarded upstream");
+    for field in ["request_id", "route", "method", "duration_ms", "upstream_ms", "bytes_out", "client", "ua"] {
+        assert!(!landed[field].is_null(), "{field} missing from {landed}");
+    }
+    assert_eq!(landed["ua"], "wechat");
+    let user = landed["user"].as_str().unwrap();
+    assert!(user.len() == 16 && user.chars().all(|c| c.is_ascii_hexdigit()), "user {user}");
+    for e in &access {
+        assert!(!e.to_string().contains(&openid), "the plain openid in an access event: {e}");
+    }
     assert!(logged.contains("[redacted]"), "nothing needed redacting: the test saw no secret-bearing line");
     for (what, value) in &secrets {
         assert!(!value.is_empty() && !logged.contains(value.as_str()), "the {what} reached the log");

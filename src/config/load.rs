@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::limits::{limits_section, paths_section, rate_limit_section};
+use super::operate::{admin_section, log_section, tls_section};
 use super::reader::{ConfigError, Errors, Table};
 use super::secrets::SecretLoader;
 use super::sections::{route, session_section, token_section, wechat_section, RouteDraft};
@@ -38,6 +39,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
 
     let listen = root.from_str::<SocketAddr>("listen").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let threads = root.opt::<usize>("threads").unwrap_or(1).max(1);
+    let upgrade_sock = root.opt::<String>("upgrade_sock").unwrap_or_else(|| "/tmp/openid-gateway-upgrade.sock".into());
     let prefix = root.parsed("prefix", parse_prefix).unwrap_or_else(|| "/.gateway".into());
     let demo = root.table("demo").map(|mut t| {
         let mock = t.from_str::<SocketAddr>("mock_wechat").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
@@ -75,12 +77,16 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let paths = root.table("paths").map(paths_section).unwrap_or_default();
     let limits = root.table("limits").map(limits_section).unwrap_or_default();
     let rate_limit = root.table("rate_limit").map(rate_limit_section).unwrap_or_default();
+    let admin = root.table("admin").map(admin_section).unwrap_or_default();
+    let log = root.table("log").map(log_section).unwrap_or_default();
+    let tls = root.table("tls").and_then(|t| tls_section(t, &secrets, base));
+    check_listeners(listen, &admin, tls.as_ref(), &errors);
 
     let route_tables = root.tables("routes");
     if route_tables.is_empty() && !root.has("routes") {
         root.error("routes", "at least one [[routes]] is required");
     }
-    let drafts: Vec<RouteDraft> = route_tables.into_iter().map(|t| route(t, &apps, &declared)).collect();
+    let drafts: Vec<RouteDraft> = route_tables.into_iter().map(|t| route(t, &apps, &declared, base)).collect();
     check_routes(&drafts, &apps, session.as_ref(), &errors);
     let routes: Vec<Route> = drafts.into_iter().filter_map(|d| d.route).collect();
     root.finish();
@@ -103,11 +109,30 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
                 paths,
                 limits,
                 rate_limit,
+                admin,
+                log,
+                tls,
+                upgrade_sock,
                 demo,
             },
             warnings,
         }),
         _ => Err(errors.into_vec()),
+    }
+}
+
+/// The public, TLS and admin listeners need addresses of their own.
+fn check_listeners(listen: SocketAddr, admin: &AdminConfig, tls: Option<&TlsConfig>, errors: &Errors) {
+    if let Some(a) = admin.listen {
+        if a == listen || tls.is_some_and(|t| t.listen == a) {
+            errors.push(
+                "admin.listen",
+                format!("{a} is already the public listener; the admin listener needs its own address"),
+            );
+        }
+    }
+    if tls.is_some_and(|t| t.listen == listen) {
+        errors.push("tls.listen", format!("{listen} is already the plain listener (listen)"));
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod limits;
 mod load;
+mod operate;
 pub mod reader;
 mod secrets;
 mod sections;
@@ -18,6 +19,7 @@ use crate::secret::Secret;
 
 pub use crate::proxy::canonical::{EscapedSlashes, PathRules};
 pub use load::{load_file, parse_str, Loaded};
+pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};
 pub use reader::ConfigError;
 
 /// Everything the gateway needs to run.
@@ -41,6 +43,11 @@ pub struct Config {
     pub paths: PathRules,
     pub limits: Limits,
     pub rate_limit: RateLimitConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub tls: Option<TlsConfig>,
+    /// Where a graceful upgrade hands the listening sockets over.
+    pub upgrade_sock: String,
     pub demo: Option<DemoConfig>,
 }
 
@@ -332,6 +339,16 @@ pub struct Upstream {
     pub write_timeout: Duration,
     /// How long an idle kept-alive upstream connection is kept for reuse.
     pub idle_timeout: Duration,
+    /// `https://` upstreams: the name verified and sent as SNI, and the CA certificates
+    /// (DER) trusted instead of the system's.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How an `https://` upstream is verified.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub sni: String,
+    pub ca: Option<Vec<Vec<u8>>>,
 }
 
 /// The embedded demo: a mock WeChat and a demo upstream started beside the gateway.

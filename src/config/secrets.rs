@@ -1,7 +1,9 @@
 //! Where secrets come from (`{ env = "..." }`, `{ file = "..." }`, `{ ephemeral = true }` with
 //! `[demo]` only), loaded while the config is read, failures reported at their key path.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use super::reader::Errors;
 use crate::secret::{Secret, SecretSource};
@@ -31,11 +33,25 @@ impl<'a> SecretLoader<'a> {
         if src.is_ephemeral() && !self.ephemeral_allowed(path) {
             return None;
         }
-        let secret = src.load(self.base).map_err(|m| self.errors.push(path, m)).ok()?;
+        let load = || src.load(self.base).map_err(|m| self.errors.push(path, m)).ok();
+        let secret = if src.is_ephemeral() { ephemeral(path, load)? } else { load()? };
         if secret.len() < min_len {
             self.errors.push(path, format!("is {} bytes; at least {min_len} are needed", secret.len()));
             return None;
         }
         Some(secret)
     }
+}
+
+/// An ephemeral secret is made once per process and key: a reload keeps the demo's sessions,
+/// its signing key and the secret its embedded mock WeChat expects.
+pub(super) fn ephemeral(name: &str, make: impl FnOnce() -> Option<Secret>) -> Option<Secret> {
+    static MADE: OnceLock<Mutex<HashMap<String, Secret>>> = OnceLock::new();
+    let mut made = MADE.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = made.get(name) {
+        return Some(s.clone());
+    }
+    let secret = make()?;
+    made.insert(name.to_string(), secret.clone());
+    Some(secret)
 }

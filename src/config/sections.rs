@@ -1,5 +1,6 @@
 //! Readers for the `[wechat]`, `[session]`, `[token]` and `[[routes]]` tables.
 
+use std::path::Path;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -96,7 +97,9 @@ pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer
                 // The demo's asymmetric key: a new one at every start.
                 (true, alg) if alg != TokenAlgorithm::HS256 && secrets.ephemeral_allowed(&path) => {
                     let kind = crate::keys::KeyAlg::parse(&format!("{alg:?}"))?;
-                    Secret::new(crate::keys::generate(kind).ok()?.into_bytes())
+                    super::secrets::ephemeral(&format!("{path}#{alg:?}"), || {
+                        Some(Secret::new(crate::keys::generate(kind).ok()?.into_bytes()))
+                    })?
                 }
                 _ => secrets.load(src, &path, min)?,
             };
@@ -138,7 +141,7 @@ pub(super) struct RouteDraft {
     pub route: Option<Route>,
 }
 
-pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDraft {
+pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], base: &Path) -> RouteDraft {
     let host = t.parsed("host", parse_host_pattern).unwrap_or(HostPattern::Any);
     let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
     let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
@@ -169,6 +172,12 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
     let write_timeout = t.parsed("write_timeout", duration::parse).unwrap_or(Duration::from_secs(60));
     let idle_timeout = t.parsed("idle_timeout", duration::parse).unwrap_or(Duration::from_secs(60));
     let max_body = t.parsed("max_body", parse_size);
+    let upstream_sni = t.opt::<String>("upstream_sni");
+    let upstream_ca = t.opt::<String>("upstream_ca").and_then(|p| read_ca(&mut t, base, &p));
+    if (upstream_sni.is_some() || upstream_ca.is_some()) && upstream_url.as_ref().is_some_and(|u| u.scheme() != "https")
+    {
+        t.error("upstream", "upstream_sni and upstream_ca need an https:// upstream");
+    }
     let scope = t.parsed("scope", parse_scope);
     let non_wechat = t.parsed("non_wechat", parse_non_wechat).unwrap_or(NonWechat::QrPage);
     let keep_fragment = t.opt::<bool>("keep_fragment").unwrap_or(true);
@@ -182,6 +191,8 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
     let (Some(url), Some(app)) = (upstream_url, app) else { return RouteDraft { key, route: None } };
     let host_name = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(80);
+    let tls = (url.scheme() == "https")
+        .then(|| UpstreamTls { sni: upstream_sni.unwrap_or_else(|| host_name.clone()), ca: upstream_ca });
     let upstream = Upstream {
         address: format!("{host_name}:{port}"),
         host_header: match url.port() {
@@ -192,6 +203,7 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
         read_timeout,
         write_timeout,
         idle_timeout,
+        tls,
     };
     let scope = match (scope, apps[app].wechat.scope) {
         (Some(Scope::Userinfo), _) | (_, Scope::Userinfo) => Scope::Userinfo,
@@ -213,4 +225,26 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String]) -> RouteDra
         max_body,
     };
     RouteDraft { key, route: Some(route) }
+}
+
+/// The CA certificates (PEM) an https upstream is verified with, as DER.
+fn read_ca(t: &mut Table, base: &Path, path: &str) -> Option<Vec<Vec<u8>>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let file = base.join(path);
+    let read: Result<Vec<CertificateDer<'static>>, _> =
+        CertificateDer::pem_file_iter(&file).and_then(|it| it.collect());
+    let problem = match read {
+        Ok(certs) if !certs.is_empty() => {
+            let mut store = rustls::RootCertStore::empty();
+            match certs.iter().try_for_each(|c| store.add(c.clone())) {
+                Ok(()) => return Some(certs.into_iter().map(|c| c.to_vec()).collect()),
+                Err(e) => e.to_string(),
+            }
+        }
+        Ok(_) => "no PEM certificate in it".to_string(),
+        Err(e) => e.to_string(),
+    };
+    t.error("upstream_ca", format!("{}: {problem}", file.display()));
+    None
 }

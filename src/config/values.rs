@@ -26,10 +26,8 @@ pub(super) fn parse_http_url(s: &str) -> Result<Url, String> {
 
 pub(super) fn parse_upstream(s: &str) -> Result<Url, String> {
     let u = parse_http_url(s)?;
-    if u.scheme() != "http" {
-        return Err(format!(
-            "{s:?}: only http:// upstreams are supported (the gateway terminates at the app's private address)"
-        ));
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("{s:?}: upstreams are http:// or https://"));
     }
     if u.path() != "/" || u.query().is_some() {
         return Err(format!("{s:?} must be scheme, host and port only"));

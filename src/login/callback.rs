@@ -20,6 +20,7 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
     gw.rate.check(Door::Callback, view.ip).map_err(|wait| GatewayError::TooMany { wait })?;
     let now = gw.now();
     let runtime = &gw.apps[app];
+    gw.metrics.callbacks.with_label_values(&[&runtime.config.name]).inc();
     let appid = &runtime.config.wechat.appid;
     let (code, given_state) = code_and_state(req.uri.query().unwrap_or(""));
     let login = runtime.cookies.login(&req.headers, now);

@@ -11,6 +11,7 @@
 //! presented with the same nonce gets [`Redeemed::LoginSpent`] without WeChat being called, so
 //! an anonymous client cannot spend the account's API quota with made-up codes.
 
+use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub struct CodeExchanges {
     spent: Mutex<HashMap<String, (String, u64)>>,
     /// How long a login nonce is remembered: the login cookie's lifetime.
     nonce_ttl: u64,
+    /// Where exchanges are counted and timed, and the app's label there.
+    metrics: (Arc<Metrics>, String),
 }
 
 impl CodeExchanges {
@@ -76,7 +79,14 @@ impl CodeExchanges {
             entries: Mutex::new(HashMap::new()),
             spent: Mutex::new(HashMap::new()),
             nonce_ttl: login_lifetime.as_secs().max(CODE_TTL_SECS),
+            metrics: (Arc::new(Metrics::new()), String::new()),
         }
+    }
+
+    /// Counts and times every exchange in `metrics`, labelled `app`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>, app: &str) -> Self {
+        self.metrics = (metrics, app.to_string());
+        self
     }
 
     /// Records that login `nonce` exchanges `code`; `false` if it already exchanged another.
@@ -143,8 +153,11 @@ impl CodeExchanges {
     fn start(&self, code: String) -> watch::Receiver<Outcome> {
         let (tx, rx) = watch::channel(None);
         let exchanger = self.exchanger.clone();
+        let (metrics, app) = self.metrics.clone();
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let result = exchanger.exchange(&code).await;
+            metrics.exchange(&app, started.elapsed(), &result);
             let _ = tx.send(Some(result));
         });
         rx

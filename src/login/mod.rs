@@ -45,10 +45,12 @@ pub fn start(
     let now = gw.now();
     let runtime = &gw.apps[app];
     let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {
+        gw.metrics.loop_breaker.with_label_values(&[&runtime.config.name]).inc();
         return Err(GatewayError::LoginLoop {
             retry: format!("{}/login?retry=1&return={}", login_base(gw, app), encode_component(return_to)),
         });
     };
+    gw.metrics.login_starts.with_label_values(&[&runtime.config.name]).inc();
     let nonce = base62_nonce(gw.entropy.as_ref(), STATE_LEN);
     let a = &runtime.config;
     let url = authorize_url(

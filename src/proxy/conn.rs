@@ -34,6 +34,8 @@ use tokio::time::{Instant, Sleep};
 
 use crate::config::Limits;
 use crate::error::GatewayError;
+use crate::live::LiveGateway;
+use prometheus::IntGauge;
 
 const WAITING: u8 = 0;
 const IN_HEADER: u8 = 1;
@@ -52,11 +54,21 @@ pub struct Guarded {
     deadline: Pin<Box<Sleep>>,
     /// The 408 answer being written, and how much of it is out.
     refusing: Option<(Vec<u8>, usize)>,
+    /// Connections open, counted up here and down on drop.
+    open: IntGauge,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
 }
 
 impl Guarded {
-    pub fn new(inner: Stream, limits: &Limits) -> Self {
+    pub fn new(inner: Stream, limits: &Limits, open: IntGauge) -> Self {
+        open.inc();
         Self {
+            open,
             inner,
             header_timeout: limits.header_timeout,
             keepalive_timeout: limits.keepalive_timeout,
@@ -164,22 +176,30 @@ fn guarded(session: &Session) -> Option<&Guarded> {
     session.stream()?.as_any().downcast_ref::<Guarded>()
 }
 
-/// A server app whose connections are [`Guarded`].
+/// A server app whose connections are [`Guarded`], with the limits of the gateway serving
+/// when each connection was accepted.
 pub struct GuardedApp<A> {
     app: Arc<A>,
-    limits: Limits,
+    live: Arc<LiveGateway>,
 }
 
 impl<A> GuardedApp<A> {
-    pub fn new(app: A, limits: Limits) -> Self {
-        Self { app: Arc::new(app), limits }
+    pub fn new(app: A, live: Arc<LiveGateway>) -> Self {
+        Self { app: Arc::new(app), live }
     }
 }
 
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        self.app.process_new(Box::new(Guarded::new(stream, &self.limits)), shutdown).await
+        // A kept-alive connection comes back for its next request already guarded.
+        let stream: Stream = if stream.as_any().is::<Guarded>() {
+            stream
+        } else {
+            let limits = self.live.current().config.limits;
+            Box::new(Guarded::new(stream, &limits, self.live.deps().metrics.connections.clone()))
+        };
+        self.app.process_new(stream, shutdown).await
     }
 
     async fn cleanup(&self) {
@@ -207,7 +227,7 @@ impl UniqueID for Guarded {
 }
 
 impl Ssl for Guarded {
-    fn get_ssl(&self) -> Option<&pingora::tls::TlsRef> {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
         self.inner.get_ssl()
     }
 

@@ -60,7 +60,8 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     if !is_wechat(req) {
         match route.non_wechat {
             NonWechat::QrPage => {
-                return Step::Reply(h5::open_in_wechat(&absolute_target(gw, route.app, view, target), request_id))
+                gw.metrics.qr_pages.with_label_values(&[&app.config.name]).inc();
+                return Step::Reply(h5::open_in_wechat(&absolute_target(gw, route.app, view, target), request_id));
             }
             NonWechat::Pass => return Step::Forward { route: index, user: None },
             NonWechat::Login => {}

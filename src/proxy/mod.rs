@@ -8,6 +8,7 @@
 //!    canonical path);
 //! 5. [`respond`]: the gateway's own answers, and upstream failures as pages.
 
+pub mod access;
 pub mod canonical;
 pub mod client;
 pub mod conn;
@@ -29,6 +30,7 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::clock::base62_nonce;
 use crate::gateway::Gateway;
+use crate::live::LiveGateway;
 use crate::session::Session as UserSession;
 use client::ClientView;
 use decide::Step;
@@ -36,6 +38,8 @@ use target::Target;
 
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
+    /// The gateway current when the request started, kept to its end across reloads.
+    pub gw: Arc<Gateway>,
     pub request_id: String,
     pub view: ClientView,
     pub target: Target,
@@ -45,18 +49,30 @@ pub struct RequestCtx {
     pub user: Option<UserSession>,
     body_seen: usize,
     started: Instant,
+    /// When the request header went upstream, and how long its response header took.
+    upstream_sent: Option<Instant>,
+    upstream_took: Option<std::time::Duration>,
 }
 
-/// The proxy: the gateway's state behind pingora's phases.
-pub struct GatewayProxy(pub Arc<Gateway>);
+impl RequestCtx {
+    /// Milliseconds the upstream took to its response header, when one came.
+    pub fn upstream_ms(&self) -> Option<u128> {
+        self.upstream_took.map(|d| d.as_millis())
+    }
+}
+
+/// The proxy: the serving gateway behind pingora's phases.
+pub struct GatewayProxy(pub Arc<LiveGateway>);
 
 #[async_trait]
 impl ProxyHttp for GatewayProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
+        let gw = self.0.current();
         RequestCtx {
-            request_id: base62_nonce(self.0.entropy.as_ref(), 16),
+            request_id: base62_nonce(gw.entropy.as_ref(), 16),
+            gw,
             view: ClientView::default(),
             target: Target::default(),
             api: false,
@@ -64,6 +80,8 @@ impl ProxyHttp for GatewayProxy {
             user: None,
             body_seen: 0,
             started: Instant::now(),
+            upstream_sent: None,
+            upstream_took: None,
         }
     }
 
@@ -77,7 +95,7 @@ impl ProxyHttp for GatewayProxy {
     /// verification files, unknown routes, the ways into login). `Ok(false)`: forward to the
     /// chosen route's upstream.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let gw = &self.0;
+        let gw = ctx.gw.clone();
         // Before pingora sees it: a `Connection` naming what the gateway sets is ignored, not fatal.
         forward::strip_hop_by_hop(session.req_header_mut(), &gw.config.token.header)?;
         let req = session.req_header();
@@ -89,7 +107,7 @@ impl ProxyHttp for GatewayProxy {
         let step = match read {
             Ok(target) => {
                 ctx.target = target;
-                decide::decide(gw, req, &ctx.view, &ctx.target, &ctx.request_id).await
+                decide::decide(&gw, req, &ctx.view, &ctx.target, &ctx.request_id).await
             }
             Err(e) => Step::Fail(e),
         };
@@ -104,7 +122,7 @@ impl ProxyHttp for GatewayProxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let max = ctx.route.and_then(|r| self.0.routes[r].config.max_body);
+        let max = ctx.route.and_then(|r| ctx.gw.routes[r].config.max_body);
         let chunk = body.as_ref().map_or(0, Bytes::len);
         limits::count_body(&mut ctx.body_seen, chunk, max)
             .map_err(|e| Error::explain(ErrorType::HTTPStatus(413), e.to_string()))
@@ -112,7 +130,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let index = ctx.route.ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        Ok(Box::new(self.0.routes[index].peer.clone()))
+        Ok(Box::new(ctx.gw.routes[index].peer.clone()))
     }
 
     async fn upstream_request_filter(
@@ -121,10 +139,27 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.upstream_sent = Some(Instant::now());
         match ctx.route {
-            Some(index) => forward::prepare(&self.0, index, upstream, ctx),
+            Some(index) => forward::prepare(&ctx.gw.clone(), index, upstream, ctx),
             None => Ok(()),
         }
+    }
+
+    /// Times the upstream to its response header.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream: &mut pingora::http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.route) {
+            let took = sent.elapsed();
+            ctx.upstream_took = Some(took);
+            let label = &ctx.gw.routes[route].label;
+            ctx.gw.metrics.upstream_seconds.with_label_values(&[label]).observe(took.as_secs_f64());
+        }
+        Ok(())
     }
 
     /// Answers upstream failures with the gateway's own pages (502, 504, 413, 400).
@@ -134,14 +169,6 @@ impl ProxyHttp for GatewayProxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         conn::request_done(session);
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let method = &session.req_header().method;
-        let who = ctx.user.as_ref().map_or("-", |u| u.openid.as_str());
-        let ms = ctx.started.elapsed().as_millis();
-        let (id, path) = (&ctx.request_id, &ctx.target.path);
-        match e {
-            Some(e) => log::warn!("{id} {method} {path} {status} {who} {ms}ms error: {e}"),
-            None => log::info!("{id} {method} {path} {status} {who} {ms}ms"),
-        }
+        access::record(session, ctx, e);
     }
 }

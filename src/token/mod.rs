@@ -5,6 +5,7 @@
 mod cache;
 mod invalid;
 
+use crate::metrics::Metrics;
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -147,6 +148,7 @@ pub struct TokenSigner {
     lifetime: u64,
     cache: TokenCache,
     entropy: Arc<dyn Entropy>,
+    metrics: Arc<Metrics>,
 }
 
 impl TokenSigner {
@@ -159,7 +161,14 @@ impl TokenSigner {
             lifetime,
             cache: TokenCache::new(cfg.cache_size, reuse_for),
             entropy,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// Counts cache hits, misses and signatures in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -194,9 +203,12 @@ impl TokenSigner {
     pub fn token_for(&self, user: &Session, audience: &str, now: u64) -> Result<Arc<str>, TokenError> {
         let key = cache::CacheKey::new(user, audience);
         if let Some(token) = self.cache.get(&key, now) {
+            self.metrics.token_cache.with_label_values(&["hit"]).inc();
             return Ok(token);
         }
+        self.metrics.token_cache.with_label_values(&["miss"]).inc();
         let token: Arc<str> = self.sign(&self.claims(user, audience, now))?.into();
+        self.metrics.signatures.inc();
         self.cache.put(key, token.clone(), now);
         Ok(token)
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod browser;
+pub mod go;
 pub mod node;
 pub mod prepare;
 pub mod python;
@@ -17,6 +18,7 @@ use openid_gateway::clock::{Clock, ManualClock, SystemClock};
 use openid_gateway::config::{self, Config};
 use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
 use openid_gateway::gateway::{Deps, Gateway};
+use openid_gateway::live::LiveGateway;
 use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
@@ -133,6 +135,8 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub gateway_addr: SocketAddr,
     pub mock_addr: SocketAddr,
+    /// The serving gateway (metrics, swapping configs).
+    pub live: Arc<LiveGateway>,
     _servers: Vec<Running>,
 }
 
@@ -219,7 +223,8 @@ impl Harness {
             .unwrap_or_else(|e| panic!("test config has mistakes: {e:?}\n{toml}"));
         let deps = Deps { clock: Arc::new(clock.clone()), ..Deps::default() };
         let gateway = Arc::new(Gateway::new(loaded.config.clone(), deps).unwrap());
-        let gw_srv = start_on(proxy_service(gateway, &conf), gw_listener).unwrap();
+        let live = LiveGateway::fixed(gateway);
+        let gw_srv = start_on(proxy_service(live.clone(), &conf), gw_listener).unwrap();
         Harness {
             mock,
             clock,
@@ -228,6 +233,7 @@ impl Harness {
             dir,
             gateway_addr,
             mock_addr: mock_srv.addr,
+            live,
             _servers: vec![gw_srv, mock_srv, up_srv],
         }
     }

@@ -1,0 +1,109 @@
+//! The admin listener: `/healthz`, `/readyz` and `/metrics`, on an address of its own
+//! (loopback unless configured), never on the public listener.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::upstreams::peer::Peer;
+use serde_json::json;
+
+use crate::live::LiveGateway;
+
+/// How long `/readyz` waits for each upstream to accept a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The admin endpoints.
+pub struct AdminApp {
+    live: Arc<LiveGateway>,
+}
+
+impl AdminApp {
+    pub fn new(live: Arc<LiveGateway>) -> Self {
+        Self { live }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        if req.method != http::Method::GET && req.method != http::Method::HEAD {
+            return reply(405, "application/json", json!({"error": "method_not_allowed"}).to_string().into_bytes());
+        }
+        match req.uri.path() {
+            "/healthz" => reply(200, "text/plain; charset=utf-8", b"ok\n".to_vec()),
+            "/readyz" => {
+                let (ready, body) = readiness(&self.live).await;
+                reply(if ready { 200 } else { 503 }, "application/json", body.to_string().into_bytes())
+            }
+            "/metrics" => reply(200, "text/plain; version=0.0.4; charset=utf-8", self.live.deps().metrics.render()),
+            _ => reply(
+                404,
+                "application/json",
+                json!({"error": "not_found", "endpoints": ["/healthz", "/readyz", "/metrics"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+}
+
+/// Ready when the config is loaded and every upstream accepts a connection; the body says
+/// which do not.
+async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
+    let gw = live.current();
+    let mut by_address: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
+    for route in &gw.routes {
+        if let Some(addr) = route.peer.address().as_inet() {
+            by_address.entry(*addr).or_default().push(route.label.clone());
+        }
+    }
+    let probes = by_address.into_iter().map(|(addr, routes)| async move {
+        let result = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(addr)).await;
+        let error = match result {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {PROBE_TIMEOUT:?}")),
+        };
+        (addr, routes, error)
+    });
+    let results = futures_join_all(probes).await;
+    let ready = results.iter().all(|(_, _, e)| e.is_none());
+    let upstreams: Vec<_> = results
+        .into_iter()
+        .map(|(addr, routes, error)| json!({"address": addr.to_string(), "routes": routes, "reachable": error.is_none(), "error": error}))
+        .collect();
+    (ready, json!({"ready": ready, "config": "loaded", "upstreams": upstreams}))
+}
+
+/// Runs every future at once and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .body(body)
+        .unwrap_or_default()
+}
