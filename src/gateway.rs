@@ -167,7 +167,11 @@ fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
 /// The peer of `route`: plain HTTP to `addr`, with the route's timeouts.
 fn peer(route: &Route, addr: SocketAddr) -> HttpPeer {
     let up = &route.upstream;
-    let mut peer = HttpPeer::new(addr, false, String::new());
+    let tls = up.tls.as_ref();
+    let mut peer = HttpPeer::new(addr, tls.is_some(), tls.map_or_else(String::new, |t| t.sni.clone()));
+    if let Some(ca) = tls.and_then(|t| t.ca.as_deref()) {
+        peer.options.ca = Some(crate::tls::peer_ca(ca));
+    }
     peer.options.connection_timeout = Some(up.connect_timeout);
     peer.options.total_connection_timeout = Some(up.connect_timeout);
     peer.options.read_timeout = Some(up.read_timeout);

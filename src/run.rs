@@ -18,6 +18,7 @@ use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
 use crate::live::LiveGateway;
 use crate::server::{proxy_service, server_conf};
+use crate::tls::listener_settings;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,12 +50,17 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     if let Some(demo) = &config.demo {
         add_demo_services(&mut server, &config, demo)?;
     }
-    let (listen, admin) = (config.listen.to_string(), config.admin.listen);
+    let (listen, admin, tls) = (config.listen.to_string(), config.admin.listen, config.tls.clone());
     let deps = Deps::default();
     let live = LiveGateway::new(Gateway::new(config, deps.clone())?, deps, options.config_path);
     let mut proxy = proxy_service(live.clone(), &conf);
     proxy.add_tcp(&listen);
     server.add_service(proxy);
+    if let Some(tls) = tls {
+        let mut secure = proxy_service(live.clone(), &conf);
+        secure.add_tls_with_settings(&tls.listen.to_string(), None, listener_settings(live.clone(), tls.http2));
+        server.add_service(secure);
+    }
     if let Some(admin) = admin {
         let mut service = ListeningService::new("admin".into(), AdminApp::new(live.clone()));
         service.add_tcp(&admin.to_string());

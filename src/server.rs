@@ -6,6 +6,7 @@ use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
 use pingora::apps::ServerApp;
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::Fds;
@@ -68,14 +69,40 @@ impl Drop for Running {
 
 /// Starts `service` on `listener` (bound by the caller, for example to `127.0.0.1:0`) in the
 /// current tokio runtime.
-pub fn start_on<A>(mut service: ListeningService<A>, listener: TcpListener) -> std::io::Result<Running>
+pub fn start_on<A>(service: ListeningService<A>, listener: TcpListener) -> std::io::Result<Running>
+where
+    A: ServerApp + Send + Sync + 'static,
+{
+    start_with(service, listener, None)
+}
+
+/// Like [`start_on`], speaking TLS with `settings`.
+pub fn start_tls_on<A>(
+    service: ListeningService<A>,
+    listener: TcpListener,
+    settings: TlsSettings,
+) -> std::io::Result<Running>
+where
+    A: ServerApp + Send + Sync + 'static,
+{
+    start_with(service, listener, Some(settings))
+}
+
+fn start_with<A>(
+    mut service: ListeningService<A>,
+    listener: TcpListener,
+    tls: Option<TlsSettings>,
+) -> std::io::Result<Running>
 where
     A: ServerApp + Send + Sync + 'static,
 {
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     let key = addr.to_string();
-    service.add_tcp(&key);
+    match tls {
+        Some(settings) => service.add_tls_with_settings(&key, None, settings),
+        None => service.add_tcp(&key),
+    }
     let mut fds = Fds::new();
     fds.add(key, listener.into_raw_fd());
     let fds = Arc::new(parking_lot::Mutex::new(fds));

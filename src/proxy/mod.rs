@@ -17,6 +17,7 @@ pub mod endpoints;
 pub mod forward;
 pub mod limits;
 pub mod respond;
+pub mod secure;
 pub mod target;
 
 use std::sync::Arc;
@@ -49,6 +50,10 @@ pub struct RequestCtx {
     pub user: Option<UserSession>,
     body_seen: usize,
     started: Instant,
+    /// Came over TLS.
+    pub tls: bool,
+    /// The `Strict-Transport-Security` value every answer to it carries.
+    pub hsts: Option<String>,
     /// When the request header went upstream, and how long its response header took.
     upstream_sent: Option<Instant>,
     upstream_took: Option<std::time::Duration>,
@@ -82,6 +87,8 @@ impl ProxyHttp for GatewayProxy {
             started: Instant::now(),
             upstream_sent: None,
             upstream_took: None,
+            tls: false,
+            hsts: None,
         }
     }
 
@@ -102,6 +109,10 @@ impl ProxyHttp for GatewayProxy {
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         ctx.view = ClientView::of(req, peer, &gw.config.trusted_proxies);
         ctx.api = !client::is_navigation(req);
+        secure::note(session, ctx);
+        if let Some(reply) = secure::redirect_plain(&gw, req, ctx) {
+            return respond::answer(session, ctx, Step::Reply(reply)).await;
+        }
         let read = limits::check_headers(req, &gw.config.limits)
             .and_then(|()| target::read(req, &gw.config.paths, &gw.config.limits));
         let step = match read {
@@ -144,6 +155,19 @@ impl ProxyHttp for GatewayProxy {
             Some(index) => forward::prepare(&ctx.gw.clone(), index, upstream, ctx),
             None => Ok(()),
         }
+    }
+
+    /// Upstream answers to TLS requests carry the gateway's HSTS.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut pingora::http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(value) = &ctx.hsts {
+            upstream.insert_header("strict-transport-security", value.as_str())?;
+        }
+        Ok(())
     }
 
     /// Times the upstream to its response header.

@@ -19,13 +19,22 @@ pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, step: Step) -> 
             ctx.user = user;
             return Ok(false);
         }
-        Step::Reply(reply) => send(session, reply).await?,
+        Step::Reply(reply) => send(session, secure(reply, ctx)).await?,
         Step::Fail(e) => {
             e.log(&ctx.request_id);
-            send(session, e.reply_for(&ctx.request_id, ctx.api)).await?;
+            send(session, secure(e.reply_for(&ctx.request_id, ctx.api), ctx)).await?;
         }
     }
     Ok(true)
+}
+
+/// `reply` with `Strict-Transport-Security` when the request came over TLS and `[tls] hsts`
+/// asks for it.
+fn secure(reply: Reply, ctx: &RequestCtx) -> Reply {
+    match &ctx.hsts {
+        Some(value) => reply.with_header("strict-transport-security", value.clone()),
+        None => reply,
+    }
 }
 
 /// Writes status, headers and body, and ends the response.
@@ -78,7 +87,9 @@ pub async fn failure(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> 
     let reply = failure.reply_for(&ctx.request_id, ctx.api);
     let code = reply.status;
     if session.response_written().is_none() {
-        if let Err(err) = send(session, reply).await {
+        // The connection is not reused after a failure: say so, so clients do not send on it.
+        session.set_keepalive(None);
+        if let Err(err) = send(session, secure(reply, ctx)).await {
             log::debug!("{}: could not send the {code} page: {err}", ctx.request_id);
         }
     }

@@ -1,0 +1,83 @@
+//! TLS: the certificate each client gets, chosen by the name it asks for (SNI) among the
+//! certificates of the gateway serving now (so a reload rotates them), the listener's
+//! settings (HTTP/2 over ALPN), and the CA certificates an `https://` upstream is verified
+//! with.
+
+use std::fmt;
+use std::sync::Arc;
+
+use pingora::listeners::tls::TlsSettings;
+use pingora::utils::tls::{parse_x509, WrappedX509};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::config::ServerCert;
+use crate::live::LiveGateway;
+
+/// Picks the certificate for a handshake from the current config's `[tls]` certificates.
+pub struct SniResolver {
+    live: Arc<LiveGateway>,
+}
+
+impl fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SniResolver")
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let gw = self.live.current();
+        let certs = &gw.config.tls.as_ref()?.certificates;
+        choose(certs, hello.server_name()).map(|c| c.key.clone())
+    }
+}
+
+/// The certificate naming `host` (exactly, or by a `*.` wildcard one label deep); the first
+/// one when none does or the client named no host.
+pub fn choose<'a>(certs: &'a [ServerCert], host: Option<&str>) -> Option<&'a ServerCert> {
+    let host = host.map(str::to_ascii_lowercase);
+    let named = host.as_deref().and_then(|h| certs.iter().find(|c| c.names.iter().any(|n| covers(n, h))));
+    named.or_else(|| certs.first())
+}
+
+fn covers(name: &str, host: &str) -> bool {
+    match name.strip_prefix("*.") {
+        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => name == host,
+    }
+}
+
+/// The TLS listener's settings: certificates by SNI, HTTP/2 offered when `http2`.
+pub fn listener_settings(live: Arc<LiveGateway>, http2: bool) -> TlsSettings {
+    // No certificate files: the resolver supplies every certificate.
+    let mut settings = match TlsSettings::intermediate("", "") {
+        Ok(s) => s,
+        Err(e) => unreachable!("intermediate settings without files cannot fail: {e}"),
+    };
+    settings.set_cert_resolver(Arc::new(SniResolver { live }));
+    if http2 {
+        settings.enable_h2();
+    }
+    settings
+}
+
+/// CA certificates (DER, checked when the config was read) as pingora's peers take them.
+pub fn peer_ca(ders: &[Vec<u8>]) -> Arc<[WrappedX509]> {
+    ders.iter().map(|der| WrappedX509::new(der.clone(), parse_x509)).collect::<Vec<_>>().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        assert!(covers("*.example.com", "a.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(!covers("*.example.com", "a.b.example.com"));
+        assert!(!covers("*.example.com", ".example.com"));
+        assert!(covers("h5.example.com", "h5.example.com"));
+        assert!(!covers("h5.example.com", "x.h5.example.com"));
+    }
+}
