@@ -53,10 +53,9 @@ pub fn npm_ci(dir: &str) -> PathBuf {
 pub fn apt(name: &str, packages: &[&str], present: &[&str]) {
     let ready = || present.iter().all(|p| Path::new(p).exists());
     // One lock for every apt-get, whoever asks: dpkg allows one install at a time.
-    let _ = name;
     once("apt", ready, || {
         let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-        assert!(root, "missing {present:?}: apt-get install {}", packages.join(" "));
+        assert!(root, "{name}: missing {present:?}: apt-get install {}", packages.join(" "));
         run(Command::new("apt-get").args(["update", "-qq"]), "apt-get update");
         run(
             Command::new("apt-get")
