@@ -45,6 +45,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     let opt = Opt { upgrade: options.upgrade, ..Opt::default() };
     let mut conf = server_conf(config.threads);
     conf.upgrade_sock = config.upgrade_sock.clone();
+    // Listening stops at once; requests in flight get the drain time, then what remains is cut.
+    conf.grace_period_seconds = Some(config.drain_timeout.as_secs().max(1));
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     let conf = server.configuration.clone();
     if let Some(demo) = &config.demo {

@@ -26,7 +26,8 @@ pub type GatewayService = ListeningService<GuardedApp<HttpProxy<GatewayProxy>>>;
 pub fn server_conf(threads: usize) -> ServerConf {
     ServerConf {
         threads,
-        // Finish in-flight requests for at most a few seconds on SIGTERM, not pingora's 300.
+        // Finish in-flight requests for at most a few seconds on SIGTERM, not pingora's 300
+        // (`run` uses the config's drain_timeout).
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()

@@ -40,6 +40,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let listen = root.from_str::<SocketAddr>("listen").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let threads = root.opt::<usize>("threads").unwrap_or(1).max(1);
     let upgrade_sock = root.opt::<String>("upgrade_sock").unwrap_or_else(|| "/tmp/openid-gateway-upgrade.sock".into());
+    let drain_timeout = root.parsed("drain_timeout", duration::parse).unwrap_or(Duration::from_secs(10));
     let prefix = root.parsed("prefix", parse_prefix).unwrap_or_else(|| "/.gateway".into());
     let demo = root.table("demo").map(|mut t| {
         let mock = t.from_str::<SocketAddr>("mock_wechat").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
@@ -113,6 +114,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
                 log,
                 tls,
                 upgrade_sock,
+                drain_timeout,
                 demo,
             },
             warnings,

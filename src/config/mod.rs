@@ -48,6 +48,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Where a graceful upgrade hands the listening sockets over.
     pub upgrade_sock: String,
+    /// On SIGTERM (or after handing the listeners over), how long requests in flight may take.
+    pub drain_timeout: Duration,
     pub demo: Option<DemoConfig>,
 }
 
