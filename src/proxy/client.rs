@@ -95,12 +95,12 @@ pub fn is_wechat(req: &RequestHeader) -> bool {
         .is_some_and(|ua| ua.contains("MicroMessenger"))
 }
 
-/// A top-level page navigation, as opposed to an XHR, `fetch()` or asset request:
-/// `X-Requested-With` means no; else `Sec-Fetch-Mode` decides; else an `Accept` with
-/// `text/html` (or none at all) means yes.
+/// A top-level page navigation, as opposed to an XHR, `fetch()`, WebSocket or asset request:
+/// `X-Requested-With` or `Upgrade` (a browser never navigates with one) means no; else
+/// `Sec-Fetch-Mode` decides; else an `Accept` with `text/html` (or none at all) means yes.
 pub fn is_navigation(req: &RequestHeader) -> bool {
     let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if get("x-requested-with").is_some() {
+    if get("x-requested-with").is_some() || req.headers.contains_key(http::header::UPGRADE) {
         return false;
     }
     if let Some(mode) = get("sec-fetch-mode") {
@@ -155,6 +155,7 @@ mod tests {
         assert!(!is_navigation(&req(&[("accept", "text/html"), ("x-requested-with", "XMLHttpRequest")])));
         assert!(is_navigation(&req(&[("accept", "text/html,application/xhtml+xml")])));
         assert!(is_navigation(&req(&[])));
+        assert!(!is_navigation(&req(&[("upgrade", "websocket"), ("connection", "upgrade")])));
     }
 
     #[test]

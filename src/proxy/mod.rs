@@ -122,17 +122,29 @@ impl ProxyHttp for GatewayProxy {
             }
             Err(e) => Step::Fail(e),
         };
-        respond::answer(session, ctx, step).await
+        let answered = respond::answer(session, ctx, step).await?;
+        if let (false, Some(route)) = (answered, ctx.route) {
+            if session.is_upgrade_req() {
+                // pingora reads a client for 60 s at most; an upgraded socket may stay idle
+                // as long as its upstream may (the route's `read_timeout`).
+                session.set_read_timeout(Some(gw.routes[route].config.upstream.read_timeout));
+            }
+        }
+        Ok(answered)
     }
 
-    /// Counts the body against the route's cap (413 past it).
+    /// Counts the body against the route's cap (413 past it). The bytes of an upgraded
+    /// connection (WebSocket frames) are no request body: they pass uncounted.
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session.was_upgraded() {
+            return Ok(());
+        }
         let max = ctx.route.and_then(|r| ctx.gw.routes[r].config.max_body);
         let chunk = body.as_ref().map_or(0, Bytes::len);
         limits::count_body(&mut ctx.body_seen, chunk, max)
