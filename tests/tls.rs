@@ -53,7 +53,8 @@ async fn tls_harness(redirect: bool) -> (Harness, Running, std::net::SocketAddr,
     let tls_addr = tls_listener.local_addr().unwrap();
     let setup = Setup {
         tables: format!(
-            "[tls]\nlisten = \"{tls_addr}\"\nhsts = \"365d\"\nredirect_http = {redirect}\n\
+            "[limits]\nheader_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n\
+             [tls]\nlisten = \"{tls_addr}\"\nhsts = \"365d\"\nredirect_http = {redirect}\n\
              certificates = [{{ cert = \"gw.pem\", key = {{ file = \"gw.key\" }} }}, \
              {{ cert = \"other.pem\", key = {{ file = \"other.key\" }} }}]\n"
         ),
@@ -102,12 +103,20 @@ async fn an_http2_client_gets_the_identity_header_through_to_the_upstream_with_h
     assert_eq!(token.split('.').count(), 3, "a JWT");
     assert_eq!(seen.headers["x-forwarded-proto"], "https");
 
+    // The HTTP/1 client deadlines (1 s here) do not cut an HTTP/2 connection that is quiet
+    // between its streams.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The browser's plain connections were closed as idle; the HTTP/2 one is still open.
+    assert_eq!(h.live.deps().metrics.connections.get(), 1, "open client connections");
+    let again = client.get(&url).header("cookie", format!("ogw_session={session}")).send().await.unwrap();
+    assert_eq!((again.version(), again.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+
     // Without a session the TLS listener sends the browser to log in like the plain one, with HSTS
     // (the page that keeps the #fragment through login).
     let anonymous = client.get(&url).header("accept", "text/html").send().await.unwrap();
     assert!(anonymous.headers().contains_key("strict-transport-security"));
     assert!(anonymous.text().await.unwrap().contains("/.gateway/login"));
-    assert_eq!(h.upstream.seen().len(), before + 1, "nothing forwarded without a session");
+    assert_eq!(h.upstream.seen().len(), before + 2, "nothing forwarded without a session");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,8 @@
 //! - header: once a request's first byte has arrived, its whole header must follow within
 //!   `header_timeout`, else the client gets the 408 page and the connection closes.
 //!
+//! HTTP/2 connections are counted but not guarded: they multiplex requests.
+//!
 //! The proxy tells the stream where a request stands: [`headers_done`] when its header has
 //! been read (the first phase), [`request_done`] when its response is finished (logging).
 
@@ -56,6 +58,9 @@ pub struct Guarded {
     refusing: Option<(Vec<u8>, usize)>,
     /// Connections open, counted up here and down on drop.
     open: IntGauge,
+    /// HTTP/1 connections only: an HTTP/2 connection multiplexes requests, so a silence on it
+    /// says nothing about any one of them (its frames are the h2 layer's business).
+    enforce: bool,
 }
 
 impl Drop for Guarded {
@@ -69,6 +74,7 @@ impl Guarded {
         open.inc();
         Self {
             open,
+            enforce: inner.selected_alpn_proto() != Some(ALPN::H2),
             inner,
             header_timeout: limits.header_timeout,
             keepalive_timeout: limits.keepalive_timeout,
@@ -113,6 +119,9 @@ fn timeout_response() -> Vec<u8> {
 impl AsyncRead for Guarded {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.enforce {
+            return Pin::new(&mut *this.inner).poll_read(cx, buf);
+        }
         if this.refusing.is_some() {
             return this.poll_refuse(cx);
         }
