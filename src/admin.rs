@@ -33,6 +33,16 @@ impl AdminApp {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
+        if req.uri.path() == "/revoke" {
+            return match req.method {
+                http::Method::POST => revoke(&self.live, req.uri.query().unwrap_or("")).await,
+                _ => reply(
+                    405,
+                    "application/json",
+                    json!({"error": "method_not_allowed", "allow": "POST"}).to_string().into_bytes(),
+                ),
+            };
+        }
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return reply(405, "application/json", json!({"error": "method_not_allowed"}).to_string().into_bytes());
         }
@@ -46,7 +56,7 @@ impl ServeHttp for AdminApp {
             _ => reply(
                 404,
                 "application/json",
-                json!({"error": "not_found", "endpoints": ["/healthz", "/readyz", "/metrics"]})
+                json!({"error": "not_found", "endpoints": ["/healthz", "/readyz", "/metrics", "POST /revoke"]})
                     .to_string()
                     .into_bytes(),
             ),
@@ -79,7 +89,11 @@ async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
         .into_iter()
         .map(|(addr, routes, error)| json!({"address": addr.to_string(), "routes": routes, "reachable": error.is_none(), "error": error}))
         .collect();
-    (ready, json!({"ready": ready, "config": "loaded", "upstreams": upstreams}))
+    // Shared state that does not answer degrades the gateway (each replica on its own state);
+    // it does not make it unready.
+    let (backend, healthy) = gw.state.status();
+    let state = json!({"backend": backend, "status": if healthy { "ok" } else { "degraded" }});
+    (ready, json!({"ready": ready, "config": "loaded", "state": state, "upstreams": upstreams}))
 }
 
 /// Runs every future at once and collects their outputs in order.
@@ -106,4 +120,37 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
         .header("cache-control", "no-store")
         .body(body)
         .unwrap_or_default()
+}
+
+/// `POST /revoke?app=NAME&openid=OPENID` ends every session of that user; `POST
+/// /revoke?app=NAME&all=true` every session of the app. `app` may be left out with one app.
+async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
+    let gw = live.current();
+    let param =
+        |k: &str| url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == k).map(|(_, v)| v.into_owned());
+    let bad = |m: &str| {
+        reply(400, "application/json", json!({"error": "bad_request", "message": m}).to_string().into_bytes())
+    };
+    let app = match param("app") {
+        Some(name) => gw.apps.iter().find(|a| a.config.name == name),
+        None if gw.apps.len() == 1 => gw.apps.first(),
+        None => return bad("name the app: app=NAME"),
+    };
+    let Some(app) = app else { return bad("no app by that name") };
+    let appid = &app.config.wechat.appid;
+    let (now, lifetime) = (gw.now(), gw.config.session.lifetime.as_secs());
+    let body = match (param("openid").filter(|o| !o.is_empty()), param("all").as_deref()) {
+        (Some(openid), _) => {
+            gw.state.revoke_all(appid, Some(&openid), now, lifetime).await;
+            log::warn!("admin: every session of one user of app {} revoked", app.config.name);
+            json!({"revoked": "user", "app": app.config.name})
+        }
+        (None, Some("true")) => {
+            gw.state.revoke_all(appid, None, now, lifetime).await;
+            log::warn!("admin: every session of app {} revoked", app.config.name);
+            json!({"revoked": "app", "app": app.config.name})
+        }
+        _ => return bad("give openid=OPENID, or all=true for every session of the app"),
+    };
+    reply(200, "application/json", body.to_string().into_bytes())
 }

@@ -49,6 +49,8 @@ pub enum GatewayError {
     Upstream(String),
     #[error("upstream timed out: {0}")]
     UpstreamTimeout(String),
+    #[error("the shared state (Redis) is unreachable and revocation fails closed")]
+    StateUnavailable,
 }
 
 /// A wait in whole seconds, rounded up, at least 1.
@@ -79,6 +81,7 @@ impl GatewayError {
                 }
             }
             GatewayError::Upstream(e) | GatewayError::UpstreamTimeout(e) => log::warn!("{request_id} upstream: {e}"),
+            GatewayError::StateUnavailable => log::warn!("{request_id} {self}"),
             other => log::info!("{request_id} {other}"),
         }
     }
@@ -107,6 +110,7 @@ impl GatewayError {
             GatewayError::Exchange { .. } => "login_failed",
             GatewayError::Upstream(_) => "bad_gateway",
             GatewayError::UpstreamTimeout(_) => "gateway_timeout",
+            GatewayError::StateUnavailable => "state_unavailable",
         }
     }
 
@@ -255,6 +259,15 @@ impl GatewayError {
                 again(retry, TRY_AGAIN),
             ),
             GatewayError::Exchange { source, retry } => exchange_page(source, retry, request_id),
+            GatewayError::StateUnavailable => page(
+                503,
+                Bilingual { zh: "暂时无法确认登录状态", en: "Sign-in can't be confirmed right now" },
+                Bilingual {
+                    zh: "网关暂时无法确认您的登录是否有效，请稍后再试。",
+                    en: "The gateway cannot confirm your sign-in at the moment. Please try again shortly.",
+                },
+                again("/", TRY_AGAIN),
+            ),
             GatewayError::UpstreamTimeout(_) => page(
                 504,
                 Bilingual { zh: "服务响应超时", en: "Service timed out" },

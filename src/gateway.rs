@@ -12,12 +12,14 @@ use pingora::upstreams::peer::HttpPeer;
 
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use crate::config::{App, Config, HostPattern, Route};
-use crate::login::exchange::CodeExchanges;
+use crate::login::exchange::{CodeExchanges, Shared};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
 use crate::metrics::Metrics;
 use crate::proxy::access::AccessLog;
+use crate::seal::Sealer;
 use crate::session::SessionCookies;
+use crate::state::SharedState;
 use crate::token::{TokenError, TokenSigner};
 use crate::wechat::WechatClient;
 
@@ -37,11 +39,18 @@ pub struct Deps {
     pub entropy: Arc<dyn Entropy>,
     /// Outlives every reload.
     pub metrics: Arc<Metrics>,
+    /// What replicas share; outlives every reload.
+    pub state: Arc<SharedState>,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), entropy: Arc::new(OsEntropy), metrics: Arc::new(Metrics::new()) }
+        Self {
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            metrics: Arc::new(Metrics::new()),
+            state: Arc::new(SharedState::memory()),
+        }
     }
 }
 
@@ -72,6 +81,7 @@ pub struct Gateway {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub metrics: Arc<Metrics>,
+    pub state: Arc<SharedState>,
     pub access: AccessLog,
 }
 
@@ -91,7 +101,14 @@ impl Gateway {
                     loops: LoopBreaker::new(&config, i),
                     cookies,
                     exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime)
-                        .with_metrics(deps.metrics.clone(), &app.name),
+                        .with_metrics(deps.metrics.clone(), &app.name)
+                        .with_shared(Shared {
+                            state: deps.state.clone(),
+                            appid: w.appid.clone(),
+                            sealer: Sealer::new(&config.session.keys),
+                            entropy: deps.entropy.clone(),
+                            wait: w.connect_timeout + w.timeout,
+                        }),
                 }
             })
             .collect();
@@ -108,12 +125,13 @@ impl Gateway {
             apps,
             routes,
             signer: TokenSigner::new(&config.token, deps.entropy.clone())?.with_metrics(deps.metrics.clone()),
-            rate: RateLimits::new(&config.rate_limit, deps.clock.clone()),
+            rate: RateLimits::new(&config.rate_limit, deps.clock.clone()).with_shared(deps.state.clone()),
             access: AccessLog::new(&config),
             config: Arc::new(config),
             clock: deps.clock,
             entropy: deps.entropy,
             metrics: deps.metrics,
+            state: deps.state,
         })
     }
 

@@ -30,6 +30,7 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod tls;
 pub mod token;
 pub mod verify;

@@ -46,8 +46,12 @@ impl LiveGateway {
 
     /// A gateway that is never reloaded (tests, embedding).
     pub fn fixed(gateway: Arc<Gateway>) -> Arc<Self> {
-        let deps =
-            Deps { clock: gateway.clock.clone(), entropy: gateway.entropy.clone(), metrics: gateway.metrics.clone() };
+        let deps = Deps {
+            clock: gateway.clock.clone(),
+            entropy: gateway.entropy.clone(),
+            metrics: gateway.metrics.clone(),
+            state: gateway.state.clone(),
+        };
         Arc::new(Self { current: ArcSwap::new(gateway), deps, path: None })
     }
 
@@ -109,5 +113,6 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
     differs("tls.http2", old.tls.as_ref().map(|t| t.http2) != new.tls.as_ref().map(|t| t.http2));
     differs("log", old.log != new.log);
     differs("demo", old.demo.is_some() != new.demo.is_some());
+    differs("state", format!("{:?}", old.state) != format!("{:?}", new.state));
     out
 }

@@ -40,6 +40,10 @@ pub struct Metrics {
     pub connections: IntGauge,
     /// Config reloads by result (`ok`, `refused`).
     pub reloads: IntCounterVec,
+    /// 1 while the shared state (Redis) is unreachable and each replica uses its own.
+    pub state_degraded: IntGauge,
+    /// Shared-state commands that failed or timed out.
+    pub state_errors: IntCounter,
 }
 
 impl Default for Metrics {
@@ -82,6 +86,13 @@ impl Metrics {
         registry.register(Box::new(signatures.clone())).expect("metric registered once");
         let connections = IntGauge::new("ogw_connections_open", "Client connections open.").expect("valid metric");
         registry.register(Box::new(connections.clone())).expect("metric registered once");
+        let state_degraded =
+            IntGauge::new("ogw_state_degraded", "1 while Redis is unreachable (each replica on its own state).")
+                .expect("valid metric");
+        registry.register(Box::new(state_degraded.clone())).expect("metric registered once");
+        let state_errors = IntCounter::new("ogw_state_errors_total", "Shared-state commands that failed or timed out.")
+            .expect("valid metric");
+        registry.register(Box::new(state_errors.clone())).expect("metric registered once");
         Self {
             registry,
             requests,
@@ -96,6 +107,8 @@ impl Metrics {
             signatures,
             connections,
             reloads,
+            state_degraded,
+            state_errors,
         }
     }
 

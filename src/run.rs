@@ -18,6 +18,7 @@ use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
 use crate::live::LiveGateway;
 use crate::server::{proxy_service, server_conf};
+use crate::state::SharedState;
 use crate::tls::listener_settings;
 
 /// Why the server could not start.
@@ -27,6 +28,8 @@ pub enum RunError {
     Build(#[from] BuildError),
     #[error("demo upstream: {0}")]
     Demo(#[from] crate::token::TokenError),
+    #[error(transparent)]
+    State(#[from] crate::state::remote::SetupError),
 }
 
 /// How the process was started.
@@ -53,7 +56,8 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
         add_demo_services(&mut server, &config, demo)?;
     }
     let (listen, admin, tls) = (config.listen.to_string(), config.admin.listen, config.tls.clone());
-    let deps = Deps::default();
+    let mut deps = Deps::default();
+    deps.state = Arc::new(SharedState::new(&config.state, deps.metrics.clone())?);
     let live = LiveGateway::new(Gateway::new(config, deps.clone())?, deps, options.config_path);
     let mut proxy = proxy_service(live.clone(), &conf);
     proxy.add_tcp(&listen);

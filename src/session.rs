@@ -31,6 +31,9 @@ pub struct Session {
     pub avatar: Option<String>,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
+    /// The session's id, which logout revokes (empty in sessions made before ids existed).
+    #[serde(rename = "d", default, skip_serializing_if = "String::is_empty")]
+    pub sid: String,
 }
 
 impl Session {
@@ -94,6 +97,7 @@ impl SessionCookies {
             nickname: identity.nickname.clone(),
             avatar: identity.avatar.clone(),
             unionid: identity.unionid.clone(),
+            sid: crate::clock::base62_nonce(entropy, 16),
         };
         self.seal(&self.cfg.cookie_name, &s, lifetime, &self.session_attrs, entropy)
     }

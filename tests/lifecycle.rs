@@ -271,3 +271,22 @@ async fn a_graceful_upgrade_hands_the_listeners_over_without_refusing_a_connecti
     let _ = new.kill();
     let _ = new.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_runs_on_redis_state() {
+    let redis = common::redis_server::RedisServer::start();
+    let up = Recorder::default();
+    let up_srv = start_on(ListeningService::new("up".into(), up.clone()), listener()).unwrap();
+    let tables = format!("[state]\nbackend = \"redis\"\nurl = \"{}\"\n{}", redis.url(), route("/", &up_srv.url()));
+    let gw = Gateway::start(&tables).await;
+    // A login start goes through the shared rate bucket in Redis.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client.get(gw.url("/.gateway/login?return=/")).header("host", "gw.test").send().await.unwrap();
+    assert_eq!(login.status(), 302, "{}", gw.log());
+    let ready: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{}/readyz", gw.admin)).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["state"], serde_json::json!({"backend": "redis", "status": "ok"}), "{}", gw.log());
+    let mut conn = redis.connect();
+    let bucket = conn.command(&["EXISTS", "ogw:rate:login:127.0.0.1"]).unwrap();
+    assert_eq!(bucket, common::redis_server::Reply::Int(1), "the login bucket is in Redis");
+}

@@ -9,6 +9,7 @@ use super::operate::{admin_section, log_section, tls_section};
 use super::reader::{ConfigError, Errors, Table};
 use super::secrets::SecretLoader;
 use super::sections::{route, session_section, token_section, wechat_section, RouteDraft};
+use super::state::state_section;
 use super::values::*;
 use super::*;
 use crate::duration;
@@ -81,6 +82,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let admin = root.table("admin").map(admin_section).unwrap_or_default();
     let log = root.table("log").map(log_section).unwrap_or_default();
     let tls = root.table("tls").and_then(|t| tls_section(t, &secrets, base));
+    let state = root.table("state").map(|t| state_section(t, &secrets, base)).unwrap_or_default();
     check_listeners(listen, &admin, tls.as_ref(), &errors);
 
     let route_tables = root.tables("routes");
@@ -113,6 +115,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
                 admin,
                 log,
                 tls,
+                state,
                 upgrade_sock,
                 drain_timeout,
                 demo,

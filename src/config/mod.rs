@@ -7,6 +7,7 @@ mod operate;
 pub mod reader;
 mod secrets;
 mod sections;
+mod state;
 mod values;
 
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +22,7 @@ pub use crate::proxy::canonical::{EscapedSlashes, PathRules};
 pub use load::{load_file, parse_str, Loaded};
 pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};
 pub use reader::ConfigError;
+pub use state::{RedisConfig, StateConfig};
 
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub tls: Option<TlsConfig>,
+    /// Where what replicas share lives.
+    pub state: StateConfig,
     /// Where a graceful upgrade hands the listening sockets over.
     pub upgrade_sock: String,
     /// On SIGTERM (or after handing the listeners over), how long requests in flight may take.

@@ -17,20 +17,21 @@ use crate::reply::Reply;
 /// most one exchange (see [`crate::login::exchange`]); callbacks are rate-limited per client
 /// address (`Err(TooMany)`, 429).
 pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
-    gw.rate.check(Door::Callback, view.ip).map_err(|wait| GatewayError::TooMany { wait })?;
+    gw.rate.admit(Door::Callback, view.ip).await.map_err(|wait| GatewayError::TooMany { wait })?;
     let now = gw.now();
     let runtime = &gw.apps[app];
     gw.metrics.callbacks.with_label_values(&[&runtime.config.name]).inc();
     let appid = &runtime.config.wechat.appid;
     let (code, given_state) = code_and_state(req.uri.query().unwrap_or(""));
     let login = runtime.cookies.login(&req.headers, now);
-    let restart = |return_to: &str| {
+    let scope = runtime.config.wechat.scope;
+    let restart = |return_to: String| async move {
         log::info!("callback: a code another browser presented first; starting a new login");
-        start(gw, app, runtime.config.wechat.scope, return_to, &req.headers, view, false)
+        start(gw, app, scope, &return_to, &req.headers, view, false).await
     };
     if let Some(code) = &code {
         if runtime.exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
-            return restart(login.as_ref().map_or("/", |l| l.return_to.as_str()));
+            return restart(login.as_ref().map_or("/", |l| l.return_to.as_str()).to_string()).await;
         }
     }
     let Some(login) = login else {
@@ -47,7 +48,7 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
         return Err(GatewayError::NoCode { retry });
     };
     match runtime.exchanges.redeem(&code, &login.nonce).await {
-        Redeemed::OtherBrowser => restart(&retry),
+        Redeemed::OtherBrowser => restart(retry).await,
         Redeemed::LoginSpent => Err(GatewayError::LoginSpent { retry }),
         Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),
         Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),

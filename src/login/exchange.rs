@@ -10,8 +10,13 @@
 //! One login (one login cookie, one nonce) buys at most one exchange: a second, different code
 //! presented with the same nonce gets [`Redeemed::LoginSpent`] without WeChat being called, so
 //! an anonymous client cannot spend the account's API quota with made-up codes.
+//!
+//! With shared state ([`crate::state`]) both rules hold across replicas: the first replica to
+//! see a code claims it, exchanges it and publishes the (sealed) outcome; a replica that sees
+//! the same code from the same browser waits for that outcome instead of exchanging again.
 
 use crate::metrics::Metrics;
+use crate::state::{Claim, SharedState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,7 +73,21 @@ pub struct CodeExchanges {
     nonce_ttl: u64,
     /// Where exchanges are counted and timed, and the app's label there.
     metrics: (Arc<Metrics>, String),
+    shared: Option<Arc<Shared>>,
 }
+
+/// What sharing exchanges across replicas needs.
+pub struct Shared {
+    pub state: Arc<SharedState>,
+    pub appid: String,
+    /// Seals outcomes in the shared store (they hold openids).
+    pub sealer: crate::seal::Sealer,
+    pub entropy: Arc<dyn crate::clock::Entropy>,
+    /// How long a replica waits for another's exchange: the whole exchange's timeout.
+    pub wait: Duration,
+}
+
+const SEALED_NAME: &str = "ogw-exchange";
 
 impl CodeExchanges {
     /// `login_lifetime`: how long a login cookie lives, and so how long its nonce is remembered.
@@ -80,7 +99,14 @@ impl CodeExchanges {
             spent: Mutex::new(HashMap::new()),
             nonce_ttl: login_lifetime.as_secs().max(CODE_TTL_SECS),
             metrics: (Arc::new(Metrics::new()), String::new()),
+            shared: None,
         }
+    }
+
+    /// Shares claims and outcomes with other replicas through `shared`.
+    pub fn with_shared(mut self, shared: Shared) -> Self {
+        self.shared = Some(Arc::new(shared));
+        self
     }
 
     /// Counts and times every exchange in `metrics`, labelled `app`.
@@ -110,17 +136,37 @@ impl CodeExchanges {
 
     /// Presents `code` on behalf of `browser` (the login nonce of its login cookie).
     pub async fn redeem(&self, code: &str, browser: &str) -> Redeemed {
-        let mut outcome = {
+        if let Some(found) = self.known(code, browser) {
+            return found.await;
+        }
+        let mut spent_shared = false;
+        if let Some(shared) = &self.shared {
+            let ttl = Duration::from_secs(CODE_TTL_SECS);
+            match shared.state.claim_code(&shared.appid, code, browser, ttl).await {
+                Some(Claim::Taken { browser: first }) if first != browser => return Redeemed::OtherBrowser,
+                Some(Claim::Taken { .. }) => {
+                    if let Some(found) = self.known(code, browser) {
+                        return found.await;
+                    }
+                    return Redeemed::Done(self.outcome_elsewhere(shared, code).await);
+                }
+                Some(Claim::First) | None => {}
+            }
+            let ttl = Duration::from_secs(self.nonce_ttl);
+            match shared.state.spend_nonce(browser, code, ttl).await {
+                Some(false) => return Redeemed::LoginSpent,
+                Some(true) => spent_shared = true,
+                None => {}
+            }
+        }
+        let outcome = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let now = self.clock.now();
-            if entries.get(code).is_some_and(|e| now >= e.created + CODE_TTL_SECS) {
-                entries.remove(code);
-            }
             match entries.get(code) {
                 Some(e) if e.browser != browser => return Redeemed::OtherBrowser,
                 Some(e) => e.outcome.clone(),
                 None => {
-                    if !self.spend(browser, code, now) {
+                    if !self.spend(browser, code, now) && !spent_shared {
                         return Redeemed::LoginSpent;
                     }
                     if entries.len() >= MAX_ENTRIES {
@@ -135,11 +181,37 @@ impl CodeExchanges {
                 }
             }
         };
-        let result = match outcome.wait_for(Option::is_some).await {
-            Ok(done) => done.clone().unwrap_or_else(|| Err(lost())),
-            Err(_) => Err(lost()),
-        };
-        Redeemed::Done(result)
+        Redeemed::Done(wait(outcome).await)
+    }
+
+    /// The outcome of an exchange this process already started for `code`: `Some` with what
+    /// to answer, `None` when it has none.
+    fn known(
+        &self,
+        code: &str,
+        browser: &str,
+    ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = Redeemed> + Send>>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now();
+        if entries.get(code).is_some_and(|e| now >= e.created + CODE_TTL_SECS) {
+            entries.remove(code);
+        }
+        let e = entries.get(code)?;
+        if e.browser != browser {
+            return Some(Box::pin(async { Redeemed::OtherBrowser }));
+        }
+        let outcome = e.outcome.clone();
+        Some(Box::pin(async move { Redeemed::Done(wait(outcome).await) }))
+    }
+
+    /// The outcome another replica publishes for `code`.
+    async fn outcome_elsewhere(&self, shared: &Shared, code: &str) -> Result<Identity, ExchangeError> {
+        let payload = shared.state.wait_result(&shared.appid, code, shared.wait).await;
+        let opened = payload.and_then(|p| shared.sealer.open(SEALED_NAME, &p));
+        match opened.and_then(|bytes| serde_json::from_slice(&bytes).ok()) {
+            Some(result) => result,
+            None => Err(ExchangeError::Timeout),
+        }
     }
 
     /// Was `code` first presented, within its lifetime, by a browser other than `browser`
@@ -154,13 +226,28 @@ impl CodeExchanges {
         let (tx, rx) = watch::channel(None);
         let exchanger = self.exchanger.clone();
         let (metrics, app) = self.metrics.clone();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let result = exchanger.exchange(&code).await;
             metrics.exchange(&app, started.elapsed(), &result);
+            if let Some(shared) = shared {
+                if let Ok(json) = serde_json::to_vec(&result) {
+                    let sealed = shared.sealer.seal(SEALED_NAME, &json, shared.entropy.as_ref());
+                    let ttl = Duration::from_secs(CODE_TTL_SECS);
+                    shared.state.publish_result(&shared.appid, &code, &sealed, ttl).await;
+                }
+            }
             let _ = tx.send(Some(result));
         });
         rx
+    }
+}
+
+async fn wait(mut outcome: watch::Receiver<Outcome>) -> Result<Identity, ExchangeError> {
+    match outcome.wait_for(Option::is_some).await {
+        Ok(done) => done.clone().unwrap_or_else(|| Err(lost())),
+        Err(_) => Err(lost()),
     }
 }
 

@@ -32,7 +32,7 @@ const STATE_LEN: usize = 32;
 /// `Ok`: `302` to the authorize URL with the login cookie and the loop breaker's count.
 /// `Err(TooMany)`: this client address started too many logins (429, naming the wait).
 /// `Err(LoginLoop)`: this browser started more logins than `login_limit` allows in its window.
-pub fn start(
+pub async fn start(
     gw: &Gateway,
     app: usize,
     scope: Scope,
@@ -41,7 +41,7 @@ pub fn start(
     view: &ClientView,
     fresh: bool,
 ) -> Result<Reply, GatewayError> {
-    gw.rate.check(Door::LoginStart, view.ip).map_err(|wait| GatewayError::TooMany { wait })?;
+    gw.rate.admit(Door::LoginStart, view.ip).await.map_err(|wait| GatewayError::TooMany { wait })?;
     let now = gw.now();
     let runtime = &gw.apps[app];
     let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {

@@ -14,6 +14,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::clock::Clock;
 use crate::config::RateLimitConfig;
+use crate::state::SharedState;
 
 /// Keys kept at most before idle ones are forgotten.
 const PRUNE_ABOVE: usize = 100_000;
@@ -44,6 +45,9 @@ pub struct RateLimits {
     login: Option<Limiter>,
     callback: Option<Limiter>,
     clock: Millis,
+    config: RateLimitConfig,
+    /// Buckets shared by every replica, when there is shared state.
+    shared: Option<Arc<SharedState>>,
 }
 
 impl RateLimits {
@@ -54,7 +58,34 @@ impl RateLimits {
             let burst = NonZeroU32::new(config.burst).unwrap_or(rate);
             Some(Limiter::new(Quota::per_minute(rate).allow_burst(burst), DashMapStateStore::default(), clock.clone()))
         };
-        Self { login: limiter(config.login_per_minute), callback: limiter(config.callback_per_minute), clock }
+        Self {
+            login: limiter(config.login_per_minute),
+            callback: limiter(config.callback_per_minute),
+            clock,
+            config: *config,
+            shared: None,
+        }
+    }
+
+    /// Keeps the buckets in `state`, so the limits hold for the sum over replicas.
+    pub fn with_shared(mut self, state: Arc<SharedState>) -> Self {
+        self.shared = Some(state);
+        self
+    }
+
+    /// Like [`RateLimits::check`], in the shared buckets when there are any (and they answer).
+    pub async fn admit(&self, door: Door, client: Option<IpAddr>) -> Result<(), Duration> {
+        let (per_minute, name) = match door {
+            Door::LoginStart => (self.config.login_per_minute, "login"),
+            Door::Callback => (self.config.callback_per_minute, "callback"),
+        };
+        if let (Some(state), Some(ip), true) = (&self.shared, client, per_minute > 0) {
+            let now = self.clock.0.now_millis();
+            if let Some(verdict) = state.admit(&format!("{name}:{ip}"), now, per_minute, self.config.burst).await {
+                return verdict;
+            }
+        }
+        self.check(door, client)
     }
 
     /// `Ok` if `client` may pass `door` now; `Err(wait)` with the time until it may.

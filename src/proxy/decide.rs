@@ -3,6 +3,7 @@
 //! route's size cap, and for a required route without a session, the right way into the
 //! login for this kind of client.
 
+use crate::state::Standing;
 use pingora::http::RequestHeader;
 
 use super::client::{is_navigation, is_wechat, ClientView};
@@ -52,7 +53,16 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
         return Step::Fail(e);
     }
     let app = &gw.apps[route.app];
-    let user = app.cookies.session(&req.headers, &app.config.wechat.appid, gw.now());
+    let now = gw.now();
+    let user = match app.cookies.session(&req.headers, &app.config.wechat.appid, now) {
+        // A revoked session is no session: the browser logs in again.
+        Some(u) => match gw.state.standing(&u.appid, &u.openid, &u.sid, u.issued, now).await {
+            Standing::Valid => Some(u),
+            Standing::Revoked => None,
+            Standing::Unknown => return Step::Fail(GatewayError::StateUnavailable),
+        },
+        None => None,
+    };
     let enough = user.as_ref().is_some_and(|u| u.has_scope(route.scope));
     if route.policy_for(path) != Policy::Required || enough {
         return Step::Forward { route: index, user };
@@ -84,7 +94,7 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     if app.config.public_host() != view.host {
         return Step::Reply(Reply::redirect(format!("{login_url}{}", encode_component(&back))));
     }
-    login::start(gw, route.app, route.scope, &back, &req.headers, view, false).into()
+    login::start(gw, route.app, route.scope, &back, &req.headers, view, false).await.into()
 }
 
 /// `/MP_verify_<token>.txt` at the root of an app's hosts, for WeChat's domain check.

@@ -28,8 +28,8 @@ pub async fn serve(
             Some(app) => login::callback(gw, app, req, view).await,
             None => Err(GatewayError::NoApp),
         },
-        "/login" => login_endpoint(gw, req, view),
-        "/logout" => logout(gw, req, view),
+        "/login" => login_endpoint(gw, req, view).await,
+        "/logout" => logout(gw, req, view).await,
         "/jwks.json" => Ok(jwks(gw)),
         _ => Err(GatewayError::NoEndpoint),
     }
@@ -61,7 +61,7 @@ fn return_param(gw: &Gateway, req: &RequestHeader) -> Result<String, GatewayErro
     }
 }
 
-fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
+async fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
     let app = gw.app_at(&view.host).ok_or(GatewayError::NoApp)?;
     let target = return_param(gw, req)?;
     let (host, path) = match url::Url::parse(&target) {
@@ -70,12 +70,20 @@ fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Resul
     };
     let scope = gw.route_for(&host, &path).map_or(gw.apps[app].config.wechat.scope, |r| gw.routes[r].config.scope);
     let fresh = param(req, "retry").as_deref() == Some("1");
-    login::start(gw, app, scope, &target, &req.headers, view, fresh)
+    login::start(gw, app, scope, &target, &req.headers, view, fresh).await
 }
 
-fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
+/// Ends the session: its cookie is cleared, and its id revoked until it would have expired,
+/// so a copy of the cookie made before is refused too (on every replica, with shared state).
+async fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
     let app = gw.app_of_host(&view.host).ok_or(GatewayError::NoApp)?;
     let runtime = &gw.apps[app];
+    let now = gw.now();
+    if let Some(s) = runtime.cookies.session(&req.headers, &runtime.config.wechat.appid, now) {
+        if !s.sid.is_empty() {
+            gw.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
+        }
+    }
     let mut reply = Reply::redirect(return_param(gw, req)?).with_header("set-cookie", runtime.loops.clear());
     for cookie in runtime.cookies.clear_all() {
         reply = reply.with_header("set-cookie", cookie);

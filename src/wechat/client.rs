@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::errcode::{classify, ErrClass};
 use crate::secret::Secret;
 
 /// Who WeChat says the browser's user is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub openid: String,
     pub unionid: Option<String>,
@@ -19,13 +19,15 @@ pub struct Identity {
     /// From `/sns/userinfo`, with `snsapi_userinfo` only.
     pub nickname: Option<String>,
     pub avatar: Option<String>,
-    /// The exchange's access token, needed for `/sns/userinfo`; never stored in a session.
+    /// The exchange's access token, needed for `/sns/userinfo`; never stored in a session or
+    /// shared with other replicas.
+    #[serde(skip)]
     pub access_token: Option<String>,
 }
 
 /// Why an exchange gave no identity. Cloneable: callbacks that share one exchange share its
 /// outcome.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ExchangeError {
     #[error("WeChat error {errcode}: {errmsg}")]
     Rejected { errcode: i64, errmsg: String },

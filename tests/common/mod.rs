@@ -8,6 +8,7 @@ pub mod go;
 pub mod node;
 pub mod prepare;
 pub mod python;
+pub mod redis_server;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};

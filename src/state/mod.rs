@@ -1,0 +1,271 @@
+//! What several replicas share ([state] in the config): the claim on each WeChat code and the
+//! result of its one exchange, the one exchange each login nonce buys, the per-address rates,
+//! and revocations. With the memory backend all of it lives in this process, as one replica
+//! needs. With Redis, every replica sees the same; when Redis is unreachable each replica goes
+//! on with its own state (degraded, said in `/readyz`, metrics and the log) and returns to
+//! Redis by itself.
+//!
+//! Every method that asks Redis returns `None` when there is no Redis or it did not answer:
+//! the caller then decides locally, as with the memory backend.
+
+mod local;
+pub mod remote;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::AsyncCommands;
+use sha2::{Digest, Sha256};
+
+use crate::config::StateConfig;
+use crate::metrics::Metrics;
+use local::LocalRevocations;
+use remote::{Remote, SetupError};
+
+/// How often a waiting replica looks for the result of an exchange another one is making.
+const POLL_EVERY: Duration = Duration::from_millis(25);
+
+/// Token-bucket (GCRA) admission: KEYS[1] holds the theoretical arrival time in ms.
+/// ARGV: now (ms), interval (ms per request), burst. Returns 0 (admitted) or the wait in ms.
+const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > interval * burst then
+  return next_tat - now - interval * burst
+end
+redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+return 0
+";
+
+/// Who presented a code first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This replica: it exchanges the code and publishes the result.
+    First,
+    /// Another replica did, on behalf of this browser (login nonce).
+    Taken { browser: String },
+}
+
+/// Whether a session still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Valid,
+    Revoked,
+    /// Redis could not be asked and revocation fails closed.
+    Unknown,
+}
+
+/// The shared state of the gateway; outlives reloads.
+pub struct SharedState {
+    remote: Option<Remote>,
+    local: LocalRevocations,
+    /// (appid, openid, sid, issued) -> (revoked, when asked).
+    cache: Mutex<HashMap<String, (bool, Instant)>>,
+    cache_for: Duration,
+    fail_open: bool,
+}
+
+impl SharedState {
+    /// This process only.
+    pub fn memory() -> Self {
+        Self {
+            remote: None,
+            local: LocalRevocations::default(),
+            cache: Mutex::default(),
+            cache_for: Duration::ZERO,
+            fail_open: true,
+        }
+    }
+
+    pub fn new(config: &StateConfig, metrics: Arc<Metrics>) -> Result<Self, SetupError> {
+        match config {
+            StateConfig::Memory => Ok(Self::memory()),
+            StateConfig::Redis(r) => Ok(Self {
+                remote: Some(Remote::new(r, metrics)?),
+                cache_for: r.revocation_cache,
+                fail_open: r.revocation_fail_open,
+                ..Self::memory()
+            }),
+        }
+    }
+
+    /// `memory`, or `redis` and whether it answers.
+    pub fn status(&self) -> (&'static str, bool) {
+        match &self.remote {
+            None => ("memory", true),
+            Some(r) => ("redis", r.healthy()),
+        }
+    }
+
+    /// Claims `code` (of `appid`) for `browser` for `ttl`: `None` when not shared.
+    pub async fn claim_code(&self, appid: &str, code: &str, browser: &str, ttl: Duration) -> Option<Claim> {
+        let r = self.remote.as_ref()?;
+        let key = r.key(&format!("{{c:{}}}:claim", digest(&[appid, code])));
+        r.run("claim a code", |mut c| async move {
+            let set: bool = redis::cmd("SET")
+                .arg(&key)
+                .arg(browser)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async::<Option<String>>(&mut c)
+                .await?
+                .is_some();
+            if set {
+                return Ok(Claim::First);
+            }
+            let holder: Option<String> = c.get(&key).await?;
+            Ok(holder.map_or(Claim::First, |browser| Claim::Taken { browser }))
+        })
+        .await
+    }
+
+    /// Publishes the (sealed) result of exchanging `code` for `ttl`.
+    pub async fn publish_result(&self, appid: &str, code: &str, payload: &str, ttl: Duration) {
+        let Some(r) = self.remote.as_ref() else { return };
+        let key = r.key(&format!("{{c:{}}}:result", digest(&[appid, code])));
+        let ms = ttl.as_millis() as u64;
+        r.run("publish an exchange", |mut c| async move { c.pset_ex::<_, _, ()>(&key, payload, ms).await }).await;
+    }
+
+    /// The result another replica publishes for `code`, waited for up to `within`.
+    pub async fn wait_result(&self, appid: &str, code: &str, within: Duration) -> Option<String> {
+        let r = self.remote.as_ref()?;
+        let key = r.key(&format!("{{c:{}}}:result", digest(&[appid, code])));
+        let deadline = Instant::now() + within;
+        loop {
+            let found = r.run("read an exchange", |mut c| {
+                let key = key.clone();
+                async move { c.get::<_, Option<String>>(&key).await }
+            });
+            match found.await {
+                Some(Some(payload)) => return Some(payload),
+                None => return None,
+                Some(None) if Instant::now() >= deadline => return None,
+                Some(None) => tokio::time::sleep(POLL_EVERY).await,
+            }
+        }
+    }
+
+    /// Records that login `nonce` exchanges `code`: `Some(false)` if it already exchanged
+    /// another; `None` when not shared.
+    pub async fn spend_nonce(&self, nonce: &str, code: &str, ttl: Duration) -> Option<bool> {
+        let r = self.remote.as_ref()?;
+        let key = r.key(&format!("{{n:{}}}", digest(&[nonce])));
+        let code = digest(&[code]);
+        r.run("spend a login nonce", |mut c| async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(&code)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut c)
+                .await?;
+            if set.is_some() {
+                return Ok(true);
+            }
+            let spent: Option<String> = c.get(&key).await?;
+            Ok(spent.is_none_or(|s| s == code))
+        })
+        .await
+    }
+
+    /// One request through the token bucket `bucket` (`per_minute`, `burst`) at `now_ms`:
+    /// `Some(Err(wait))` when over; `None` when not shared.
+    pub async fn admit(&self, bucket: &str, now_ms: u64, per_minute: u32, burst: u32) -> Option<Result<(), Duration>> {
+        let r = self.remote.as_ref()?;
+        let key = r.key(&format!("rate:{bucket}"));
+        let interval = 60_000 / u64::from(per_minute.max(1));
+        r.run("rate limit", |mut c| async move {
+            let wait: u64 = redis::Script::new(GCRA)
+                .key(&key)
+                .arg(now_ms)
+                .arg(interval)
+                .arg(burst.max(1))
+                .invoke_async(&mut c)
+                .await?;
+            Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_millis(wait)) })
+        })
+        .await
+    }
+
+    /// Ends session `sid` (of `appid`) until `until` (seconds).
+    pub async fn revoke_session(&self, appid: &str, sid: &str, until: u64, now: u64) {
+        self.local.revoke_session(sid, until, now);
+        self.cache.lock().clear();
+        let Some(r) = self.remote.as_ref() else { return };
+        let key = r.key(&format!("{{rev:{appid}}}:sid:{sid}"));
+        let ms = until.saturating_sub(now).max(1) * 1000;
+        r.run("revoke a session", |mut c| async move { c.pset_ex::<_, _, ()>(&key, 1, ms).await }).await;
+    }
+
+    /// Ends every session of `openid` in `appid` (`None`: of everyone in `appid`) issued up to
+    /// `now`, for `lifetime` (seconds): as long as any such session could live.
+    pub async fn revoke_all(&self, appid: &str, openid: Option<&str>, now: u64, lifetime: u64) {
+        match openid {
+            Some(o) => self.local.revoke_user(appid, o, now, now + lifetime),
+            None => self.local.revoke_app(appid, now, now + lifetime),
+        }
+        self.cache.lock().clear();
+        let Some(r) = self.remote.as_ref() else { return };
+        let key = match openid {
+            Some(o) => r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[o]))),
+            None => r.key(&format!("{{rev:{appid}}}:app")),
+        };
+        let ms = lifetime.max(1) * 1000;
+        r.run("revoke sessions", |mut c| async move { c.pset_ex::<_, _, ()>(&key, now, ms).await }).await;
+    }
+
+    /// Does a session (`sid` of `openid` in `appid`, issued at `issued`) still stand at `now`?
+    /// One Redis round trip at most, its answer reused for `revocation_cache`.
+    pub async fn standing(&self, appid: &str, openid: &str, sid: &str, issued: u64, now: u64) -> Standing {
+        if self.local.is_revoked(appid, openid, sid, issued, now) {
+            return Standing::Revoked;
+        }
+        let Some(r) = self.remote.as_ref() else { return Standing::Valid };
+        let cache_key = format!("{appid} {openid} {sid} {issued}");
+        if let Some((revoked, at)) = self.cache.lock().get(&cache_key) {
+            if at.elapsed() < self.cache_for {
+                return if *revoked { Standing::Revoked } else { Standing::Valid };
+            }
+        }
+        let keys = [
+            r.key(&format!("{{rev:{appid}}}:sid:{sid}")),
+            r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[openid]))),
+            r.key(&format!("{{rev:{appid}}}:app")),
+        ];
+        let asked = r.run("check a session", |mut c| async move { c.mget::<_, Vec<Option<u64>>>(&keys).await });
+        let Some(values) = asked.await else {
+            return if self.fail_open { Standing::Valid } else { Standing::Unknown };
+        };
+        let revoked = (!sid.is_empty() && values.first().is_some_and(Option::is_some))
+            || values.iter().skip(1).any(|v| v.is_some_and(|at| issued <= at));
+        let mut cache = self.cache.lock();
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(cache_key, (revoked, Instant::now()));
+        if revoked {
+            Standing::Revoked
+        } else {
+            Standing::Valid
+        }
+    }
+}
+
+/// 32 hex digits of SHA-256 over `parts`: keys never hold codes, nonces or openids as such.
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,268 @@
+//! Several replicas on one real Redis (Debian's `redis-server`, started here) behave as one
+//! gateway: a double callback split across two replicas is exchanged once and logs both copies
+//! in; logout and revocation hold on every replica; rate limits hold for the sum; killing Redis
+//! degrades but never breaks logins, and shared behaviour resumes when it returns; a Redis
+//! Cluster does the same across slots.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::redis_server::{RedisCluster, RedisServer};
+use common::*;
+use openid_gateway::admin::AdminApp;
+use openid_gateway::clock::{Clock, ManualClock, SystemClock};
+use openid_gateway::config;
+use openid_gateway::gateway::{Deps, Gateway};
+use openid_gateway::live::LiveGateway;
+use openid_gateway::metrics::Metrics;
+use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
+use openid_gateway::state::SharedState;
+use pingora::services::listening::Service as ListeningService;
+
+/// One replica: its public listener, its admin listener and its state.
+struct Replica {
+    addr: SocketAddr,
+    admin: String,
+    _servers: Vec<Running>,
+}
+
+/// Replicas sharing one mock WeChat, one upstream and one Redis.
+struct Cluster {
+    clock: ManualClock,
+    mock: openid_gateway::dev::mock_wechat::MockWechat,
+    upstream: Recorder,
+    replicas: Vec<Replica>,
+    _mock: Running,
+    _up: Running,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// `n` replicas; `state` is the `[state]` table, `extra` more tables.
+    async fn start(n: usize, state: &str, extra: &str) -> Self {
+        let clock = ManualClock::new(SystemClock.now());
+        let mock = strict_mock(APPID, WECHAT_SECRET, PUBLIC_HOST, false, &clock);
+        let mock_srv = serve_mock(&mock);
+        let upstream = Recorder::default();
+        let up_srv = start_on(ListeningService::new("upstream".into(), upstream.clone()), listener()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, value) in [("wechat.secret", WECHAT_SECRET), ("session.key", SESSION_KEY), ("hs256.key", HS256_KEY)]
+        {
+            std::fs::write(dir.path().join(name), value).unwrap();
+        }
+        let mut replicas = Vec::new();
+        for _ in 0..n {
+            let l = listener();
+            let addr = l.local_addr().unwrap();
+            let mock_url = mock_srv.url();
+            let text = format!(
+                "listen = \"{addr}\"\npublic_url = \"http://{PUBLIC_HOST}\"\n\
+                 [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
+                 authorize_url = \"{mock_url}/connect/oauth2/authorize\"\napi_base = \"{mock_url}\"\n\
+                 [session]\nkeys = [{{ file = \"session.key\" }}]\n\
+                 [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"hs256.key\" }}\nissuer = \"https://issuer.test\"\n\
+                 {state}\n{extra}\n\
+                 [[routes]]\npath = \"/\"\nupstream = \"{}\"\naudience = \"shop\"\nkeep_fragment = false\n",
+                up_srv.url()
+            );
+            let loaded = config::parse_str(&text, dir.path()).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+            let metrics = Arc::new(Metrics::new());
+            let state = Arc::new(SharedState::new(&loaded.config.state, metrics.clone()).unwrap());
+            let deps = Deps { clock: Arc::new(clock.clone()), metrics, state, ..Deps::default() };
+            let live = LiveGateway::fixed(Arc::new(Gateway::new(loaded.config, deps).unwrap()));
+            let conf = Arc::new(server_conf(1));
+            let gw = start_on(proxy_service(live.clone(), &conf), l).unwrap();
+            let admin =
+                start_on(ListeningService::new("admin".into(), AdminApp::new(live.clone())), listener()).unwrap();
+            replicas.push(Replica { addr, admin: admin.url(), _servers: vec![gw, admin] });
+        }
+        Cluster { clock, mock, upstream, replicas, _mock: mock_srv, _up: up_srv, _dir: dir }
+    }
+
+    fn browser(&self, replica: usize) -> Browser {
+        browser(WECHAT_UA, PUBLIC_HOST, self.replicas[replica].addr)
+    }
+
+    /// A logged-in session cookie (`ogw_session=…`), logging in through `replica`.
+    async fn login(&self, replica: usize) -> String {
+        let b = self.browser(replica);
+        let pages = b.walk(&url("/shop")).await;
+        assert_eq!(pages.last().unwrap().status, 200, "{pages:?}");
+        format!("ogw_session={}", cookie_value(&b.cookies("/"), "ogw_session").expect("a session"))
+    }
+
+    /// GET `path` on `replica` with `cookie`: forwarded to the app (with a token), or not.
+    async fn forwarded(&self, replica: usize, path: &str, cookie: &str) -> bool {
+        let before = self.upstream.seen().len();
+        let page = self.browser(replica).get_with(&url(path), &[("cookie", cookie)]).await;
+        page.status == 200 && self.upstream.seen().len() == before + 1
+    }
+
+    fn exchanges(&self) -> u64 {
+        self.mock.stats().exchanges
+    }
+}
+
+fn url(path: &str) -> String {
+    format!("http://{PUBLIC_HOST}{path}")
+}
+
+fn redis_state(url: &str) -> String {
+    format!("[state]\nbackend = \"redis\"\nurl = \"{url}\"\nrevocation_cache = \"100ms\"\n")
+}
+
+/// The callback of a login started on `replica` 0, presented on replicas 0 and 1 at once, with
+/// the same login cookie, as WeChat's double callback does.
+async fn split_double_callback(c: &Cluster) -> (u16, u16, Vec<String>) {
+    let b = c.browser(0);
+    let callback = b.callback_url(&url("/shop")).await;
+    let login = format!("ogw_login={}", cookie_value(&b.cookies("/.gateway/callback"), "ogw_login").unwrap());
+    let (one, other) = (c.browser(0), c.browser(1));
+    let headers = [("cookie", login.as_str())];
+    let (a, z) = tokio::join!(one.get_with(&callback, &headers), other.get_with(&callback, &headers));
+    let sessions = [&a, &z]
+        .iter()
+        .flat_map(|p| p.set_cookies())
+        .filter(|c| c.starts_with("ogw_session=") && !c.starts_with("ogw_session=;"))
+        .collect();
+    (a.status, z.status, sessions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_callback_split_across_replicas_is_exchanged_once_and_logs_both_in() {
+    let redis = RedisServer::start();
+    let c = Cluster::start(2, &redis_state(&redis.url()), "").await;
+    for round in 0..3 {
+        let before = c.exchanges();
+        let (a, z, sessions) = split_double_callback(&c).await;
+        assert_eq!((a, z), (302, 302), "round {round}: both copies log the browser in");
+        assert_eq!(sessions.len(), 2, "round {round}: each copy sets a session");
+        assert_eq!(c.exchanges() - before, 1, "round {round}: exactly one exchange at WeChat");
+    }
+    // Without shared state each replica exchanges its own copy: the second one fails at WeChat.
+    let alone = Cluster::start(2, "", "").await;
+    let (a, z, _) = split_double_callback(&alone).await;
+    assert_eq!(alone.exchanges(), 2);
+    assert!(a != 302 || z != 302, "the memory backend cannot share an exchange ({a}, {z})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_revocation_hold_on_every_replica() {
+    let redis = RedisServer::start();
+    let c = Cluster::start(2, &redis_state(&redis.url()), "").await;
+    let kept = c.login(0).await;
+    assert!(c.forwarded(1, "/shop", &kept).await, "a session made on one replica works on the other");
+
+    // Logout on replica 0: a copy of the cookie made before is refused on replica 1.
+    let b = c.browser(0);
+    assert_eq!(b.get_with(&url("/.gateway/logout"), &[("cookie", &kept)]).await.status, 302);
+    tokio::time::sleep(Duration::from_millis(150)).await; // past revocation_cache
+    assert!(!c.forwarded(1, "/shop", &kept).await, "the logged-out cookie still works on replica 1");
+    assert!(!c.forwarded(0, "/shop", &kept).await);
+
+    // Revoke every session of the user from replica 0's admin listener.
+    let (s1, s2) = (c.login(0).await, c.login(1).await);
+    assert!(c.forwarded(1, "/shop", &s1).await && c.forwarded(0, "/shop", &s2).await);
+    let openid = c.mock.openid_for("alice");
+    let revoke = format!("{}/revoke?openid={openid}", c.replicas[0].admin);
+    let res = reqwest::Client::new().post(&revoke).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for (replica, cookie) in [(0, &s1), (1, &s1), (0, &s2), (1, &s2)] {
+        assert!(!c.forwarded(replica, "/shop", cookie).await, "a revoked session works on replica {replica}");
+    }
+    // A login after the revocation stands (revocations cover sessions issued up to their second).
+    c.clock.advance(1);
+    let fresh = c.login(1).await;
+    assert!(c.forwarded(0, "/shop", &fresh).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_hold_for_the_sum_over_replicas() {
+    let redis = RedisServer::start();
+    let limits = "[rate_limit]\nlogin_per_minute = 2\nburst = 4\n";
+    let c = Cluster::start(2, &redis_state(&redis.url()), limits).await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        // A new browser each time: the per-browser loop breaker never counts.
+        statuses.push(c.browser(i % 2).get(&url("/.gateway/login?return=/shop")).await.status);
+    }
+    assert_eq!(statuses, [302, 302, 302, 302, 429, 429], "a burst of 4 for the address, whichever replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_degrades_logins_but_never_breaks_them_and_sharing_resumes() {
+    let mut redis = RedisServer::start();
+    let c = Cluster::start(2, &redis_state(&redis.url()), "").await;
+    let session = c.login(0).await;
+    let ready = |i: usize| {
+        let url = format!("{}/readyz", c.replicas[i].admin);
+        async move {
+            let res = reqwest::get(&url).await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(ready(0).await.1["state"]["status"], "ok");
+
+    redis.kill();
+    for replica in 0..2 {
+        c.login(replica).await;
+        assert!(c.forwarded(replica, "/shop", &session).await, "an existing session is refused without Redis");
+        let (status, body) = ready(replica).await;
+        assert_eq!(status, 200, "degraded is not unready: {body}");
+        assert_eq!(body["state"], serde_json::json!({"backend": "redis", "status": "degraded"}));
+    }
+    let metrics = reqwest::get(format!("{}/metrics", c.replicas[0].admin)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("ogw_state_degraded 1"), "{metrics}");
+
+    redis.restart();
+    // Each replica tries Redis again at most once a second, on its own traffic.
+    let mut back = false;
+    for _ in 0..20 {
+        c.login(0).await;
+        c.login(1).await;
+        if ready(0).await.1["state"]["status"] == "ok" && ready(1).await.1["state"]["status"] == "ok" {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(back, "the replicas did not return to Redis by themselves");
+    let before = c.exchanges();
+    let (a, z, _) = split_double_callback(&c).await;
+    assert_eq!((a, z, c.exchanges() - before), (302, 302, 1), "shared exchanges resume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_shares_claims_and_limits_across_slots() {
+    let cluster = RedisCluster::start();
+    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let state = format!("[state]\nbackend = \"redis\"\nurls = [{}]\ncluster = true\n", urls.join(", "));
+    let c = Cluster::start(2, &state, "[rate_limit]\nlogin_per_minute = 2\nburst = 30\n").await;
+    // Many codes: their keys fall on every node's slots.
+    for round in 0..6 {
+        let before = c.exchanges();
+        let (a, z, sessions) = split_double_callback(&c).await;
+        assert_eq!((a, z, sessions.len()), (302, 302, 2), "round {round}");
+        assert_eq!(c.exchanges() - before, 1, "round {round}: one exchange");
+    }
+    let cookie = c.login(1).await;
+    assert!(c.forwarded(0, "/shop", &cookie).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_can_fail_closed_while_redis_is_unreachable() {
+    let mut redis = RedisServer::start();
+    let state = format!("{}revocation_fail = \"closed\"\n", redis_state(&redis.url()));
+    let c = Cluster::start(1, &state, "").await;
+    let session = c.login(0).await;
+    assert!(c.forwarded(0, "/shop", &session).await);
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(150)).await; // past revocation_cache
+    let page = c.browser(0).get_with(&url("/shop"), &[("cookie", &session)]).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("暂时无法确认登录状态"));
+}
