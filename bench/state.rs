@@ -102,6 +102,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("memory", |b| b.iter(|| login(&memory)));
     g.bench_function("redis", |b| b.iter(|| login(&uncached)));
     g.finish();
+    assert_eq!(uncached.status(), ("redis", true), "Redis failed during the bench: the figures are not Redis's");
 }
 
 criterion_group!(state, benches);

@@ -39,7 +39,7 @@ local next_tat = tat + interval
 if next_tat - now > interval * burst then
   return next_tat - now - interval * burst
 end
-redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+redis.call('SET', KEYS[1], next_tat, 'PX', math.max(next_tat - now, 1))
 return 0
 ";
 
@@ -182,7 +182,7 @@ impl SharedState {
     pub async fn admit(&self, bucket: &str, now_ms: u64, per_minute: u32, burst: u32) -> Option<Result<(), Duration>> {
         let r = self.remote.as_ref()?;
         let key = r.key(&format!("rate:{bucket}"));
-        let interval = 60_000 / u64::from(per_minute.max(1));
+        let interval = (60_000 / u64::from(per_minute.max(1))).max(1);
         r.run("rate limit", |mut c| async move {
             let wait: u64 = redis::Script::new(GCRA)
                 .key(&key)
