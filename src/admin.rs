@@ -35,7 +35,14 @@ impl ServeHttp for AdminApp {
         let req = session.req_header();
         if req.uri.path() == "/revoke" {
             return match req.method {
-                http::Method::POST => revoke(&self.live, req.uri.query().unwrap_or("")).await,
+                http::Method::POST => match allowed(&self.live, session) {
+                    Ok(()) => revoke(&self.live, req.uri.query().unwrap_or("")).await,
+                    Err(why) => reply(
+                        403,
+                        "application/json",
+                        json!({"error": "forbidden", "message": why}).to_string().into_bytes(),
+                    ),
+                },
                 _ => reply(
                     405,
                     "application/json",
@@ -153,4 +160,26 @@ async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
         _ => return bad("give openid=OPENID, or all=true for every session of the app"),
     };
     reply(200, "application/json", body.to_string().into_bytes())
+}
+
+/// `POST /revoke` needs `Authorization: Bearer <admin.token>`; without a configured token, a
+/// peer on loopback.
+fn allowed(live: &LiveGateway, session: &ServerSession) -> Result<(), &'static str> {
+    let gw = live.current();
+    match &gw.config.admin.token {
+        Some(token) => {
+            let given = session.req_header().headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+            let bearer = given.and_then(|v| v.strip_prefix(b"Bearer ")).unwrap_or_default();
+            let expected = token.expose();
+            if bool::from(subtle::ConstantTimeEq::ct_eq(bearer, expected)) {
+                Ok(())
+            } else {
+                Err("Authorization: Bearer <admin.token> is required")
+            }
+        }
+        None => match session.client_addr().and_then(|a| a.as_inet()) {
+            Some(peer) if peer.ip().is_loopback() => Ok(()),
+            _ => Err("set admin.token to revoke from another host; without it only loopback may"),
+        },
+    }
 }

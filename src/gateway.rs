@@ -179,7 +179,8 @@ fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
     let wechat = config.apps.iter().map(|a| a.wechat.secret.expose());
     let session = config.session.keys.iter().map(|k| k.expose());
     let token = config.token.keys.iter().map(|k| k.expose());
-    wechat.chain(session).chain(token)
+    let admin = config.admin.token.iter().map(|k| k.expose());
+    wechat.chain(session).chain(token).chain(admin)
 }
 
 /// The peer of `route`: plain HTTP to `addr`, with the route's timeouts.

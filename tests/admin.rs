@@ -92,3 +92,23 @@ async fn readiness_is_200_when_every_upstream_answers() {
     let (status, body) = get(&format!("{}/readyz", admin.url())).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_needs_the_admin_token_when_one_is_set() {
+    let setup = Setup { tables: "[admin]\ntoken = { file = \"admin.token\" }\n".into(), ..Setup::default() };
+    let h = Harness::with_files(setup, &[("admin.token", "admin-token-0123456789abcdef")]).await;
+    let admin = start_on(ListeningService::new("admin".into(), AdminApp::new(h.live.clone())), listener()).unwrap();
+    let url = format!("{}/revoke?openid=o-someone", admin.url());
+    let client = reqwest::Client::new();
+    let status = |auth: Option<&'static str>| {
+        let mut req = client.post(&url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(None).await, 403, "no token");
+    assert_eq!(status(Some("Bearer admin-token-0123456789abcdeX")).await, 403, "a wrong token");
+    assert_eq!(status(Some("Bearer admin-token-0123456789abcdef")).await, 200);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 405, "revoking is a POST");
+}

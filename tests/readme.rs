@@ -63,6 +63,7 @@ fn the_loader_knows_every_key_of_the_examples() {
                 || p.ends_with("key")
                 || p.ends_with("cert")
                 || p.ends_with("password")
+                || p == "admin.token"
                 || p == "state.ca"
                 || p.ends_with("upstream_ca")
         };

@@ -79,7 +79,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let paths = root.table("paths").map(paths_section).unwrap_or_default();
     let limits = root.table("limits").map(limits_section).unwrap_or_default();
     let rate_limit = root.table("rate_limit").map(rate_limit_section).unwrap_or_default();
-    let admin = root.table("admin").map(admin_section).unwrap_or_default();
+    let admin = root.table("admin").map(|t| admin_section(t, &secrets)).unwrap_or_default();
     let log = root.table("log").map(log_section).unwrap_or_default();
     let tls = root.table("tls").and_then(|t| tls_section(t, &secrets, base));
     let state = root.table("state").map(|t| state_section(t, &secrets, base)).unwrap_or_default();

@@ -17,16 +17,18 @@ use super::reader::Table;
 use super::secrets::SecretLoader;
 use crate::duration;
 
-/// The admin listener (`[admin]`): `/healthz`, `/readyz`, `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The admin listener (`[admin]`): `/healthz`, `/readyz`, `/metrics`, `POST /revoke`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     /// `None`: no admin listener (`listen = "off"`).
     pub listen: Option<SocketAddr>,
+    /// The bearer token `POST /revoke` needs; without one it is taken from loopback only.
+    pub token: Option<crate::secret::Secret>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))) }
+        Self { listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))), token: None }
     }
 }
 
@@ -89,13 +91,15 @@ pub struct ServerCert {
     pub key: Arc<CertifiedKey>,
 }
 
-pub(super) fn admin_section(mut t: Table) -> AdminConfig {
+pub(super) fn admin_section(mut t: Table, secrets: &SecretLoader) -> AdminConfig {
     let listen = t.parsed("listen", |s| match s {
         "off" => Ok(None),
         _ => s.parse::<SocketAddr>().map(Some).map_err(|e| format!("{s:?}: {e} (or \"off\")")),
     });
+    let path = t.path_of("token");
+    let token = t.has("token").then(|| t.secret("token")).flatten().and_then(|src| secrets.load(src, &path, 16));
     t.finish();
-    AdminConfig { listen: listen.unwrap_or(AdminConfig::default().listen) }
+    AdminConfig { listen: listen.unwrap_or(AdminConfig::default().listen), token }
 }
 
 pub(super) fn log_section(mut t: Table) -> LogConfig {
