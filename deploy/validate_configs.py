@@ -1,12 +1,14 @@
 """Every config deploy/ ships passes `openid-gateway check` (run by deploy/validate).
 
-The configs: the repository's gateway.toml, deploy/*.toml, the gateway.toml inside the
-Kubernetes ConfigMap and the file docker-compose.yml mounts as the gateway's config.
+The configs: the repository's gateway.toml, deploy/*.toml, deploy/replicated/*.toml, every TOML
+file a compose file (deploy/docker-compose*.yml) mounts, and the gateway.toml inside the
+Kubernetes ConfigMaps (deploy/kubernetes/configmap.yaml and the replicated overlay's patch,
+deploy/kubernetes-replicated/configmap.yaml).
 
 They name secrets that do not exist here. Each config is read as TOML and every secret it
 names is made up to suit its key path: an AppSecret or session key of random bytes, a token
 key from `openid-gateway keygen` for the token's algorithm, a certificate and its key for each
-`[tls]` entry, a CA certificate for `upstream_ca`. A copy of the config is checked in a folder
+`[tls]` entry, a CA certificate for `upstream_ca` and `state.ca`. A copy of the config is checked in a folder
 of its own: a relative path is made up in that folder, an absolute one under it (the copy is
 pointed there), and `{ env = "NAME" }` becomes an environment variable of the check.
 
@@ -23,27 +25,38 @@ from urllib.parse import urlsplit
 
 import yaml
 
-CONFIG_MOUNT = "/etc/openid-gateway/gateway.toml"
+COMPOSE_FILES = ["deploy/docker-compose.yml", "deploy/docker-compose.replicated.yml"]
+CONFIG_MAPS = ["deploy/kubernetes/configmap.yaml", "deploy/kubernetes-replicated/configmap.yaml"]
+
+
+def compose_tomls(compose_file):
+    """The TOML files a compose file mounts (paths relative to the repository root)."""
+    compose = yaml.safe_load(open(compose_file))
+    folder = os.path.dirname(compose_file)
+    return [os.path.normpath(os.path.join(folder, v.split(":")[0]))
+            for service in compose["services"].values()
+            for v in service.get("volumes", []) if v.split(":")[0].endswith(".toml")]
+
+
+def configmap_toml(path):
+    """The gateway.toml of the one ConfigMap in `path`."""
+    maps = [d for d in yaml.safe_load_all(open(path))
+            if d and d.get("kind") == "ConfigMap" and "gateway.toml" in d.get("data", {})]
+    if len(maps) != 1:
+        sys.exit(f"{path}: expected one ConfigMap with gateway.toml, found {len(maps)}")
+    return maps[0]["data"]["gateway.toml"]
 
 
 def shipped_configs():
     """(label, TOML text) of each shipped config."""
-    configs = []
-    for path in ["gateway.toml", *sorted(glob.glob("deploy/*.toml"))]:
-        configs.append((path, open(path).read()))
-    compose = yaml.safe_load(open("deploy/docker-compose.yml"))
-    mounts = [os.path.normpath(os.path.join("deploy", v.split(":")[0]))
-              for service in compose["services"].values()
-              for v in service.get("volumes", []) if v.split(":")[1] == CONFIG_MOUNT]
-    if len(mounts) != 1:
-        sys.exit(f"deploy/docker-compose.yml: expected one volume at {CONFIG_MOUNT}, found {mounts}")
-    if mounts[0] not in [label for label, _ in configs]:
-        configs.append((mounts[0], open(mounts[0]).read()))
-    maps = [d for d in yaml.safe_load_all(open("deploy/kubernetes/configmap.yaml"))
-            if d and d.get("kind") == "ConfigMap" and "gateway.toml" in d.get("data", {})]
-    if len(maps) != 1:
-        sys.exit(f"deploy/kubernetes/configmap.yaml: expected one ConfigMap with gateway.toml, found {len(maps)}")
-    configs.append(("deploy/kubernetes/configmap.yaml (gateway.toml)", maps[0]["data"]["gateway.toml"]))
+    paths = ["gateway.toml", *sorted(glob.glob("deploy/*.toml")), *sorted(glob.glob("deploy/replicated/*.toml"))]
+    for compose_file in COMPOSE_FILES:
+        mounted = compose_tomls(compose_file)
+        if not mounted:
+            sys.exit(f"{compose_file}: mounts no TOML config")
+        paths += [m for m in mounted if m not in paths]
+    configs = [(path, open(path).read()) for path in paths]
+    configs += [(f"{path} (gateway.toml)", configmap_toml(path)) for path in CONFIG_MAPS]
     return configs
 
 
@@ -109,7 +122,7 @@ def materialize(cfg, make):
             certs[path] = make.certificate(hosts(cfg))
             if isinstance(value.get("cert"), str):
                 files[value["cert"]] = certs[path][0]
-        elif path.endswith(".upstream_ca") and isinstance(value, str):
+        elif (path.endswith(".upstream_ca") or path == "state.ca") and isinstance(value, str):
             files[value] = make.certificate(["ca.invalid"])[0]
     for path, value in walk(cfg):
         if not is_source(value):

@@ -146,19 +146,23 @@ async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
     let Some(app) = app else { return bad("no app by that name") };
     let appid = &app.config.wechat.appid;
     let (now, lifetime) = (gw.now(), gw.config.session.lifetime.as_secs());
-    let body = match (param("openid").filter(|o| !o.is_empty()), param("all").as_deref()) {
+    let (everywhere, body) = match (param("openid").filter(|o| !o.is_empty()), param("all").as_deref()) {
         (Some(openid), _) => {
-            gw.state.revoke_all(appid, Some(&openid), now, lifetime).await;
+            let everywhere = gw.state.revoke_all(appid, Some(&openid), now, lifetime).await;
             log::warn!("admin: every session of one user of app {} revoked", app.config.name);
-            json!({"revoked": "user", "app": app.config.name})
+            (everywhere, json!({"revoked": "user", "app": app.config.name}))
         }
         (None, Some("true")) => {
-            gw.state.revoke_all(appid, None, now, lifetime).await;
+            let everywhere = gw.state.revoke_all(appid, None, now, lifetime).await;
             log::warn!("admin: every session of app {} revoked", app.config.name);
-            json!({"revoked": "app", "app": app.config.name})
+            (everywhere, json!({"revoked": "app", "app": app.config.name}))
         }
         _ => return bad("give openid=OPENID, or all=true for every session of the app"),
     };
+    if !everywhere {
+        let body = json!({"error": "state_unavailable", "message": "revoked on this replica only: Redis did not answer; try again"});
+        return reply(503, "application/json", body.to_string().into_bytes());
+    }
     reply(200, "application/json", body.to_string().into_bytes())
 }
 

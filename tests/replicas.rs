@@ -217,6 +217,9 @@ async fn killing_redis_degrades_logins_but_never_breaks_them_and_sharing_resumes
     }
     let metrics = reqwest::get(format!("{}/metrics", c.replicas[0].admin)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("ogw_state_degraded 1"), "{metrics}");
+    // A revocation Redis did not take says so: it holds on this replica only.
+    let revoke = format!("{}/revoke?openid=o-nobody", c.replicas[0].admin);
+    assert_eq!(reqwest::Client::new().post(&revoke).send().await.unwrap().status(), 503);
 
     redis.restart();
     // Each replica tries Redis again at most once a second, on its own traffic.

@@ -46,7 +46,18 @@ impl ClientView {
             })
             .flatten()
             .filter(|p| p == "http" || p == "https");
-        let (ip, forwarded_for) = match (peer, via_proxy.then(|| header("x-forwarded-for")).flatten()) {
+        // Every `X-Forwarded-For` line, in order: a proxy may append its own line after one the
+        // client sent, and the nearest hops are at the end.
+        let chain: Vec<&str> = req
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        let chain = (!chain.is_empty()).then(|| chain.join(", "));
+        let (ip, forwarded_for) = match (peer, via_proxy.then_some(chain).flatten()) {
             (Some(p), Some(chain)) => {
                 // The nearest address no trusted proxy vouches for is the client.
                 let hops: Vec<IpAddr> = chain.split(',').filter_map(|h| h.trim().parse().ok()).collect();
@@ -145,6 +156,15 @@ mod tests {
         assert_eq!(trusted.proto.as_deref(), Some("https"));
         assert_eq!(trusted.forwarded_for.as_deref(), Some("6.6.6.6, 1.2.3.4, 10.0.0.5"));
         assert_eq!(trusted.ip, Some("1.2.3.4".parse().unwrap()), "the nearest untrusted hop");
+    }
+
+    #[test]
+    fn every_forwarded_for_line_counts_so_a_client_line_cannot_hide_the_proxys() {
+        let mut r = req(&[("x-forwarded-for", "6.6.6.6")]);
+        r.append_header("x-forwarded-for", "1.2.3.4").unwrap();
+        let trusted = ClientView::of(&r, Some("10.0.0.5".parse().unwrap()), &[net("10.0.0.0/8")]);
+        assert_eq!(trusted.ip, Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(trusted.forwarded_for.as_deref(), Some("6.6.6.6, 1.2.3.4, 10.0.0.5"));
     }
 
     #[test]

@@ -207,20 +207,21 @@ impl SharedState {
     }
 
     /// Ends every session of `openid` in `appid` (`None`: of everyone in `appid`) issued up to
-    /// `now`, for `lifetime` (seconds): as long as any such session could live.
-    pub async fn revoke_all(&self, appid: &str, openid: Option<&str>, now: u64, lifetime: u64) {
+    /// `now`, for `lifetime` (seconds): as long as any such session could live. `false` when
+    /// only this replica knows (Redis did not answer).
+    pub async fn revoke_all(&self, appid: &str, openid: Option<&str>, now: u64, lifetime: u64) -> bool {
         match openid {
             Some(o) => self.local.revoke_user(appid, o, now, now + lifetime),
             None => self.local.revoke_app(appid, now, now + lifetime),
         }
         self.cache.lock().clear();
-        let Some(r) = self.remote.as_ref() else { return };
+        let Some(r) = self.remote.as_ref() else { return true };
         let key = match openid {
             Some(o) => r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[o]))),
             None => r.key(&format!("{{rev:{appid}}}:app")),
         };
         let ms = lifetime.max(1) * 1000;
-        r.run("revoke sessions", |mut c| async move { c.pset_ex::<_, _, ()>(&key, now, ms).await }).await;
+        r.run("revoke sessions", |mut c| async move { c.pset_ex::<_, _, ()>(&key, now, ms).await }).await.is_some()
     }
 
     /// Does a session (`sid` of `openid` in `appid`, issued at `issued`) still stand at `now`?
