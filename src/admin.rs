@@ -100,6 +100,8 @@ async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
     // it does not make it unready.
     let (backend, healthy) = gw.state.status();
     let state = json!({"backend": backend, "status": if healthy { "ok" } else { "degraded" }});
+    // Unless sessions are refused without it: then a replica without Redis is not ready.
+    let ready = ready && (healthy || !gw.state.fails_closed());
     (ready, json!({"ready": ready, "config": "loaded", "state": state, "upstreams": upstreams}))
 }
 
@@ -169,6 +171,9 @@ async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
 /// `POST /revoke` needs `Authorization: Bearer <admin.token>`; without a configured token, a
 /// peer on loopback.
 fn allowed(live: &LiveGateway, session: &ServerSession) -> Result<(), &'static str> {
+    if session.req_header().headers.contains_key(http::header::ORIGIN) {
+        return Err("a browser's request (Origin) is never an operator's");
+    }
     let gw = live.current();
     match &gw.config.admin.token {
         Some(token) => {

@@ -81,7 +81,8 @@ impl GatewayError {
                 }
             }
             GatewayError::Upstream(e) | GatewayError::UpstreamTimeout(e) => log::warn!("{request_id} upstream: {e}"),
-            GatewayError::StateUnavailable => log::warn!("{request_id} {self}"),
+            // Said once by the shared state when Redis goes away; not once per request.
+            GatewayError::StateUnavailable => log::debug!("{request_id} {self}"),
             other => log::info!("{request_id} {other}"),
         }
     }

@@ -107,7 +107,8 @@ impl Gateway {
                             appid: w.appid.clone(),
                             sealer: Sealer::new(&config.session.keys),
                             entropy: deps.entropy.clone(),
-                            wait: w.connect_timeout + w.timeout,
+                            // userinfo makes two calls to WeChat; then the outcome is published.
+                            wait: 2 * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
                         }),
                 }
             })

@@ -269,3 +269,45 @@ async fn revocation_can_fail_closed_while_redis_is_unreachable() {
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("暂时无法确认登录状态"));
 }
+
+/// The key part the gateway derives from `parts` (SHA-256, 16 bytes in hex).
+fn digest(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_copied_to_another_code_in_redis_logs_no_one_in() {
+    let redis = RedisServer::start();
+    let c = Cluster::start(2, &redis_state(&redis.url()), "").await;
+    // A real login publishes a sealed outcome for its code.
+    let b = c.browser(0);
+    let callback = b.callback_url(&url("/shop")).await;
+    let code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    assert_eq!(b.get(&callback).await.status, 302);
+    let mut conn = redis.connect();
+    let blob = conn.command(&["GET", &format!("ogw:{{c:{}}}:result", digest(&[APPID, &code]))]).unwrap();
+    let common::redis_server::Reply::Bulk(Some(blob)) = blob else { panic!("no published outcome: {blob:?}") };
+    let blob = String::from_utf8(blob).unwrap();
+
+    // Someone who can write to Redis plants it for a made-up code, claimed for their own login.
+    let mallory = c.browser(1);
+    let theirs = mallory.callback_url(&url("/shop")).await;
+    let state = url::Url::parse(&theirs).unwrap().query_pairs().find(|(k, _)| k == "state").unwrap().1.to_string();
+    let made_up = "made-up-code-0001";
+    let key = digest(&[APPID, made_up]);
+    conn.ok(&["SET", &format!("ogw:{{c:{key}}}:claim"), &state]);
+    conn.ok(&["SET", &format!("ogw:{{c:{key}}}:result"), &blob]);
+    let forged = mallory.get(&url(&format!("/.gateway/callback?code={made_up}&state={state}"))).await;
+    assert!(
+        !forged.set_cookies().iter().any(|c| c.starts_with("ogw_session=") && !c.starts_with("ogw_session=;")),
+        "a planted outcome logged someone in: {} {:?}",
+        forged.status,
+        forged.set_cookies()
+    );
+}

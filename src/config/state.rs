@@ -71,13 +71,17 @@ fn redis(t: &mut Table, secrets: &SecretLoader, base: &Path) -> Option<RedisConf
             (p.scheme() == "redis" || p.scheme() == "rediss") && p.host_str().is_some() && p.password().is_none()
         });
         if !ok {
+            // Not echoed: a URL with a password in it would put the password in the output.
             t.error(
                 &format!("urls[{i}]"),
-                format!("{u:?} must be redis://host:port or rediss://host:port, with no password in it (use password)"),
+                "must be redis://host:port or rediss://host:port with no password in it (use password)",
             );
         }
     }
     let cluster = t.opt::<bool>("cluster").unwrap_or(urls.len() > 1);
+    if !cluster && urls.len() > 1 {
+        t.error("cluster", "several urls are a cluster's nodes: set cluster = true, or give one url");
+    }
     let username = t.opt::<String>("username");
     let password = t.has("password").then(|| t.secret("password")).flatten().and_then(|src| {
         let path = t.path_of("password");
@@ -88,12 +92,20 @@ fn redis(t: &mut Table, secrets: &SecretLoader, base: &Path) -> Option<RedisConf
         std::fs::read(&file).map_err(|e| t.error("ca", format!("cannot read {}: {e}", file.display()))).ok()
     });
     let key_prefix = t.opt::<String>("key_prefix").unwrap_or_else(|| "ogw:".into());
+    if key_prefix.contains(['{', '}']) {
+        t.error("key_prefix", "must not contain { or }: they would decide a key's cluster slot");
+    }
     let pool_size = t.opt::<usize>("pool_size").unwrap_or(2);
     if pool_size == 0 || pool_size > 64 {
         t.error("pool_size", "must be between 1 and 64");
     }
     let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(1));
     let command_timeout = t.parsed("command_timeout", duration::parse).unwrap_or(Duration::from_millis(250));
+    for (key, v) in [("connect_timeout", connect_timeout), ("command_timeout", command_timeout)] {
+        if v < Duration::from_millis(1) || v > Duration::from_secs(30) {
+            t.error(key, "must be between 1ms and 30s");
+        }
+    }
     let revocation_cache = t.parsed("revocation_cache", duration::parse).unwrap_or(Duration::from_secs(1));
     let revocation_fail_open = t
         .parsed("revocation_fail", |s| match s {

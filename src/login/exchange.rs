@@ -87,7 +87,17 @@ pub struct Shared {
     pub wait: Duration,
 }
 
-const SEALED_NAME: &str = "ogw-exchange";
+/// A published outcome, sealed for one code of one app, with the time it stops counting.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Published {
+    result: Result<Identity, ExchangeError>,
+    until: u64,
+}
+
+/// The sealing name binds an outcome to its app and code: one cannot be replayed for another.
+fn sealed_name(appid: &str, code: &str) -> String {
+    format!("ogw-exchange {appid} {code}")
+}
 
 impl CodeExchanges {
     /// `login_lifetime`: how long a login cookie lives, and so how long its nonce is remembered.
@@ -148,7 +158,7 @@ impl CodeExchanges {
                     if let Some(found) = self.known(code, browser) {
                         return found.await;
                     }
-                    return Redeemed::Done(self.outcome_elsewhere(shared, code).await);
+                    return Redeemed::Done(self.outcome_elsewhere(shared, code, browser).await);
                 }
                 Some(Claim::First) | None => {}
             }
@@ -204,13 +214,30 @@ impl CodeExchanges {
         Some(Box::pin(async move { Redeemed::Done(wait(outcome).await) }))
     }
 
-    /// The outcome another replica publishes for `code`.
-    async fn outcome_elsewhere(&self, shared: &Shared, code: &str) -> Result<Identity, ExchangeError> {
-        let payload = shared.state.wait_result(&shared.appid, code, shared.wait).await;
-        let opened = payload.and_then(|p| shared.sealer.open(SEALED_NAME, &p));
-        match opened.and_then(|bytes| serde_json::from_slice(&bytes).ok()) {
-            Some(result) => result,
-            None => Err(ExchangeError::Timeout),
+    /// The outcome another replica (or this one, when its copy of the callback came first
+    /// meanwhile) publishes for `code`, waited for up to the exchange's whole budget.
+    async fn outcome_elsewhere(&self, shared: &Shared, code: &str, browser: &str) -> Result<Identity, ExchangeError> {
+        let deadline = std::time::Instant::now() + shared.wait;
+        loop {
+            if let Some(found) = self.known(code, browser) {
+                return match found.await {
+                    Redeemed::Done(result) => result,
+                    _ => Err(ExchangeError::Timeout),
+                };
+            }
+            if let Some(payload) = shared.state.peek_result(&shared.appid, code).await {
+                let opened = shared.sealer.open(&sealed_name(&shared.appid, code), &payload);
+                let published: Option<Published> = opened.and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                match published {
+                    Some(p) if self.clock.now() < p.until => return p.result,
+                    // Not sealed for this code, or stale: not an outcome.
+                    _ => return Err(ExchangeError::Timeout),
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ExchangeError::Timeout);
+            }
+            tokio::time::sleep(crate::state::POLL_EVERY).await;
         }
     }
 
@@ -227,18 +254,21 @@ impl CodeExchanges {
         let exchanger = self.exchanger.clone();
         let (metrics, app) = self.metrics.clone();
         let shared = self.shared.clone();
+        let clock = self.clock.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let result = exchanger.exchange(&code).await;
             metrics.exchange(&app, started.elapsed(), &result);
+            // This replica's waiters first; then the others'.
+            let _ = tx.send(Some(result.clone()));
             if let Some(shared) = shared {
-                if let Ok(json) = serde_json::to_vec(&result) {
-                    let sealed = shared.sealer.seal(SEALED_NAME, &json, shared.entropy.as_ref());
+                let published = Published { result, until: clock.now() + CODE_TTL_SECS };
+                if let Ok(json) = serde_json::to_vec(&published) {
+                    let sealed = shared.sealer.seal(&sealed_name(&shared.appid, &code), &json, shared.entropy.as_ref());
                     let ttl = Duration::from_secs(CODE_TTL_SECS);
                     shared.state.publish_result(&shared.appid, &code, &sealed, ttl).await;
                 }
             }
-            let _ = tx.send(Some(result));
         });
         rx
     }

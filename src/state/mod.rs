@@ -25,7 +25,7 @@ use local::LocalRevocations;
 use remote::{Remote, SetupError};
 
 /// How often a waiting replica looks for the result of an exchange another one is making.
-const POLL_EVERY: Duration = Duration::from_millis(25);
+pub const POLL_EVERY: Duration = Duration::from_millis(25);
 
 /// Token-bucket (GCRA) admission: KEYS[1] holds the theoretical arrival time in ms.
 /// ARGV: now (ms), interval (ms per request), burst. Returns 0 (admitted) or the wait in ms.
@@ -95,6 +95,11 @@ impl SharedState {
         }
     }
 
+    /// Are sessions refused while Redis is unreachable?
+    pub fn fails_closed(&self) -> bool {
+        self.remote.is_some() && !self.fail_open
+    }
+
     /// `memory`, or `redis` and whether it answers.
     pub fn status(&self) -> (&'static str, bool) {
         match &self.remote {
@@ -134,23 +139,12 @@ impl SharedState {
         r.run("publish an exchange", |mut c| async move { c.pset_ex::<_, _, ()>(&key, payload, ms).await }).await;
     }
 
-    /// The result another replica publishes for `code`, waited for up to `within`.
-    pub async fn wait_result(&self, appid: &str, code: &str, within: Duration) -> Option<String> {
+    /// The result published for `code`, if any yet: `None` also when not shared or Redis did
+    /// not answer.
+    pub async fn peek_result(&self, appid: &str, code: &str) -> Option<String> {
         let r = self.remote.as_ref()?;
         let key = r.key(&format!("{{c:{}}}:result", digest(&[appid, code])));
-        let deadline = Instant::now() + within;
-        loop {
-            let found = r.run("read an exchange", |mut c| {
-                let key = key.clone();
-                async move { c.get::<_, Option<String>>(&key).await }
-            });
-            match found.await {
-                Some(Some(payload)) => return Some(payload),
-                None => return None,
-                Some(None) if Instant::now() >= deadline => return None,
-                Some(None) => tokio::time::sleep(POLL_EVERY).await,
-            }
-        }
+        r.run("read an exchange", |mut c| async move { c.get::<_, Option<String>>(&key).await }).await.flatten()
     }
 
     /// Records that login `nonce` exchanges `code`: `Some(false)` if it already exchanged
@@ -188,7 +182,8 @@ impl SharedState {
                 .key(&key)
                 .arg(now_ms)
                 .arg(interval)
-                .arg(burst.max(1))
+                // As locally: no burst means a minute's worth.
+                .arg(if burst == 0 { per_minute.max(1) } else { burst })
                 .invoke_async(&mut c)
                 .await?;
             Ok(if wait == 0 { Ok(()) } else { Err(Duration::from_millis(wait)) })
@@ -198,8 +193,8 @@ impl SharedState {
 
     /// Ends session `sid` (of `appid`) until `until` (seconds).
     pub async fn revoke_session(&self, appid: &str, sid: &str, until: u64, now: u64) {
+        // Local revocations are checked before the cache: it needs no clearing.
         self.local.revoke_session(sid, until, now);
-        self.cache.lock().clear();
         let Some(r) = self.remote.as_ref() else { return };
         let key = r.key(&format!("{{rev:{appid}}}:sid:{sid}"));
         let ms = until.saturating_sub(now).max(1) * 1000;
@@ -214,7 +209,6 @@ impl SharedState {
             Some(o) => self.local.revoke_user(appid, o, now, now + lifetime),
             None => self.local.revoke_app(appid, now, now + lifetime),
         }
-        self.cache.lock().clear();
         let Some(r) = self.remote.as_ref() else { return true };
         let key = match openid {
             Some(o) => r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[o]))),

@@ -81,7 +81,11 @@ pub struct Remote {
     command_timeout: Duration,
     connect_timeout: Duration,
     down: AtomicBool,
+    /// One request at a time tries an unreachable Redis again; the others go on locally.
+    probing: AtomicBool,
     last_failure: Mutex<Option<Instant>>,
+    /// When the last "Redis refused a command" line was logged.
+    last_refusal_log: Mutex<Option<Instant>>,
     metrics: Arc<Metrics>,
 }
 
@@ -133,7 +137,9 @@ impl Remote {
             command_timeout: cfg.command_timeout,
             connect_timeout: cfg.connect_timeout,
             down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
             last_failure: Mutex::new(None),
+            last_refusal_log: Mutex::new(None),
             metrics,
         })
     }
@@ -144,40 +150,66 @@ impl Remote {
     }
 
     /// Runs `op` on a connection within the command timeout; `None` when Redis is down (and
-    /// was tried less than a second ago) or fails now.
+    /// was tried less than a second ago, or another request is trying it now) or fails now.
+    /// Only an unreachable Redis (no connection, dropped, silent) counts as down; a command
+    /// Redis refuses (out of memory, read-only replica) fails alone and is logged at most once
+    /// a second.
     pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Option<T>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
-        if self.down.load(Ordering::Relaxed) && self.last_failure.lock().is_some_and(|at| at.elapsed() < RETRY_EVERY) {
-            return None;
+        let probe = self.down.load(Ordering::Relaxed);
+        if probe {
+            let due = self.last_failure.lock().is_none_or(|at| at.elapsed() >= RETRY_EVERY);
+            if !due || self.probing.swap(true, Ordering::AcqRel) {
+                return None;
+            }
         }
         let result = match tokio::time::timeout(self.connect_timeout, self.conn()).await {
             Ok(Ok(conn)) => match tokio::time::timeout(self.command_timeout, op(conn)).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", self.command_timeout)),
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) if outage(&e) => Err(Some(e.to_string())),
+                Ok(Err(e)) => {
+                    self.refused(what, &e);
+                    Err(None)
+                }
+                Err(_) => Err(Some(format!("no answer within {:?}", self.command_timeout))),
             },
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no connection within {:?}", self.connect_timeout)),
+            Ok(Err(e)) => Err(Some(e.to_string())),
+            Err(_) => Err(Some(format!("no connection within {:?}", self.connect_timeout))),
         };
+        if probe {
+            self.probing.store(false, Ordering::Release);
+        }
         match result {
             Ok(v) => {
-                if self.down.swap(false, Ordering::Relaxed) {
+                if (probe || !self.down.load(Ordering::Relaxed)) && self.down.swap(false, Ordering::Relaxed) {
                     log::info!("shared state: Redis answers again; shared behaviour resumes");
                     self.metrics.state_degraded.set(0);
                 }
                 Some(v)
             }
-            Err(e) => {
+            Err(None) => None,
+            Err(Some(e)) => {
                 *self.last_failure.lock() = Some(Instant::now());
                 self.metrics.state_errors.inc();
                 if !self.down.swap(true, Ordering::Relaxed) {
-                    log::warn!("shared state: Redis failed ({what}: {e}); each replica uses its own state until it answers again");
+                    log::warn!("shared state: Redis unreachable ({what}: {e}); each replica uses its own state until it answers again");
                     self.metrics.state_degraded.set(1);
                 }
                 None
             }
+        }
+    }
+
+    /// A command Redis answered with an error: counted, logged at most once a second.
+    fn refused(&self, what: &str, e: &redis::RedisError) {
+        self.metrics.state_errors.inc();
+        let mut last = self.last_refusal_log.lock();
+        if last.is_none_or(|at| at.elapsed() >= RETRY_EVERY) {
+            *last = Some(Instant::now());
+            log::warn!("shared state: Redis refused a command ({what}: {e}); decided locally");
         }
     }
 
@@ -210,4 +242,13 @@ impl Remote {
     pub fn key(&self, rest: &str) -> String {
         format!("{}{rest}", self.prefix)
     }
+}
+
+/// Does `e` mean Redis cannot be reached (rather than that it refused one command)?
+fn outage(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
 }
