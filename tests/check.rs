@@ -217,3 +217,23 @@ fn limits_and_path_choices_are_checked_and_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn process_and_state_mistakes_are_named_without_echoing_a_password() {
+    let bad = format!(
+        "threads = 0\n{GOOD}\n[state]\nbackend = \"redis\"\nurls = [\"redis://:hunter2-secret@10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]\n\
+         cluster = false\nkey_prefix = \"ogw{{x}}:\"\ncommand_timeout = \"0s\"\n"
+    );
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    for expected in [
+        "threads: must be between 1 and 1024",
+        "state.urls[0]: must be redis://host:port",
+        "state.cluster: several urls are a cluster's nodes",
+        "state.key_prefix: must not contain {",
+        "state.command_timeout: must be between 1ms and 30s",
+    ] {
+        assert!(err.contains(expected), "{expected} not in:\n{err}");
+    }
+    assert!(!err.contains("hunter2"), "the password was echoed:\n{err}");
+}

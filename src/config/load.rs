@@ -39,7 +39,11 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let mut root = Table::root(&doc, &errors);
 
     let listen = root.from_str::<SocketAddr>("listen").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let threads = root.opt::<usize>("threads").unwrap_or(1).max(1);
+    let threads = root.opt::<usize>("threads").unwrap_or(1);
+    if threads == 0 || threads > 1024 {
+        root.error("threads", "must be between 1 and 1024");
+    }
+    let threads = threads.clamp(1, 1024);
     let upgrade_sock = root.opt::<String>("upgrade_sock").unwrap_or_else(|| "/tmp/openid-gateway-upgrade.sock".into());
     let drain_timeout = root.parsed("drain_timeout", duration::parse).unwrap_or(Duration::from_secs(10));
     let prefix = root.parsed("prefix", parse_prefix).unwrap_or_else(|| "/.gateway".into());
