@@ -110,6 +110,7 @@ mod tests {
         std::fs::write(dir.join("s.txt"), "  abc123\n").unwrap();
         let src = SecretSource::File { file: "s.txt".into() };
         assert_eq!(src.load(&dir).unwrap().expose(), b"abc123");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -382,7 +382,10 @@ pub(crate) fn for_tests(public_url: &str, top: &str, session: &str, routes: &str
          [session]\nkeys = [{{ file = \"k\" }}]\n{session}\n\
          [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"k\" }}\n{routes}"
     );
-    parse_str(&text, &dir).expect("a valid test config").config
+    let config = parse_str(&text, &dir).expect("a valid test config").config;
+    // Every secret is read by now.
+    let _ = std::fs::remove_dir_all(&dir);
+    config
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 // Env: GW (gateway origin, e.g. http://gw.test:1234), MOCK (mock origin), HOST_RULES
 // (Chromium --host-resolver-rules), OUT (folder for screenshots), CHROMIUM (binary).
 import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
@@ -107,6 +107,7 @@ try {
     await loopPage.screenshot({ path: `${OUT}/loop-breaker.png`, fullPage: true });
   } finally {
     await blocking.close();
+    rmSync(profile, { recursive: true, force: true });
   }
 
   // 6. A desktop browser gets the QR page; its code decodes to the URL asked for.
