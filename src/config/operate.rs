@@ -15,6 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::reader::Table;
 use super::secrets::SecretLoader;
+use super::values::read_pem_certs;
 use crate::duration;
 
 /// The admin listener (`[admin]`): `/healthz`, `/readyz`, `/metrics`, `POST /revoke`.
@@ -146,18 +147,7 @@ pub(super) fn tls_section(mut t: Table, secrets: &SecretLoader, base: &Path) -> 
 }
 
 fn server_cert(mut t: Table, secrets: &SecretLoader, base: &Path) -> Option<ServerCert> {
-    let chain = t.req::<String>("cert").and_then(|p| {
-        let file = base.join(p);
-        let read: Result<Vec<CertificateDer<'static>>, _> =
-            CertificateDer::pem_file_iter(&file).and_then(|it| it.collect());
-        let problem = match read {
-            Ok(c) if !c.is_empty() => return Some(c),
-            Ok(_) => "no PEM certificate in it".to_string(),
-            Err(e) => e.to_string(),
-        };
-        t.error("cert", format!("{}: {problem}", file.display()));
-        None
-    });
+    let chain = t.req::<String>("cert").and_then(|p| read_pem_certs(base, &p).map_err(|m| t.error("cert", m)).ok());
     let key_path = t.path_of("key");
     let signing = t.secret("key").and_then(|src| secrets.load(src, &key_path, 1)).and_then(|secret| {
         let key = PrivateKeyDer::from_pem_slice(secret.expose()).map_err(|e| format!("not a PEM private key: {e}"));

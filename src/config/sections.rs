@@ -229,22 +229,12 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], base: &Path
 
 /// The CA certificates (PEM) an https upstream is verified with, as DER.
 fn read_ca(t: &mut Table, base: &Path, path: &str) -> Option<Vec<Vec<u8>>> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    let file = base.join(path);
-    let read: Result<Vec<CertificateDer<'static>>, _> =
-        CertificateDer::pem_file_iter(&file).and_then(|it| it.collect());
-    let problem = match read {
-        Ok(certs) if !certs.is_empty() => {
-            let mut store = rustls::RootCertStore::empty();
-            match certs.iter().try_for_each(|c| store.add(c.clone())) {
-                Ok(()) => return Some(certs.into_iter().map(|c| c.to_vec()).collect()),
-                Err(e) => e.to_string(),
-            }
+    let checked = read_pem_certs(base, path).and_then(|certs| {
+        let mut store = rustls::RootCertStore::empty();
+        match certs.iter().try_for_each(|c| store.add(c.clone())) {
+            Ok(()) => Ok(certs.into_iter().map(|c| c.to_vec()).collect()),
+            Err(e) => Err(format!("{}: {e}", base.join(path).display())),
         }
-        Ok(_) => "no PEM certificate in it".to_string(),
-        Err(e) => e.to_string(),
-    };
-    t.error("upstream_ca", format!("{}: {problem}", file.display()));
-    None
+    });
+    checked.map_err(|m| t.error("upstream_ca", m)).ok()
 }

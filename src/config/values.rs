@@ -134,3 +134,20 @@ pub(super) fn parse_size(s: &str) -> Result<usize, String> {
         s.trim().parse().map_err(|_| format!("{s:?} is not a size (like \"32KiB\" or \"10MB\")"))?;
     usize::try_from(size.as_u64()).map_err(|_| format!("{s:?} is too large"))
 }
+
+/// The PEM certificates in `base`/`path`, at least one; the error names the file.
+pub(super) fn read_pem_certs(
+    base: &std::path::Path,
+    path: &str,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let file = base.join(path);
+    let read: Result<Vec<CertificateDer<'static>>, _> =
+        CertificateDer::pem_file_iter(&file).and_then(|it| it.collect());
+    match read {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        Ok(_) => Err(format!("{}: no PEM certificate in it", file.display())),
+        Err(e) => Err(format!("{}: {e}", file.display())),
+    }
+}
