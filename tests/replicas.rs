@@ -19,7 +19,7 @@ use openid_gateway::gateway::{Deps, Gateway};
 use openid_gateway::live::LiveGateway;
 use openid_gateway::metrics::Metrics;
 use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
-use openid_gateway::state::SharedState;
+use openid_gateway::state::{digest, SharedState};
 use pingora::services::listening::Service as ListeningService;
 
 /// One replica: its public listener, its admin listener and its state.
@@ -268,17 +268,6 @@ async fn revocation_can_fail_closed_while_redis_is_unreachable() {
     let page = c.browser(0).get_with(&url("/shop"), &[("cookie", &session)]).await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("暂时无法确认登录状态"));
-}
-
-/// The key part the gateway derives from `parts` (SHA-256, 16 bytes in hex).
-fn digest(parts: &[&str]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -256,7 +256,7 @@ impl SharedState {
 }
 
 /// 32 hex digits of SHA-256 over `parts`: keys never hold codes, nonces or openids as such.
-fn digest(parts: &[&str]) -> String {
+pub fn digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());

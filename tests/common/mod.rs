@@ -268,3 +268,34 @@ impl Harness {
 }
 
 pub use browser::*;
+
+impl Harness {
+    /// The identity token of the last request the upstream received.
+    pub fn last_token(&self) -> String {
+        self.upstream.last().headers["x-openid-token"].to_str().unwrap().to_string()
+    }
+}
+
+/// A gateway signing with `alg`, in verifier test mode, after alice's login: the gateway, her
+/// real token, and one deliberately invalid token of each kind (for the backend recipes).
+pub async fn signed_tokens(
+    alg: openid_gateway::keys::KeyAlg,
+) -> (Harness, String, Vec<(openid_gateway::token::InvalidKind, String)>) {
+    let pem = openid_gateway::keys::generate(alg).unwrap();
+    let setup = Setup {
+        token: format!("algorithm = \"{}\"\nkey = {{ file = \"k.pem\" }}\n", alg.name()),
+        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nproduction = false\nverifier_test = true\n"
+            .into(),
+        ..Setup::default()
+    };
+    let h = Harness::with_files(setup, &[("k.pem", &pem)]).await;
+    let b = h.browser();
+    assert_eq!(b.walk(&h.url("/")).await.last().unwrap().status, 200);
+    let valid = h.last_token();
+    let mut invalid = Vec::new();
+    for kind in openid_gateway::token::InvalidKind::ALL {
+        b.get_with(&h.url("/x"), &[("X-Openid-Token-Test", kind.name())]).await;
+        invalid.push((kind, h.last_token()));
+    }
+    (h, valid, invalid)
+}
