@@ -76,7 +76,7 @@ fn benches(c: &mut Criterion) {
     let memory = SharedState::memory();
     let uncached = redis_state(port, Duration::ZERO);
     let cached = redis_state(port, Duration::from_secs(3600));
-    let check = |s: &SharedState| rt.block_on(s.standing("wx1", "oUser", "sid123", now - 10, now));
+    let check = |s: &SharedState| rt.block_on(s.standing("wx1", "oUser", "sid123", "", now - 10, now));
     check(&cached);
 
     let mut g = c.benchmark_group("session_check");

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::handoff::Refusal;
 use crate::pages::{Action, Bilingual, Page};
 use crate::reply::Reply;
 use crate::wechat::errcode::ErrClass;
@@ -51,6 +52,8 @@ pub enum GatewayError {
     UpstreamTimeout(String),
     #[error("the shared state (Redis) is unreachable and revocation fails closed")]
     StateUnavailable,
+    #[error("login through the login host refused: {}", refusal.as_str())]
+    Handoff { refusal: Refusal, retry: Option<String> },
 }
 
 /// A wait in whole seconds, rounded up, at least 1.
@@ -112,6 +115,7 @@ impl GatewayError {
             GatewayError::Upstream(_) => "bad_gateway",
             GatewayError::UpstreamTimeout(_) => "gateway_timeout",
             GatewayError::StateUnavailable => "state_unavailable",
+            GatewayError::Handoff { refusal, .. } => refusal.as_str(),
         }
     }
 
@@ -269,6 +273,10 @@ impl GatewayError {
                 },
                 again("/", TRY_AGAIN),
             ),
+            GatewayError::Handoff { refusal, retry } => {
+                let (title, message) = refusal_text(*refusal);
+                page(refusal.status(), title, message, retry.as_deref().and_then(|r| again(r, TRY_AGAIN)))
+            }
             GatewayError::UpstreamTimeout(_) => page(
                 504,
                 Bilingual { zh: "服务响应超时", en: "Service timed out" },
@@ -288,6 +296,54 @@ impl GatewayError {
                 None,
             ),
         }
+    }
+}
+
+/// What a person is told when a login through the login host is refused.
+fn refusal_text(refusal: Refusal) -> (Bilingual<'static>, Bilingual<'static>) {
+    match refusal {
+        Refusal::Damaged => (
+            Bilingual { zh: "登录链接无效", en: "Invalid login link" },
+            Bilingual {
+                zh: "这个登录链接已损坏或被修改，无法使用。请回到原页面重新打开。",
+                en: "This login link is damaged or was altered. Please open the page you came from again.",
+            },
+        ),
+        Refusal::Unlisted => (
+            Bilingual { zh: "此网站不能在这里登录", en: "This site cannot log in here" },
+            Bilingual {
+                zh: "发起登录的网站不在本登录服务允许的列表中。",
+                en: "The site that asked for this login is not one this login service serves.",
+            },
+        ),
+        Refusal::Expired => (
+            Bilingual { zh: "登录已超时", en: "Login timed out" },
+            Bilingual {
+                zh: "这次登录用时太长，已失效。请重试。",
+                en: "This login took too long and has expired. Please try again.",
+            },
+        ),
+        Refusal::NoNonce => (
+            Bilingual { zh: "登录校验失败", en: "Login check failed" },
+            Bilingual {
+                zh: "这个登录凭证不属于当前浏览器（可能在另一个窗口打开，或 Cookie 未保存）。",
+                en: "This login pass does not belong to this browser (opened in another window, or cookies were not kept).",
+            },
+        ),
+        Refusal::Replayed => (
+            Bilingual { zh: "登录凭证已使用", en: "Login pass already used" },
+            Bilingual {
+                zh: "这个登录凭证只能使用一次，已经使用过了。",
+                en: "This login pass works only once and has already been used.",
+            },
+        ),
+        Refusal::OtherHost => (
+            Bilingual { zh: "登录凭证不属于此网站", en: "Login pass for another site" },
+            Bilingual {
+                zh: "这个登录凭证是为另一个网站签发的，不能在这里使用。",
+                en: "This login pass was issued for another site and cannot be used here.",
+            },
+        ),
     }
 }
 

@@ -11,7 +11,8 @@ use pingora::protocols::l4::ext::TcpKeepalive;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use crate::config::{App, Config, HostPattern, Route};
+use crate::config::{App, AppHost, Config, HostPattern, Route};
+use crate::handoff::{Handoff, NonceCookie};
 use crate::login::exchange::{CodeExchanges, Shared};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
@@ -60,6 +61,14 @@ pub struct AppRuntime {
     pub cookies: SessionCookies,
     pub exchanges: CodeExchanges,
     pub loops: LoopBreaker,
+    /// The nonce cookie of logins through the login host, set on app hosts.
+    pub nonces: NonceCookie,
+}
+
+/// One `[[app_hosts]]` entry at run time: its config and its session cookie.
+pub struct HostRuntime {
+    pub config: AppHost,
+    pub cookies: SessionCookies,
 }
 
 /// One route at run time: its config and the peer its requests are proxied to, built once
@@ -76,6 +85,10 @@ pub struct Gateway {
     pub config: Arc<Config>,
     pub apps: Vec<AppRuntime>,
     pub routes: Vec<RouteRuntime>,
+    /// The app hosts that log in through a login host, in config order.
+    pub hosts: Vec<HostRuntime>,
+    /// Seals the requests and tickets between app hosts and login hosts.
+    pub handoff: Handoff,
     pub signer: TokenSigner,
     pub rate: RateLimits,
     pub clock: Arc<dyn Clock>,
@@ -99,6 +112,7 @@ impl Gateway {
                 AppRuntime {
                     config: app.clone(),
                     loops: LoopBreaker::new(&config, i),
+                    nonces: NonceCookie::new(&config, i),
                     cookies,
                     exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime)
                         .with_metrics(deps.metrics.clone(), &app.name)
@@ -122,9 +136,16 @@ impl Gateway {
                 Ok(RouteRuntime { config: r.clone(), peer, label: label(r) })
             })
             .collect::<Result<_, BuildError>>()?;
+        let hosts = config
+            .app_hosts
+            .iter()
+            .map(|h| HostRuntime { config: h.clone(), cookies: SessionCookies::for_app_host(&config, h) })
+            .collect();
         Ok(Self {
             apps,
             routes,
+            hosts,
+            handoff: Handoff::new(&config),
             signer: TokenSigner::new(&config.token, deps.entropy.clone())?.with_metrics(deps.metrics.clone()),
             rate: RateLimits::new(&config.rate_limit, deps.clock.clone()).with_shared(deps.state.clone()),
             access: AccessLog::new(&config),
@@ -156,9 +177,38 @@ impl Gateway {
         self.apps.iter().position(|a| a.config.public_host() == host)
     }
 
-    /// The app a host belongs to: by public host, else through the routes serving it.
+    /// The app a host belongs to: by public host, else as an app host, else through the
+    /// routes serving it.
     pub fn app_of_host(&self, host: &str) -> Option<usize> {
-        self.app_at(host).or_else(|| self.route_for(host, "/").map(|r| self.routes[r].config.app))
+        self.app_at(host)
+            .or_else(|| self.app_host(host).map(|h| self.hosts[h].config.app))
+            .or_else(|| self.route_for(host, "/").map(|r| self.routes[r].config.app))
+    }
+
+    /// The `[[app_hosts]]` entry serving `host` (exact over the longest wildcard), unless
+    /// `host` is a login host itself.
+    pub fn app_host(&self, host: &str) -> Option<usize> {
+        if self.hosts.is_empty() || self.app_at(host).is_some() {
+            return None;
+        }
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.config.host.matches(host))
+            .max_by_key(|(_, h)| match &h.config.host {
+                HostPattern::Exact(_) => usize::MAX,
+                HostPattern::Wildcard(suffix) => suffix.len(),
+                HostPattern::Any => 0,
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// The session cookie of app `app` on `host`: the app host's own, or the app's.
+    pub fn cookies_for(&self, app: usize, host: &str) -> &SessionCookies {
+        match self.app_host(host) {
+            Some(h) if self.hosts[h].config.app == app => &self.hosts[h].cookies,
+            _ => &self.apps[app].cookies,
+        }
     }
 
     /// Is the canonical `path` under the gateway's reserved prefix?

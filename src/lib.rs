@@ -17,6 +17,7 @@ pub mod dev;
 pub mod duration;
 pub mod error;
 pub mod gateway;
+pub mod handoff;
 pub mod keys;
 pub mod live;
 pub mod logging;

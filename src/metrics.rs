@@ -30,6 +30,9 @@ pub struct Metrics {
     pub loop_breaker: IntCounterVec,
     /// "Open in WeChat" QR pages shown, by app.
     pub qr_pages: IntCounterVec,
+    /// Logins of app hosts through a login host, by app and step (`requested`, `issued`,
+    /// `redeemed`) or refusal.
+    pub tickets: IntCounterVec,
     /// Duration of code exchanges with WeChat, by app.
     pub wechat_seconds: HistogramVec,
     /// Token cache lookups by result (`hit`, `miss`).
@@ -79,6 +82,11 @@ impl Metrics {
         let loop_breaker =
             counter("ogw_loop_breaker_hits_total", "Browsers stopped by the login loop breaker.", &["app"]);
         let qr_pages = counter("ogw_qr_pages_total", "Open-in-WeChat QR pages shown.", &["app"]);
+        let tickets = counter(
+            "ogw_tickets_total",
+            "App-host logins through the login host, by step or refusal.",
+            &["app", "result"],
+        );
         let wechat_seconds = histogram("ogw_wechat_api_duration_seconds", "Code exchanges with WeChat.", &["app"]);
         let token_cache = counter("ogw_token_cache_total", "Token cache lookups by result.", &["result"]);
         let reloads = counter("ogw_config_reloads_total", "Config reloads by result.", &["result"]);
@@ -102,6 +110,7 @@ impl Metrics {
             exchanges,
             loop_breaker,
             qr_pages,
+            tickets,
             wechat_seconds,
             token_cache,
             signatures,

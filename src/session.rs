@@ -6,8 +6,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Entropy;
+use crate::config::AppHost;
 use crate::config::{Config, Scope, SessionConfig};
 use crate::cookies::{self, CookieAttrs};
+use crate::handoff::HandoffRequest;
 use crate::seal::Sealer;
 use crate::wechat::Identity;
 
@@ -34,6 +36,13 @@ pub struct Session {
     /// The session's id, which logout revokes (empty in sessions made before ids existed).
     #[serde(rename = "d", default, skip_serializing_if = "String::is_empty")]
     pub sid: String,
+    /// On an app host: the id of the login host's session it was handed from, whose
+    /// revocation (a global logout) ends this one too.
+    #[serde(rename = "f", default, skip_serializing_if = "String::is_empty")]
+    pub family: String,
+    /// On an app host: the host it was issued for (a wildcard entry covers several).
+    #[serde(rename = "w", default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 impl Session {
@@ -54,12 +63,19 @@ pub struct LoginState {
     pub return_to: String,
     #[serde(rename = "e")]
     pub expires: u64,
+    /// The app host this login is for, which gets a ticket when it is done.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<HandoffRequest>,
 }
 
 /// Reads and writes the gateway's cookies for one app.
 pub struct SessionCookies {
     sealer: Sealer,
     cfg: SessionConfig,
+    /// What the session cookie is sealed for: its name, and on an app host the host too.
+    bound_to: String,
+    /// An app host's cookie: its sessions name the host they were issued for.
+    app_host: bool,
     session_attrs: CookieAttrs,
     login_attrs: CookieAttrs,
 }
@@ -75,31 +91,81 @@ impl SessionCookies {
         let secure = a.secure();
         let session_attrs = CookieAttrs { path: "/".into(), secure, domain: cfg.cookie_domain.clone() };
         let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };
-        Self { sealer: Sealer::new(&cfg.keys), cfg, session_attrs, login_attrs }
+        Self {
+            sealer: Sealer::new(&cfg.keys),
+            bound_to: cfg.cookie_name.clone(),
+            app_host: false,
+            cfg,
+            session_attrs,
+            login_attrs,
+        }
+    }
+
+    /// The session cookie of app host `entry` (host-only unless it names a domain), sealed
+    /// for that host pattern so no other host's session opens as this one.
+    pub fn for_app_host(config: &Config, entry: &AppHost) -> Self {
+        let mut cfg = config.session.clone();
+        cfg.cookie_name.clone_from(&entry.cookie_name);
+        cfg.lifetime = entry.lifetime;
+        let secure = config.apps[entry.app].secure();
+        let session_attrs = CookieAttrs { path: "/".into(), secure, domain: entry.cookie_domain.clone() };
+        let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };
+        let bound_to = format!("{} host {:?}", entry.cookie_name, entry.host);
+        Self { sealer: Sealer::new(&cfg.keys), cfg, bound_to, app_host: true, session_attrs, login_attrs }
     }
 
     /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
     /// Anything else (tampered, foreign key, old version) counts as no session.
     pub fn session(&self, headers: &HeaderMap, appid: &str, now: u64) -> Option<Session> {
-        let s: Session = self.open(headers, &self.cfg.cookie_name)?;
+        let plain = self.sealer.open(&self.bound_to, cookies::get(headers, &self.cfg.cookie_name)?)?;
+        let s: Session = serde_json::from_slice(&plain).ok()?;
         (s.expires > now && s.appid == appid).then_some(s)
     }
 
-    /// `Set-Cookie` for a new session of `identity`.
-    pub fn new_session(&self, identity: &Identity, appid: &str, now: u64, entropy: &dyn Entropy) -> String {
-        let lifetime = self.cfg.lifetime.as_secs();
+    /// Like [`SessionCookies::session`], for a request to `host`: an app host's session only
+    /// counts on the host it was issued for.
+    pub fn session_on(&self, headers: &HeaderMap, appid: &str, host: &str, now: u64) -> Option<Session> {
+        self.session(headers, appid, now).filter(|s| !self.app_host || s.host == host)
+    }
+
+    /// A new session of `identity`, and the `Set-Cookie` that carries it.
+    pub fn new_session(&self, identity: &Identity, appid: &str, now: u64, entropy: &dyn Entropy) -> (Session, String) {
         let s = Session {
             openid: identity.openid.clone(),
             appid: appid.into(),
-            issued: now,
-            expires: now + lifetime,
             scope: identity.scope.clone(),
             nickname: identity.nickname.clone(),
             avatar: identity.avatar.clone(),
             unionid: identity.unionid.clone(),
-            sid: crate::clock::base62_nonce(entropy, 16),
+            ..Session::default()
         };
-        self.seal(&self.cfg.cookie_name, &s, lifetime, &self.session_attrs, entropy)
+        self.renew(&s, "", "", now, entropy)
+    }
+
+    /// A session of `from`'s user with a new id, issued now for this cookie's lifetime, in the
+    /// family `family`, for app host `host` (empty elsewhere); and the `Set-Cookie` that
+    /// carries it.
+    pub fn renew(
+        &self,
+        from: &Session,
+        family: &str,
+        host: &str,
+        now: u64,
+        entropy: &dyn Entropy,
+    ) -> (Session, String) {
+        let lifetime = self.cfg.lifetime.as_secs();
+        let s = Session {
+            issued: now,
+            expires: now + lifetime,
+            sid: crate::clock::base62_nonce(entropy, 16),
+            family: family.into(),
+            host: host.into(),
+            ..from.clone()
+        };
+        let json = serde_json::to_vec(&s).expect("plain structs of strings and integers always serialize");
+        let value = self.sealer.seal(&self.bound_to, &json, entropy);
+        let cookie = cookies::set(&self.cfg.cookie_name, &value, lifetime, &self.session_attrs);
+        (s, cookie)
     }
 
     /// `Set-Cookie` values that end the session and the login in progress.
@@ -117,9 +183,21 @@ impl SessionCookies {
     }
 
     /// `Set-Cookie` for a login that returns to `return_to`, with state `nonce`.
-    pub fn new_login(&self, nonce: &str, return_to: &str, now: u64, entropy: &dyn Entropy) -> String {
+    pub fn new_login(
+        &self,
+        nonce: &str,
+        return_to: &str,
+        handoff: Option<&HandoffRequest>,
+        now: u64,
+        entropy: &dyn Entropy,
+    ) -> String {
         let lifetime = self.cfg.login_lifetime.as_secs();
-        let l = LoginState { nonce: nonce.into(), return_to: return_to.into(), expires: now + lifetime };
+        let l = LoginState {
+            nonce: nonce.into(),
+            return_to: return_to.into(),
+            expires: now + lifetime,
+            handoff: handoff.cloned(),
+        };
         self.seal(&self.cfg.login_cookie_name, &l, lifetime, &self.login_attrs, entropy)
     }
 
@@ -161,10 +239,10 @@ mod tests {
     fn secure_only_on_https_and_bound_to_the_app() {
         let https = SessionCookies::new(&config("https://h5.example.com"), 0);
         let id = Identity { openid: "oA".into(), scope: "snsapi_base".into(), ..Identity::default() };
-        let set = https.new_session(&id, "wx1", 1000, &OsEntropy);
+        let (_, set) = https.new_session(&id, "wx1", 1000, &OsEntropy);
         assert!(set.contains("; Secure") && set.contains("Max-Age=3600") && set.contains("HttpOnly"));
         let http = SessionCookies::new(&config("http://h5.example.com"), 0);
-        assert!(!http.new_session(&id, "wx1", 1000, &OsEntropy).contains("Secure"));
+        assert!(!http.new_session(&id, "wx1", 1000, &OsEntropy).1.contains("Secure"));
 
         let value = set.split(';').next().unwrap().to_string();
         let mut headers = HeaderMap::new();
@@ -177,7 +255,7 @@ mod tests {
     #[test]
     fn login_cookie_is_scoped_to_the_prefix() {
         let c = SessionCookies::new(&config("https://h5.example.com"), 0);
-        let set = c.new_login("N1", "/a?b", 1000, &OsEntropy);
+        let set = c.new_login("N1", "/a?b", None, 1000, &OsEntropy);
         assert!(set.starts_with("ogw_login=") && set.contains("Path=/.gateway") && set.contains("Max-Age=600"));
         let mut headers = HeaderMap::new();
         headers.insert(http::header::COOKIE, set.split(';').next().unwrap().parse().unwrap());

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use super::hosts::app_hosts_section;
 use super::limits::{limits_section, paths_section, rate_limit_section};
 use super::operate::{admin_section, log_section, tls_section};
 use super::reader::{ConfigError, Errors, Table};
@@ -93,8 +94,10 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     if route_tables.is_empty() && !root.has("routes") {
         root.error("routes", "at least one [[routes]] is required");
     }
-    let drafts: Vec<RouteDraft> = route_tables.into_iter().map(|t| route(t, &apps, &declared, base)).collect();
-    check_routes(&drafts, &apps, session.as_ref(), &errors);
+    let app_hosts = app_hosts_section(&mut root, &apps, &declared, session.as_ref());
+    let drafts: Vec<RouteDraft> =
+        route_tables.into_iter().map(|t| route(t, &apps, &declared, &app_hosts, base)).collect();
+    check_routes(&drafts, &apps, &app_hosts, session.as_ref(), &errors);
     let routes: Vec<Route> = drafts.into_iter().filter_map(|d| d.route).collect();
     root.finish();
 
@@ -107,6 +110,7 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
                 threads,
                 prefix,
                 apps,
+                app_hosts,
                 session,
                 token,
                 routes,
@@ -204,7 +208,13 @@ fn app_from(t: &mut Table, name: String, secrets: &SecretLoader) -> Option<App> 
 
 /// Two routes may not match the same thing; a route on a host other than its app's public
 /// host needs a session cookie domain that covers both.
-fn check_routes(drafts: &[RouteDraft], apps: &[App], session: Option<&SessionConfig>, errors: &Errors) {
+fn check_routes(
+    drafts: &[RouteDraft],
+    apps: &[App],
+    app_hosts: &[AppHost],
+    session: Option<&SessionConfig>,
+    errors: &Errors,
+) {
     if let Some(domain) = session.and_then(|s| s.cookie_domain.as_deref()).map(|d| d.trim_start_matches('.')) {
         for app in
             apps.iter().filter(|a| a.public_host() != domain && !a.public_host().ends_with(&format!(".{domain}")))
@@ -235,16 +245,18 @@ fn check_routes(drafts: &[RouteDraft], apps: &[App], session: Option<&SessionCon
                         && (app.public_host() == d || app.public_host().ends_with(&format!(".{d}")))
                 })
         };
-        let ok = match &route.host {
-            HostPattern::Any => true,
-            HostPattern::Exact(h) => covered(h),
-            HostPattern::Wildcard(suffix) => covered(&format!("x{suffix}")),
-        };
+        let through_login_host = app_hosts.iter().any(|e| e.app == route.app && e.covers(&route.host));
+        let ok = through_login_host
+            || match &route.host {
+                HostPattern::Any => true,
+                HostPattern::Exact(h) => covered(h),
+                HostPattern::Wildcard(suffix) => covered(&format!("x{suffix}")),
+            };
         if !ok && route.policy != Policy::Public {
             errors.push(
                 format!("routes[{i}].host"),
                 format!(
-                    "is not the host of app {:?} ({}): set session.cookie_domain to a domain covering both, or give this host its own app",
+                    "is not the host of app {:?} ({}): list it in [[app_hosts]] to log in through that host, set session.cookie_domain to a domain covering both, or give this host its own app",
                     app.name,
                     app.public_host()
                 ),

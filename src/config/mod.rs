@@ -1,6 +1,7 @@
 //! The gateway's configuration: read once from TOML into typed values. Only these types cross
 //! module boundaries; runtime code never sees raw strings or optional keys.
 
+mod hosts;
 mod limits;
 mod load;
 mod operate;
@@ -19,6 +20,7 @@ use url::Url;
 use crate::secret::Secret;
 
 pub use crate::proxy::canonical::{EscapedSlashes, PathRules};
+pub use hosts::AppHost;
 pub use load::{load_file, parse_str, Loaded};
 pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};
 pub use reader::ConfigError;
@@ -33,6 +35,8 @@ pub struct Config {
     pub prefix: String,
     /// The Official Accounts (公众号) served; routes refer to them by index.
     pub apps: Vec<App>,
+    /// Hosts that log in through an app's public host with tickets.
+    pub app_hosts: Vec<AppHost>,
     pub session: SessionConfig,
     pub token: TokenConfig,
     pub routes: Vec<Route>,
@@ -204,6 +208,8 @@ pub struct SessionConfig {
     pub login_cookie_name: String,
     pub login_lifetime: Duration,
     pub cookie_domain: Option<String>,
+    /// How long a ticket from the login host to an app host stays valid.
+    pub ticket_lifetime: Duration,
 }
 
 /// The identity token forwarded to upstreams.

@@ -60,8 +60,20 @@ pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<Se
     }
     let login_lifetime = t.parsed("login_lifetime", duration::parse).unwrap_or(Duration::from_secs(600));
     let cookie_domain = t.opt::<String>("cookie_domain").map(|d| d.to_ascii_lowercase());
+    let ticket_lifetime = t.parsed("ticket_lifetime", duration::parse).unwrap_or(Duration::from_secs(30));
+    if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&ticket_lifetime) {
+        t.error("ticket_lifetime", "must be between 1s and 5m: a ticket only crosses one redirect");
+    }
     t.finish();
-    keys_ok.then_some(SessionConfig { keys, lifetime, cookie_name, login_cookie_name, login_lifetime, cookie_domain })
+    keys_ok.then_some(SessionConfig {
+        keys,
+        lifetime,
+        cookie_name,
+        login_cookie_name,
+        login_lifetime,
+        cookie_domain,
+        ticket_lifetime,
+    })
 }
 
 pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer: Option<&str>) -> Option<TokenConfig> {
@@ -141,7 +153,7 @@ pub(super) struct RouteDraft {
     pub route: Option<Route>,
 }
 
-pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], base: &Path) -> RouteDraft {
+pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[AppHost], base: &Path) -> RouteDraft {
     let host = t.parsed("host", parse_host_pattern).unwrap_or(HostPattern::Any);
     let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
     let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
@@ -158,7 +170,12 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], base: &Path
         }
         None => (!apps.is_empty()).then_some(0),
     };
-    let audience = t.opt::<String>("audience").or_else(|| app.map(|i| apps[i].public_origin())).unwrap_or_default();
+    // Unnamed, the audience is the app host's (when one covers this route) or the app's origin.
+    let audience = t
+        .opt::<String>("audience")
+        .or_else(|| hosts.iter().find(|e| Some(e.app) == app && e.covers(&host)).map(|e| e.audience.clone()))
+        .or_else(|| app.map(|i| apps[i].public_origin()))
+        .unwrap_or_default();
     let policy = t.parsed("policy", parse_policy).unwrap_or(Policy::Required);
     let public_paths: Vec<String> = t.opt("public_paths").unwrap_or_default();
     for (i, p) in public_paths.iter().enumerate() {

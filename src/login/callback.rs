@@ -4,9 +4,10 @@ use pingora::http::RequestHeader;
 
 use super::exchange::Redeemed;
 use super::rate::Door;
-use super::start;
+use super::{start, Landing};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::handoff::login_host::ticket_redirect;
 use crate::proxy::client::ClientView;
 use crate::reply::Reply;
 
@@ -25,13 +26,17 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
     let (code, given_state) = code_and_state(req.uri.query().unwrap_or(""));
     let login = runtime.cookies.login(&req.headers, now);
     let scope = runtime.config.wechat.scope;
-    let restart = |return_to: String| async move {
+    let restart = |login: Option<crate::session::LoginState>| async move {
         log::info!("callback: a code another browser presented first; starting a new login");
-        start(gw, app, scope, &return_to, &req.headers, view, false).await
+        let landing = match login.as_ref() {
+            Some(l) => l.handoff.as_ref().map_or(Landing::Page(&l.return_to), Landing::Handoff),
+            None => Landing::Page("/"),
+        };
+        start(gw, app, scope, landing, &req.headers, view, false).await
     };
     if let Some(code) = &code {
         if runtime.exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
-            return restart(login.as_ref().map_or("/", |l| l.return_to.as_str()).to_string()).await;
+            return restart(login).await;
         }
     }
     let Some(login) = login else {
@@ -48,13 +53,17 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
         return Err(GatewayError::NoCode { retry });
     };
     match runtime.exchanges.redeem(&code, &login.nonce).await {
-        Redeemed::OtherBrowser => restart(retry).await,
+        Redeemed::OtherBrowser => restart(Some(login)).await,
         Redeemed::LoginSpent => Err(GatewayError::LoginSpent { retry }),
         Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),
         Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),
         Redeemed::Done(Ok(identity)) => {
-            let cookie = runtime.cookies.new_session(&identity, appid, now, gw.entropy.as_ref());
-            Ok(Reply::redirect(with_own_fragment(&retry)).with_header("set-cookie", cookie))
+            let (session, cookie) = runtime.cookies.new_session(&identity, appid, now, gw.entropy.as_ref());
+            let onward = match &login.handoff {
+                Some(request) => ticket_redirect(gw, app, request, &session),
+                None => Reply::redirect(with_own_fragment(&retry)),
+            };
+            Ok(onward.with_header("set-cookie", cookie))
         }
     }
 }
@@ -62,7 +71,7 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
 /// A redirect without a fragment inherits the fragment of the request it answers (RFC 9110
 /// §10.2.2), and WeChat's authorize URL ends in `#wechat_redirect`, which a hash router would
 /// take for a route. So the way back always names its own fragment, empty if need be.
-fn with_own_fragment(target: &str) -> String {
+pub fn with_own_fragment(target: &str) -> String {
     if target.contains('#') {
         target.to_string()
     } else {

@@ -15,6 +15,7 @@ use crate::clock::base62_nonce;
 use crate::config::Scope;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
+use crate::handoff::HandoffRequest;
 use crate::proxy::client::ClientView;
 use crate::reply::Reply;
 use crate::wechat::authorize::{authorize_url, encode_component};
@@ -25,8 +26,26 @@ pub use callback::callback;
 /// Length of the `state` nonce: 32 base62 characters, about 190 bits.
 const STATE_LEN: usize = 32;
 
-/// Sends the browser to WeChat to log in to app `app` with `scope`, coming back to
-/// `return_to` (already validated). Must run on the app's public host, where the login cookie
+/// Where a login ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Landing<'a> {
+    /// On this page (validated): a path, or an absolute URL on a served host.
+    Page(&'a str),
+    /// On an app host, with a ticket.
+    Handoff(&'a HandoffRequest),
+}
+
+impl Landing<'_> {
+    /// The page the browser is sent to in the end (to try again from, too).
+    pub fn page(&self) -> &str {
+        match self {
+            Landing::Page(p) => p,
+            Landing::Handoff(r) => &r.return_to,
+        }
+    }
+}
+
+/// Sends the browser to WeChat to log in to app `app` with `scope`, landing as `landing` says. Must run on the app's public host, where the login cookie
 /// is set. `fresh`: the user asked to log in again, so the loop breaker's count starts over.
 ///
 /// `Ok`: `302` to the authorize URL with the login cookie and the loop breaker's count.
@@ -36,7 +55,7 @@ pub async fn start(
     gw: &Gateway,
     app: usize,
     scope: Scope,
-    return_to: &str,
+    landing: Landing<'_>,
     headers: &HeaderMap,
     view: &ClientView,
     fresh: bool,
@@ -47,11 +66,15 @@ pub async fn start(
     let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {
         gw.metrics.loop_breaker.with_label_values(&[&runtime.config.name]).inc();
         return Err(GatewayError::LoginLoop {
-            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), encode_component(return_to)),
+            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), encode_component(landing.page())),
         });
     };
     gw.metrics.login_starts.with_label_values(&[&runtime.config.name]).inc();
     let nonce = base62_nonce(gw.entropy.as_ref(), STATE_LEN);
+    let handoff = match landing {
+        Landing::Handoff(r) => Some(r),
+        Landing::Page(_) => None,
+    };
     let a = &runtime.config;
     let url = authorize_url(
         a.wechat.authorize_url.as_str(),
@@ -61,7 +84,7 @@ pub async fn start(
         &nonce,
     );
     Ok(Reply::redirect(url)
-        .with_header("set-cookie", runtime.cookies.new_login(&nonce, return_to, now, gw.entropy.as_ref()))
+        .with_header("set-cookie", runtime.cookies.new_login(&nonce, landing.page(), handoff, now, gw.entropy.as_ref()))
         .with_header("set-cookie", counted))
 }
 

@@ -45,9 +45,10 @@ pub fn validate(config: &Config, raw: &str) -> Result<String, Refused> {
     Ok(url.to_string())
 }
 
-/// Hosts of the apps and routes, and `allowed_return_hosts`.
+/// Hosts of the apps, app hosts and routes, and `allowed_return_hosts`.
 pub fn allowed_host(config: &Config, host: &str) -> bool {
     config.apps.iter().any(|a| a.public_host() == host)
+        || config.app_hosts.iter().any(|h| h.host.matches(host))
         || config.allowed_return_hosts.iter().any(|h| h == host)
         || config.routes.iter().any(|r| !matches!(r.host, HostPattern::Any) && r.host.matches(host))
 }

@@ -13,7 +13,8 @@ use super::target::Target;
 use crate::config::{NonWechat, Policy};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::login;
+use crate::handoff;
+use crate::login::{self, Landing};
 use crate::pages::h5;
 use crate::reply::Reply;
 use crate::session::Session;
@@ -54,18 +55,20 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     }
     let app = &gw.apps[route.app];
     let now = gw.now();
-    let user = match app.cookies.session(&req.headers, &app.config.wechat.appid, now) {
-        // A revoked session is no session: the browser logs in again.
-        Some(u) => match gw.state.standing(&u.appid, &u.openid, &u.sid, u.issued, now).await {
-            Standing::Valid => Some(u),
-            Standing::Revoked => None,
-            Standing::Unknown if route.policy_for(path) == Policy::Required => {
-                return Step::Fail(GatewayError::StateUnavailable)
-            }
-            Standing::Unknown => None,
-        },
-        None => None,
-    };
+    let user =
+        match gw.cookies_for(route.app, &view.host).session_on(&req.headers, &app.config.wechat.appid, &view.host, now)
+        {
+            // A revoked session is no session: the browser logs in again.
+            Some(u) => match gw.state.standing(&u.appid, &u.openid, &u.sid, &u.family, u.issued, now).await {
+                Standing::Valid => Some(u),
+                Standing::Revoked => None,
+                Standing::Unknown if route.policy_for(path) == Policy::Required => {
+                    return Step::Fail(GatewayError::StateUnavailable)
+                }
+                Standing::Unknown => None,
+            },
+            None => None,
+        };
     let enough = user.as_ref().is_some_and(|u| u.has_scope(route.scope));
     if route.policy_for(path) != Policy::Required || enough {
         return Step::Forward { route: index, user };
@@ -81,7 +84,12 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
         }
     }
     let back = return_target(gw, route.app, view, target);
-    let login_url = login::login_url_prefix(gw, route.app);
+    let app_host = gw.app_host(&view.host).filter(|h| gw.hosts[*h].config.app == route.app);
+    let login_url = match app_host {
+        // An app host's logins start on itself: its nonce cookie is set there.
+        Some(_) => format!("{}{}/login?return=", view_origin(gw, route.app, view), gw.config.prefix),
+        None => login::login_url_prefix(gw, route.app),
+    };
     if !is_navigation(req) {
         let page = req
             .headers
@@ -94,10 +102,13 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     if route.keep_fragment {
         return Step::Reply(h5::keep_fragment(&login_url, &back, request_id));
     }
+    if let Some(host) = app_host {
+        return handoff::app_host::start(gw, host, route.scope, &back, &req.headers, view, false).await.into();
+    }
     if app.config.public_host() != view.host {
         return Step::Reply(Reply::redirect(format!("{login_url}{}", encode_component(&back))));
     }
-    login::start(gw, route.app, route.scope, &back, &req.headers, view, false).await.into()
+    login::start(gw, route.app, route.scope, Landing::Page(&back), &req.headers, view, false).await.into()
 }
 
 /// `/MP_verify_<token>.txt` at the root of an app's hosts, for WeChat's domain check.
@@ -123,8 +134,14 @@ pub fn return_target(gw: &Gateway, app: usize, view: &ClientView, target: &Targe
 
 /// The absolute URL the client asked for, in canonical form.
 pub fn absolute_target(gw: &Gateway, app: usize, view: &ClientView, target: &Target) -> String {
+    format!("{}{}", view_origin(gw, app, view), target.origin_form())
+}
+
+/// `scheme://authority` the client asked for: the scheme a trusted proxy named, else app
+/// `app`'s; the authority asked for, else the app's public host.
+pub fn view_origin(gw: &Gateway, app: usize, view: &ClientView) -> String {
     let config = &gw.apps[app].config;
     let scheme = view.proto.as_deref().unwrap_or(config.public_url.scheme());
     let authority = view.authority.as_deref().unwrap_or(config.public_host());
-    format!("{scheme}://{authority}{}", target.origin_form())
+    format!("{scheme}://{authority}")
 }

@@ -4,6 +4,9 @@
 //!   `retry=1` forgets the loop breaker's count.
 //! - `GET <prefix>/logout[?return=URL]`: ends the session, then goes to URL (default `/`).
 //! - `GET <prefix>/jwks.json`: the public keys of the token (every host).
+//! - `GET <prefix>/login?handoff=` on a login host, `GET <prefix>/ticket?ticket=` and
+//!   `<prefix>/logout?everywhere=1` on an app host: logins through the login host
+//!   ([`crate::handoff`]).
 //!
 //! Return URLs are validated by [`crate::login::returns`]; a refused one gets a 400 page.
 
@@ -13,7 +16,8 @@ use super::client::{query_param, ClientView};
 use super::target::Target;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::login;
+use crate::handoff;
+use crate::login::{self, Landing};
 use crate::reply::Reply;
 
 /// Serves a request whose canonical path is under the prefix.
@@ -29,6 +33,7 @@ pub async fn serve(
             None => Err(GatewayError::NoApp),
         },
         "/login" => login_endpoint(gw, req, view).await,
+        "/ticket" => handoff::app_host::redeem(gw, req, view).await,
         "/logout" => logout(gw, req, view).await,
         "/jwks.json" => Ok(jwks(gw)),
         _ => Err(GatewayError::NoEndpoint),
@@ -62,20 +67,41 @@ fn return_param(gw: &Gateway, req: &RequestHeader) -> Result<String, GatewayErro
 }
 
 async fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
+    let fresh = param(req, "retry").as_deref() == Some("1");
+    if let Some(host) = gw.app_host(&view.host) {
+        let target = return_param(gw, req)?;
+        let app = gw.hosts[host].config.app;
+        let scope = scope_of(gw, app, &target, view);
+        return handoff::app_host::start(gw, host, scope, &target, &req.headers, view, fresh).await;
+    }
     let app = gw.app_at(&view.host).ok_or(GatewayError::NoApp)?;
+    if let Some(raw) = param(req, "handoff") {
+        return handoff::login_host::issue(gw, app, &raw, req, view).await;
+    }
     let target = return_param(gw, req)?;
-    let (host, path) = match url::Url::parse(&target) {
+    let scope = scope_of(gw, app, &target, view);
+    login::start(gw, app, scope, Landing::Page(&target), &req.headers, view, fresh).await
+}
+
+/// The scope the route of (validated) `target` needs; the app's when no route serves it.
+fn scope_of(gw: &Gateway, app: usize, target: &str, view: &ClientView) -> crate::config::Scope {
+    let (host, path) = match url::Url::parse(target) {
         Ok(u) => (u.host_str().unwrap_or_default().to_string(), u.path().to_string()),
         Err(_) => (view.host.clone(), target.split(['?', '#']).next().unwrap_or("/").to_string()),
     };
-    let scope = gw.route_for(&host, &path).map_or(gw.apps[app].config.wechat.scope, |r| gw.routes[r].config.scope);
-    let fresh = param(req, "retry").as_deref() == Some("1");
-    login::start(gw, app, scope, &target, &req.headers, view, fresh).await
+    gw.route_for(&host, &path).map_or(gw.apps[app].config.wechat.scope, |r| gw.routes[r].config.scope)
 }
 
 /// Ends the session: its cookie is cleared, and its id revoked until it would have expired,
 /// so a copy of the cookie made before is refused too (on every replica, with shared state).
+///
+/// On an app host, `everywhere=1` ends the sessions of every app host too ([`handoff::app_host::logout`]).
 async fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
+    if let Some(host) = gw.app_host(&view.host) {
+        let everywhere = param(req, "everywhere").as_deref() == Some("1");
+        let back = return_param(gw, req)?;
+        return Ok(handoff::app_host::logout(gw, host, &req.headers, view, &back, everywhere).await);
+    }
     let app = gw.app_of_host(&view.host).ok_or(GatewayError::NoApp)?;
     let runtime = &gw.apps[app];
     let now = gw.now();

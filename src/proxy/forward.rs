@@ -27,7 +27,8 @@ pub fn prepare(gw: &Gateway, index: usize, upstream: &mut RequestHeader, ctx: &R
     strip_identity(upstream, token_header);
     strip_path_overrides(upstream);
     let [session, login] = app.cookies.names();
-    strip_gateway_cookies(upstream, &[session, login, app.loops.cookie_name()])?;
+    let host_session = gw.cookies_for(route.app, &ctx.view.host).names()[0];
+    strip_gateway_cookies(upstream, &[session, login, host_session, app.loops.cookie_name(), app.nonces.name()])?;
     forwarding_headers(upstream, &ctx.view, app.config.public_url.scheme(), route)?;
     upstream.insert_header("x-request-id", &ctx.request_id)?;
     let test = take_test_switch(upstream);

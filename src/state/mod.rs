@@ -69,6 +69,8 @@ pub struct SharedState {
     cache: Mutex<HashMap<String, (bool, Instant)>>,
     cache_for: Duration,
     fail_open: bool,
+    /// One-time ids (tickets) spent here -> until when they are remembered.
+    spent: Mutex<HashMap<String, u64>>,
 }
 
 impl SharedState {
@@ -80,6 +82,7 @@ impl SharedState {
             cache: Mutex::default(),
             cache_for: Duration::ZERO,
             fail_open: true,
+            spent: Mutex::default(),
         }
     }
 
@@ -218,30 +221,45 @@ impl SharedState {
         r.run("revoke sessions", |mut c| async move { c.pset_ex::<_, _, ()>(&key, now, ms).await }).await.is_some()
     }
 
-    /// Does a session (`sid` of `openid` in `appid`, issued at `issued`) still stand at `now`?
-    /// One Redis round trip at most, its answer reused for `revocation_cache`.
-    pub async fn standing(&self, appid: &str, openid: &str, sid: &str, issued: u64, now: u64) -> Standing {
-        if self.local.is_revoked(appid, openid, sid, issued, now) {
+    /// Does a session (`sid` of `openid` in `appid`, issued at `issued`, handed from the
+    /// login host's session `family` if not empty) still stand at `now`? One Redis round trip
+    /// at most, its answer reused for `revocation_cache`.
+    pub async fn standing(
+        &self,
+        appid: &str,
+        openid: &str,
+        sid: &str,
+        family: &str,
+        issued: u64,
+        now: u64,
+    ) -> Standing {
+        if self.local.is_revoked(appid, openid, sid, issued, now)
+            || (!family.is_empty() && self.local.is_revoked(appid, openid, family, issued, now))
+        {
             return Standing::Revoked;
         }
         let Some(r) = self.remote.as_ref() else { return Standing::Valid };
-        let cache_key = format!("{appid} {openid} {sid} {issued}");
+        let cache_key = format!("{appid} {openid} {sid} {family} {issued}");
         if let Some((revoked, at)) = self.cache.lock().get(&cache_key) {
             if at.elapsed() < self.cache_for {
                 return if *revoked { Standing::Revoked } else { Standing::Valid };
             }
         }
         let keys = [
-            r.key(&format!("{{rev:{appid}}}:sid:{sid}")),
             r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[openid]))),
             r.key(&format!("{{rev:{appid}}}:app")),
+            r.key(&format!("{{rev:{appid}}}:sid:{sid}")),
+            r.key(&format!("{{rev:{appid}}}:sid:{family}")),
         ];
-        let asked = r.run("check a session", |mut c| async move { c.mget::<_, Vec<Option<u64>>>(&keys).await });
+        let asked = r.run("check a session", |mut c| async move {
+            c.mget::<_, Vec<Option<u64>>>(&keys[..if family.is_empty() { 3 } else { 4 }]).await
+        });
         let Some(values) = asked.await else {
             return if self.fail_open { Standing::Valid } else { Standing::Unknown };
         };
-        let revoked = (!sid.is_empty() && values.first().is_some_and(Option::is_some))
-            || values.iter().skip(1).any(|v| v.is_some_and(|at| issued <= at));
+        let by_time = values.iter().take(2).any(|v| v.is_some_and(|at| issued <= at));
+        let by_id = |i: usize, id: &str| !id.is_empty() && values.get(i).is_some_and(Option::is_some);
+        let revoked = by_time || by_id(2, sid) || by_id(3, family);
         let mut cache = self.cache.lock();
         if cache.len() > 100_000 {
             cache.clear();
@@ -252,6 +270,32 @@ impl SharedState {
         } else {
             Standing::Valid
         }
+    }
+}
+
+impl SharedState {
+    /// Spends the one-time id `id` (kept until `until`, seconds): `true` the first time it is
+    /// presented, on this replica or (with Redis) any other; `false` ever after.
+    pub async fn spend_once(&self, what: &str, id: &str, until: u64, now: u64) -> bool {
+        {
+            let mut spent = self.spent.lock();
+            if spent.len() >= 100_000 {
+                spent.retain(|_, u| now < *u);
+            }
+            if spent.insert(format!("{what} {id}"), until).is_some_and(|u| now < u) {
+                return false;
+            }
+        }
+        let Some(r) = self.remote.as_ref() else { return true };
+        let key = r.key(&format!("{{once:{}}}", digest(&[what, id])));
+        let ms = until.saturating_sub(now).max(1) * 1000;
+        let first = r.run("spend a one-time id", |mut c| async move {
+            let set: Option<String> =
+                redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
+            Ok(set.is_some())
+        });
+        // Redis unreachable: this replica's own record decides.
+        first.await.unwrap_or(true)
     }
 }
 

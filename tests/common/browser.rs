@@ -19,16 +19,34 @@ pub fn browser(ua: &str, host: &str, addr: SocketAddr) -> Browser {
 /// A client that sends what a browser sends for a page navigation, follows no redirect, keeps
 /// cookies in `store`, and resolves `host` to `addr`.
 pub fn nav_client<S: CookieStore + 'static>(ua: &str, host: &str, addr: SocketAddr, store: Arc<S>) -> reqwest::Client {
+    nav_client_for(ua, &[(host, addr)], store)
+}
+
+/// Like [`nav_client`], resolving each of `hosts` to its address.
+pub fn nav_client_for<S: CookieStore + 'static>(
+    ua: &str,
+    hosts: &[(&str, SocketAddr)],
+    store: Arc<S>,
+) -> reqwest::Client {
     let mut headers = http::HeaderMap::new();
     headers.insert(http::header::ACCEPT, http::HeaderValue::from_static(NAV_ACCEPT));
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
         .cookie_provider(store)
-        .user_agent(ua)
-        .resolve(host, addr)
-        .build()
-        .unwrap()
+        .user_agent(ua);
+    for (host, addr) in hosts {
+        builder = builder.resolve(host, *addr);
+    }
+    builder.build().unwrap()
+}
+
+/// A WeChat browser with an empty cookie jar whose resolver sends each of `hosts` to its
+/// address; its origin (for [`Browser::cookies`]) is the first host's.
+pub fn browser_on(hosts: &[(&str, SocketAddr)]) -> Browser {
+    let jar = Arc::new(Jar::default());
+    let client = nav_client_for(super::WECHAT_UA, hosts, jar.clone());
+    Browser { client, jar, origin: format!("http://{}", hosts[0].0) }
 }
 
 /// A cookie store that never keeps the cookies named in `drop` (a browser whose settings
@@ -157,8 +175,17 @@ impl Browser {
 
     /// Replaces a cookie as a tampering client would.
     pub fn set_cookie(&self, cookie: &str) {
-        let url = self.origin.parse().unwrap();
-        self.jar.add_cookie_str(cookie, &url);
+        self.set_cookie_at(&self.origin.clone(), cookie);
+    }
+
+    /// The cookies the browser would send to `url`.
+    pub fn cookies_at(&self, url: &str) -> String {
+        self.jar.cookies(&url.parse().unwrap()).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    }
+
+    /// Stores `cookie` as if `url` had set it.
+    pub fn set_cookie_at(&self, url: &str, cookie: &str) {
+        self.jar.add_cookie_str(cookie, &url.parse().unwrap());
     }
 }
 

@@ -299,3 +299,40 @@ pub async fn signed_tokens(
     }
     (h, valid, invalid)
 }
+
+/// The claims of an HS256 token of the standard setup, audience unchecked.
+pub fn claims(token: &str) -> openid_gateway::token::Claims {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_aud = false;
+    jsonwebtoken::decode(token, &jsonwebtoken::DecodingKey::from_secret(HS256_KEY.as_bytes()), &v).unwrap().claims
+}
+
+/// The app hosts of the many-domains setup: each logs in through the login host gw.test.
+pub const APP_HOSTS: [&str; 4] = ["mall.test", "spring.campaign.test", "autumn.campaign.test", "members.test"];
+
+/// One login host (gw.test, the only domain the strict mock accepts) and three `[[app_hosts]]`
+/// entries: mall.test, *.campaign.test and members.test (with a cookie name of its own), each
+/// with its own audience, routed to the recorder.
+pub fn many_domains_setup() -> Setup {
+    Setup {
+        routes: "[[app_hosts]]\nhost = \"mall.test\"\naudience = \"mall\"\n\n\
+                 [[app_hosts]]\nhost = \"*.campaign.test\"\naudience = \"campaign\"\n\n\
+                 [[app_hosts]]\nhost = \"members.test\"\naudience = \"members\"\ncookie_name = \"members_session\"\n\n\
+                 [[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"login-host\"\n\n\
+                 [[routes]]\nhost = \"mall.test\"\nupstream = \"UPSTREAM\"\n\n\
+                 [[routes]]\nhost = \"*.campaign.test\"\nupstream = \"UPSTREAM\"\n\n\
+                 [[routes]]\nhost = \"members.test\"\nupstream = \"UPSTREAM\"\n"
+            .into(),
+        ..Setup::default()
+    }
+}
+
+impl Harness {
+    /// A WeChat browser that reaches the login host and every app host through this gateway.
+    pub fn many_domains_browser(&self) -> Browser {
+        let mut hosts = vec![(PUBLIC_HOST, self.gateway_addr)];
+        hosts.extend(APP_HOSTS.iter().map(|h| (*h, self.gateway_addr)));
+        hosts.push(("evil.test", self.gateway_addr));
+        browser_on(&hosts)
+    }
+}

@@ -1,0 +1,122 @@
+//! `[[app_hosts]]`: app hosts that log in through an app's public host, the login host. Only
+//! the login host is registered with WeChat (网页授权域名); every listed host gets the identity
+//! from it with a one-time ticket ([`crate::handoff`]) and keeps a session of its own.
+
+use std::time::Duration;
+
+use super::reader::{Errors, Table};
+use super::values::{parse_cookie_name, parse_host_pattern};
+use super::{App, HostPattern, SessionConfig};
+use crate::duration;
+
+/// One app host allowed to log in through its app's login host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppHost {
+    /// An exact host or `*.example.com`, never any host.
+    pub host: HostPattern,
+    /// Index of the app (and so of the login host) in [`super::Config::apps`].
+    pub app: usize,
+    /// The token's `aud` for routes on this host that name none.
+    pub audience: String,
+    /// The session cookie on this host: host-only unless `cookie_domain` is set.
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    /// How long a session on this host lasts.
+    pub lifetime: Duration,
+}
+
+impl AppHost {
+    /// Does this entry cover `pattern` (a route's host): the same host, or hosts under it?
+    pub fn covers(&self, pattern: &HostPattern) -> bool {
+        match (&self.host, pattern) {
+            (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
+            (HostPattern::Wildcard(_), HostPattern::Exact(h)) => self.host.matches(h),
+            (HostPattern::Wildcard(a), HostPattern::Wildcard(b)) => b.ends_with(a.as_str()),
+            _ => false,
+        }
+    }
+}
+
+/// Reads every `[[app_hosts]]` table, collecting every mistake.
+pub(super) fn app_hosts_section(
+    root: &mut Table,
+    apps: &[App],
+    declared: &[String],
+    session: Option<&SessionConfig>,
+) -> Vec<AppHost> {
+    let mut out: Vec<AppHost> = Vec::new();
+    for mut t in root.tables("app_hosts") {
+        let host = t.req_parsed("host", "an exact host or *.example.com", parse_host_pattern);
+        let app = match t.opt::<String>("app") {
+            Some(name) => apps.iter().position(|a| a.name == name).or_else(|| {
+                if !declared.contains(&name) {
+                    t.error("app", format!("no app is called {name:?}"));
+                }
+                None
+            }),
+            None if declared.len() > 1 => {
+                t.error("app", "is required when several apps are listed");
+                None
+            }
+            None => (!apps.is_empty()).then_some(0),
+        };
+        let audience = t.req::<String>("audience").filter(|a| {
+            if a.is_empty() {
+                t.error("audience", "must not be empty");
+            }
+            !a.is_empty()
+        });
+        let cookie_name = t
+            .parsed("cookie_name", parse_cookie_name)
+            .or_else(|| session.map(|s| s.cookie_name.clone()))
+            .unwrap_or_else(|| "ogw_session".into());
+        if session.is_some_and(|s| s.login_cookie_name == cookie_name) {
+            t.error("cookie_name", "must differ from session.login_cookie_name");
+        }
+        let cookie_domain = t.opt::<String>("cookie_domain").map(|d| d.to_ascii_lowercase());
+        let lifetime = t
+            .parsed("lifetime", duration::parse)
+            .or_else(|| session.map(|s| s.lifetime))
+            .unwrap_or(Duration::from_secs(7 * 86_400));
+        if let (Some(host), Some(app)) = (&host, app) {
+            check_host(&t, host, &apps[app], apps, &out, cookie_domain.as_deref());
+        }
+        t.finish();
+        if let (Some(host), Some(app), Some(audience)) = (host, app, audience) {
+            out.push(AppHost { host, app, audience, cookie_name, cookie_domain, lifetime });
+        }
+    }
+    out
+}
+
+fn check_host(t: &Table, host: &HostPattern, app: &App, apps: &[App], seen: &[AppHost], domain: Option<&str>) {
+    let errors: &Errors = t.errors;
+    if let HostPattern::Exact(h) = host {
+        if h == app.public_host() {
+            t.error(
+                "host",
+                format!("is app {:?}'s login host itself; list only the hosts that log in through it", app.name),
+            );
+        } else if let Some(other) = apps.iter().find(|a| a.public_host() == h) {
+            t.error("host", format!("is app {:?}'s login host", other.name));
+        }
+    }
+    if matches!(host, HostPattern::Wildcard(_)) && host.matches(app.public_host()) {
+        t.error("host", format!("covers app {:?}'s login host {}", app.name, app.public_host()));
+    }
+    if seen.iter().any(|s| &s.host == host) {
+        t.error("host", "is listed twice");
+    }
+    if let Some(d) = domain {
+        let d = d.trim_start_matches('.');
+        let under = |name: &str| name == d || name.ends_with(&format!(".{d}"));
+        let ok = match host {
+            HostPattern::Exact(h) => under(h),
+            HostPattern::Wildcard(suffix) => under(suffix.trim_start_matches('.')),
+            HostPattern::Any => false,
+        };
+        if !ok {
+            errors.push(t.path_of("cookie_domain"), "does not cover the host: browsers would drop the session cookie");
+        }
+    }
+}

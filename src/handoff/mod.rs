@@ -1,0 +1,142 @@
+//! One WeChat account, many app domains: logins for app hosts through one login host.
+//!
+//! WeChat redirects only to an account's registered domains (网页授权域名, two at most), so the
+//! app hosts listed in `[[app_hosts]]` log in through their app's public host, the login host:
+//! 1. An app host without a session sets a short-lived nonce cookie on itself ([`NonceCookie`])
+//!    and sends the browser to `<login host><prefix>/login?handoff=<request>`. The
+//!    [`HandoffRequest`] (app host, return URL, nonce, scope, expiry) is sealed with the session
+//!    keys, so only gateways holding them can make or read one ([`app_host::start`]).
+//! 2. The login host refuses hosts it does not list, then uses its own session or runs the silent
+//!    login exactly as for itself: its login cookie, state, one exchange per code
+//!    ([`login_host::issue`]).
+//! 3. It sends the browser to `<app host><prefix>/ticket?ticket=<ticket>`. The [`Ticket`] carries
+//!    the identity sealed (XChaCha20-Poly1305 under the shared session keys), for that host and
+//!    that nonce, for `session.ticket_lifetime`, with an id spent on first use
+//!    ([`login_host::ticket_redirect`]).
+//! 4. The app host checks host, expiry, its nonce cookie and the id, sets a session of its own and
+//!    lands the browser on the return URL, fragment included ([`app_host::redeem`]).
+//!
+//! The ticket is sealed rather than a reference into shared state: gateways that share only the
+//! keys (no Redis) can hand identities over, and nothing about the user is stored anywhere. What
+//! must be shared is small: the ids of spent tickets, which live in [`crate::state`] (on every
+//! replica with Redis). The WeChat code never leaves the login host; the openid leaves it only
+//! sealed.
+
+pub mod app_host;
+pub mod login_host;
+mod nonces;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Entropy;
+use crate::config::Config;
+use crate::seal::Sealer;
+use crate::session::Session;
+pub use nonces::NonceCookie;
+
+/// What the sealed request and ticket are bound to (the AEAD's associated data).
+const REQUEST: &str = "ogw-handoff-request";
+const TICKET: &str = "ogw-ticket";
+
+/// What an app host asks of the login host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffRequest {
+    /// The app host, lower case, without port.
+    #[serde(rename = "h")]
+    pub host: String,
+    /// Where the browser lands afterwards: an absolute URL on `host`, fragment included.
+    #[serde(rename = "r")]
+    pub return_to: String,
+    /// The nonce held in the app host's nonce cookie.
+    #[serde(rename = "n")]
+    pub nonce: String,
+    /// `snsapi_base` or `snsapi_userinfo`: what the app host's route needs.
+    #[serde(rename = "s")]
+    pub scope: String,
+    #[serde(rename = "e")]
+    pub expires: u64,
+}
+
+/// The identity handed to one app host, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The app host it is for (its audience).
+    #[serde(rename = "h")]
+    pub host: String,
+    #[serde(rename = "n")]
+    pub nonce: String,
+    #[serde(rename = "r")]
+    pub return_to: String,
+    #[serde(rename = "e")]
+    pub expires: u64,
+    /// Spent on first use.
+    #[serde(rename = "j")]
+    pub id: String,
+    /// The login host's session: the identity, and the id a global logout revokes.
+    #[serde(rename = "s")]
+    pub session: Session,
+}
+
+/// Why an app host's login through the login host was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A request or ticket that does not open: tampered, cut, or sealed with other keys.
+    Damaged,
+    /// The app host is not listed on the login host.
+    Unlisted,
+    Expired,
+    /// Presented without the nonce cookie it is bound to (another browser, or cookies lost).
+    NoNonce,
+    /// Already used.
+    Replayed,
+    /// Minted for another app host.
+    OtherHost,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Damaged => "damaged",
+            Refusal::Unlisted => "unlisted_host",
+            Refusal::Expired => "expired",
+            Refusal::NoNonce => "no_nonce",
+            Refusal::Replayed => "replayed",
+            Refusal::OtherHost => "other_host",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::Unlisted | Refusal::OtherHost => 403,
+            _ => 400,
+        }
+    }
+}
+
+/// Seals and opens requests and tickets with the session keys.
+pub struct Handoff {
+    sealer: Sealer,
+    /// Seconds a ticket is valid.
+    pub ticket_lifetime: u64,
+}
+
+impl Handoff {
+    pub fn new(config: &Config) -> Self {
+        Self { sealer: Sealer::new(&config.session.keys), ticket_lifetime: config.session.ticket_lifetime.as_secs() }
+    }
+
+    fn seal<T: Serialize>(&self, name: &str, value: &T, entropy: &dyn Entropy) -> String {
+        let json = serde_json::to_vec(value).expect("plain structs of strings and integers always serialize");
+        self.sealer.seal(name, &json, entropy)
+    }
+
+    fn open<T: DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
+        serde_json::from_slice(&self.sealer.open(name, value)?).ok()
+    }
+}
+
+/// Is `url` an absolute http(s) URL on `host`?
+fn on_host(url: &str, host: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str() == Some(host))
+}
