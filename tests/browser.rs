@@ -23,13 +23,15 @@ async fn headless_chromium_end_to_end() {
         public_authority: Some(format!("{PUBLIC_HOST}:GWPORT")),
         mock_allow_port: true,
         upstream_url: Some(app.url()),
-        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
+        routes: "[[app_hosts]]\nhost = \"shop2.test\"\naudience = \"shop2\"\n\n\
+                 [[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
                  [[routes]]\npath = \"/public\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"public\"\n"
             .into(),
         ..Setup::default()
     })
     .await;
     let gw = format!("http://{PUBLIC_HOST}:{}", h.gateway_addr.port());
+    let app2 = format!("http://shop2.test:{}", h.gateway_addr.port());
     let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
     std::fs::create_dir_all(&out).unwrap();
     let run = tokio::task::spawn_blocking(move || {
@@ -38,7 +40,8 @@ async fn headless_chromium_end_to_end() {
             .current_dir(suite)
             .env("GW", &gw)
             .env("MOCK", format!("http://127.0.0.1:{}", h.mock_addr.port()))
-            .env("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1"))
+            .env("APP2", &app2)
+            .env("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1, MAP shop2.test 127.0.0.1"))
             .env("OUT", &out)
             .env("CHROMIUM", CHROMIUM)
             .env("LOGIN_LIMIT", "3")
@@ -65,6 +68,12 @@ async fn headless_chromium_end_to_end() {
         "loop_breaker_page",
         "loop_breaker_at_most_n",
         "qr_decodes_to_url",
+        "app_host_hash_route_kept",
+        "app_host_sees_route",
+        "app_host_token_verified",
+        "app_host_via_login_host",
+        "app_host_one_exchange",
+        "app_host_own_cookie",
     ] {
         assert_eq!(results[check], "ok", "{check}: {stdout}");
     }

@@ -300,3 +300,42 @@ async fn an_outcome_copied_to_another_code_in_redis_logs_no_one_in() {
         forged.set_cookies()
     );
 }
+
+/// App hosts on replicas of their own, the login host on another, one Redis: a ticket taken on
+/// one app-host replica is refused on the other, even with a copy of its nonce cookie, and a
+/// logout everywhere on one ends the sessions another replica handed out from the same login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_host_replicas_share_spent_tickets_and_global_logout() {
+    let redis = RedisServer::start();
+    let hosts = "[[app_hosts]]\nhost = \"mall.test\"\naudience = \"mall\"\n\n\
+                 [[app_hosts]]\nhost = \"members.test\"\naudience = \"members\"\n";
+    let c = Cluster::start(3, &redis_state(&redis.url()), hosts).await;
+    let [login, one, two] = [0, 1, 2].map(|i| c.replicas[i].addr);
+    let b = browser_on(&[(PUBLIC_HOST, login), ("mall.test", one), ("members.test", two)]);
+    let pages = b.walk_until("http://mall.test/", |u| u.contains("/.gateway/ticket?")).await;
+    let ticket = pages.last().unwrap().next_url().unwrap();
+    let nonce = cookie_value(&b.cookies_at("http://mall.test/.gateway/ticket"), "ogw_handoff").unwrap();
+    assert_eq!(b.get(&ticket).await.status, 302, "taken on replica 1");
+    let thief = browser_on(&[("mall.test", two)]);
+    thief.set_cookie_at("http://mall.test/.gateway/", &format!("ogw_handoff={nonce}; Path=/.gateway"));
+    let replay = thief.get(&ticket).await;
+    assert_eq!(replay.status, 400, "replayed on replica 2: {}", replay.body);
+    assert!(replay.body.contains("已经使用过"));
+
+    // members.test (replica 2) logs in from the same login host session.
+    assert_eq!(b.walk("http://members.test/").await.last().unwrap().status, 200);
+    let members = cookie_value(&b.cookies_at("http://members.test/"), "ogw_session").unwrap();
+    let copy = browser_on(&[("members.test", two)]);
+    copy.set_cookie_at("http://members.test/", &format!("ogw_session={members}"));
+    let before = c.upstream.seen().len();
+    assert_eq!(copy.get("http://members.test/a").await.status, 200);
+    assert_eq!(c.upstream.seen().len(), before + 1);
+    // Logout everywhere, on replica 1: replica 2 refuses members.test's session after the cache.
+    let out = b.get("http://mall.test/.gateway/logout?everywhere=1").await;
+    assert!(out.location().starts_with("http://gw.test/.gateway/logout?return="), "{}", out.location());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let before = c.upstream.seen().len();
+    copy.get("http://members.test/b").await;
+    assert_eq!(c.upstream.seen().len(), before, "replica 2 still honoured a session of the ended login");
+    assert_eq!(c.exchanges(), 1);
+}

@@ -1,8 +1,9 @@
 // Headless Chromium against a live gateway, mock WeChat and demo app (started by
 // tests/browser.rs). Prints one JSON line of results; exits 1 on the first failed check.
 //
-// Env: GW (gateway origin, e.g. http://gw.test:1234), MOCK (mock origin), HOST_RULES
-// (Chromium --host-resolver-rules), OUT (folder for screenshots), CHROMIUM (binary).
+// Env: GW (gateway origin, e.g. http://gw.test:1234), APP2 (origin of an app host that logs
+// in through GW's host), MOCK (mock origin), HOST_RULES (Chromium --host-resolver-rules), OUT
+// (folder for screenshots), CHROMIUM (binary).
 import { chromium } from "playwright-core";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +11,7 @@ import { join } from "node:path";
 import { PNG } from "pngjs";
 import jsQR from "jsqr";
 
-const { GW, MOCK, HOST_RULES, OUT } = process.env;
+const { GW, APP2, MOCK, HOST_RULES, OUT } = process.env;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const WECHAT_UA =
   "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
@@ -120,6 +121,30 @@ try {
   const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
   check("qr_decodes_to_url", decoded && decoded.data === `${GW}/order?id=7`, decoded ? decoded.data : "no QR code found");
   await desktop.close();
+
+  // 7. A second app host logs in through the login host: its hash route survives the hop, no
+  //    URL outside the login host carries a code, none carries the openid.
+  const second = await browser.newContext(phone);
+  const shop2 = await second.newPage();
+  const navigated = [];
+  shop2.on("request", (r) => { if (r.isNavigationRequest()) navigated.push(r.url()); });
+  const beforeApp2 = await stats();
+  await shop2.goto(`${APP2}/app/#/cart/3`);
+  await shop2.waitForSelector("#openid", { timeout: 15000 });
+  check("app_host_hash_route_kept", shop2.url() === `${APP2}/app/#/cart/3`, shop2.url());
+  check("app_host_sees_route", (await shop2.textContent("#route")) === "#/cart/3", await shop2.textContent("#route"));
+  check("app_host_token_verified", (await shop2.getAttribute("#verified", "data-state")) === "ok", await shop2.textContent("#verified"));
+  const openid = (await shop2.textContent("#openid")).trim();
+  const loginHost = new URL(GW).host;
+  const leaks = navigated.filter((u) => u.includes(openid) || (new URL(u).host !== loginHost && !u.startsWith(MOCK) && u.includes("code=")));
+  const hopped = navigated.some((u) => u.startsWith(`${GW}/.gateway/login?handoff=`)) && navigated.some((u) => u.startsWith(`${APP2}/.gateway/ticket?`));
+  check("app_host_via_login_host", hopped && leaks.length === 0, JSON.stringify({ navigated, leaks }));
+  const afterApp2 = await stats();
+  check("app_host_one_exchange", afterApp2.exchanges === beforeApp2.exchanges + 1, JSON.stringify(afterApp2));
+  const sessions = (await second.cookies()).filter((c) => c.name === "ogw_session").map((c) => c.domain);
+  check("app_host_own_cookie", sessions.includes(new URL(APP2).hostname) && sessions.includes(new URL(GW).hostname), sessions.join(","));
+  await shop2.screenshot({ path: `${OUT}/app-host.png`, fullPage: true });
+  await second.close();
 } finally {
   await browser.close();
 }
