@@ -27,7 +27,8 @@ const REDACTED: &str = "[redacted]";
 const SECRET_HEADERS: &str = "cookie|set-cookie|authorization|proxy-authorization|x-openid-token";
 
 /// Query and form parameters whose values are always redacted.
-const SECRET_PARAMS: &str = "code|state|secret|appsecret|corpsecret|access_token|refresh_token|ticket|pass_ticket|key";
+const SECRET_PARAMS: &str =
+    "code|state|secret|appsecret|corpsecret|access_token|refresh_token|ticket|pass_ticket|key|handoff";
 
 struct Rules {
     any: RegexSet,
@@ -241,6 +242,10 @@ mod tests {
         let pem = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----";
         assert_eq!(redact(&format!("key {pem} end")), "key [private key] end");
         assert!(!redact("GET /sns/oauth2/access_token?appid=wx1&secret=s3cr3t&code=C").contains("s3cr3t"));
+        for short in ["GET /.gateway/ticket?ticket=Tk1&x=1", "GET /.gateway/login?handoff=Hq1 HTTP/1.1"] {
+            let out = redact(short);
+            assert!(!out.contains("Tk1") && !out.contains("Hq1") && out.contains("=[redacted]"), "{out}");
+        }
         register_secrets([b"wechat-app-secret-value".as_slice()]);
         assert_eq!(redact("error: wechat-app-secret-value rejected"), "error: [redacted] rejected");
     }

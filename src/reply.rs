@@ -20,11 +20,15 @@ impl Reply {
         }
     }
 
-    /// An HTML page, never cached.
+    /// An HTML page, never cached; its links send no `Referer` (its own URL may be a ticket's).
     pub fn html(status: u16, body: String) -> Self {
         Self {
             status,
-            headers: vec![("content-type", "text/html; charset=utf-8".into()), ("cache-control", "no-store".into())],
+            headers: vec![
+                ("content-type", "text/html; charset=utf-8".into()),
+                ("cache-control", "no-store".into()),
+                ("referrer-policy", "no-referrer".into()),
+            ],
             body: Bytes::from(body),
         }
     }

@@ -41,7 +41,8 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
     openid_gateway::logging::init_with(LogFormat::Json, "trace", Some(Box::new(capture.clone())))
         .expect("the only logger of this test");
     let h = Harness::with(Setup {
-        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
+        routes: "[[app_hosts]]\nhost = \"mall.test\"\naudience = \"mall\"\n\n\
+                 [[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
                  [[routes]]\npath = \"/vip\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nscope = \"snsapi_userinfo\"\n"
             .into(),
         ..Setup::default()
@@ -69,6 +70,19 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
     let logout = b.get(&h.url("/.gateway/logout")).await;
     assert_eq!(logout.status, 302);
 
+    // An app host logging in through the login host: its request, ticket and cookies.
+    let app = h.many_domains_browser();
+    let handoff = app.walk("http://mall.test/cart").await;
+    assert_eq!(handoff.last().unwrap().status, 200);
+    let sealed_in_urls: Vec<String> = handoff
+        .iter()
+        .filter_map(|p| p.next_url())
+        .filter_map(|u| {
+            u.split_once("handoff=").or(u.split_once("ticket=")).map(|(_, v)| v.trim_end_matches('#').to_string())
+        })
+        .collect();
+    assert_eq!(sealed_in_urls.len(), 2, "a hand-off request and a ticket");
+
     let mut secrets: Vec<(String, String)> = vec![
         ("code".into(), code),
         ("state".into(), state),
@@ -80,7 +94,11 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         ("HS256 key".into(), HS256_KEY.into()),
         ("pass_ticket".into(), "pt0123456789".into()),
     ];
-    for (i, v) in cookie_values(&[first, again, landing]).into_iter().chain(cookie_values(&vip)).enumerate() {
+    for (i, v) in sealed_in_urls.into_iter().enumerate() {
+        secrets.push((format!("hand-off value {i}"), v));
+    }
+    let cookies = cookie_values(&[first, again, landing]).into_iter().chain(cookie_values(&vip));
+    for (i, v) in cookies.chain(cookie_values(&handoff)).enumerate() {
         secrets.push((format!("cookie value {i}"), v));
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await; // lines of tasks still ending

@@ -230,3 +230,24 @@ async fn logout_on_one_app_host_or_everywhere() {
     assert_eq!(h.mock.stats().exchanges, before + 1);
     assert!(reaches(&b, "http://spring.campaign.test/z").await);
 }
+
+/// A browser that keeps no session cookie anywhere goes round at most `login_limit.max` times,
+/// then gets the page explaining why, on the app host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_host_that_keeps_no_session_stops_instead_of_looping() {
+    let h = Harness::with(many_domains_setup()).await;
+    let store =
+        std::sync::Arc::new(Dropping { jar: reqwest::cookie::Jar::default(), drop: vec!["ogw_session".into()] });
+    let hosts = [(PUBLIC_HOST, h.gateway_addr), ("mall.test", h.gateway_addr)];
+    let client = nav_client_for(WECHAT_UA, &hosts, store);
+    let b = Browser {
+        client,
+        jar: std::sync::Arc::new(reqwest::cookie::Jar::default()),
+        origin: "http://mall.test".into(),
+    };
+    let pages = b.walk("http://mall.test/").await;
+    let last = pages.last().unwrap();
+    assert_eq!(last.status, 429, "{}", last.body);
+    assert!(last.url.starts_with("http://mall.test/") && last.body.contains("Login did not complete"), "{}", last.url);
+    assert!(h.mock.stats().authorizes <= 3, "{:?}", h.mock.stats());
+}
