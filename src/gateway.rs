@@ -107,7 +107,9 @@ impl Gateway {
             .enumerate()
             .map(|(i, app)| {
                 let w = &app.wechat;
-                let client = WechatClient::new(&w.api_base, &w.appid, w.secret.clone(), w.connect_timeout, w.timeout);
+                // Without the secret (logins elsewhere) the client is never asked: no login starts here.
+                let secret = w.secret.clone().unwrap_or_else(|| crate::secret::Secret::new(Vec::new()));
+                let client = WechatClient::new(&w.api_base, &w.appid, secret, w.connect_timeout, w.timeout);
                 let cookies = SessionCookies::new(&config, i);
                 AppRuntime {
                     config: app.clone(),
@@ -172,9 +174,10 @@ impl Gateway {
             .map(|(i, _)| i)
     }
 
-    /// The app whose public host is `host` (where its callback and login endpoints live).
+    /// The app whose public host is `host` and whose logins run here (its callback and login
+    /// endpoints live there).
     pub fn app_at(&self, host: &str) -> Option<usize> {
-        self.apps.iter().position(|a| a.config.public_host() == host)
+        self.apps.iter().position(|a| a.config.logins_here && a.config.public_host() == host)
     }
 
     /// The app a host belongs to: by public host, else as an app host, else through the
@@ -227,7 +230,7 @@ fn label(route: &Route) -> String {
 
 /// Every configured secret's bytes, which no log line may show.
 fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
-    let wechat = config.apps.iter().map(|a| a.wechat.secret.expose());
+    let wechat = config.apps.iter().filter_map(|a| a.wechat.secret.as_ref()).map(|s| s.expose());
     let session = config.session.keys.iter().map(|k| k.expose());
     let token = config.token.keys.iter().map(|k| k.expose());
     let admin = config.admin.token.iter().map(|k| k.expose());

@@ -132,7 +132,7 @@ pub fn demo_mock_config(config: &Config) -> MockConfig {
     let app = &config.apps[0];
     MockConfig {
         appid: app.wechat.appid.clone(),
-        secret: app.wechat.secret.expose_str().to_string(),
+        secret: app.wechat.secret.as_ref().map(|s| s.expose_str().to_string()).unwrap_or_default(),
         domains: vec![app.public_host().to_string()],
         allow_port: true,
         any_browser: true,

@@ -276,3 +276,19 @@ fn app_host_mistakes_are_all_named() {
         assert!(err.contains(named), "{named} not named in:\n{err}");
     }
 }
+
+#[test]
+fn a_gateway_for_app_hosts_only_needs_no_app_secret() {
+    let hosts = "\n[[app_hosts]]\nhost = \"mall.example.org\"\naudience = \"mall\"\n";
+    let elsewhere =
+        format!("logins = \"elsewhere\"\n{GOOD}{hosts}").replace("secret = { file = \"session.key\" }\n", "");
+    let (ok, err) = check(&elsewhere);
+    assert!(ok, "{err}");
+    let (ok, err) = check(&format!("logins = \"elsewhere\"\n{GOOD}{hosts}"));
+    assert!(!ok && err.contains("wechat.secret: is not needed with logins = \"elsewhere\""), "{err}");
+    let (ok, err) =
+        check(&format!("logins = \"elsewhere\"\n{GOOD}").replace("secret = { file = \"session.key\" }\n", ""));
+    assert!(!ok && err.contains("logins: app \"default\": \"elsewhere\" serves only app hosts"), "{err}");
+    let (ok, err) = check(&format!("logins = \"there\"\n{GOOD}"));
+    assert!(!ok && err.contains("logins: \"there\" must be"), "{err}");
+}

@@ -102,15 +102,19 @@ async fn a_session_of_one_host_is_no_session_on_another() {
     assert_eq!(token.aud, "campaign");
 }
 
-/// The login host and an app host on two gateway processes that share only the config's keys.
+/// The login host and the app hosts on two gateway processes that share the keys, the account
+/// and the list; the app hosts' gateway has no AppSecret (`logins = "elsewhere"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_gateways_sharing_the_keys() {
     let login = Harness::with(many_domains_setup()).await;
-    // The app host's gateway: the same config (keys, account, list), its own process state.
     let text = std::fs::read_to_string(login.dir.path().join("gateway.toml")).unwrap();
     let listener = listener();
     let addr = listener.local_addr().unwrap();
-    let text = text.replace(&format!("listen = \"{}\"", login.gateway_addr), &format!("listen = \"{addr}\""));
+    let text = text
+        .replace(&format!("listen = \"{}\"", login.gateway_addr), &format!("listen = \"{addr}\""))
+        .replace("public_url = \"http://gw.test\"\n", "public_url = \"http://gw.test\"\nlogins = \"elsewhere\"\n")
+        .replace("secret = { file = \"wechat.secret\" }\n", "");
+    assert!(text.contains("logins = \"elsewhere\"") && !text.contains("wechat.secret"), "{text}");
     let loaded = openid_gateway::config::parse_str(&text, login.dir.path()).unwrap();
     let deps = Deps { clock: std::sync::Arc::new(login.clock.clone()), ..Deps::default() };
     let app_gw = LiveGateway::fixed(std::sync::Arc::new(Gateway::new(loaded.config, deps).unwrap()));
@@ -122,12 +126,17 @@ async fn separate_gateways_sharing_the_keys() {
     assert_nothing_leaks(&pages, &login.mock.openid_for("alice"));
     let token = claims(login.upstream.last().headers["x-openid-token"].to_str().unwrap());
     assert_eq!(token.aud, "mall");
-    let issued =
-        |gw: &LiveGateway, step: &str| gw.current().metrics.tickets.with_label_values(&["default", step]).get();
-    assert_eq!(issued(&login.live, "issued"), 1, "the login host issued the ticket");
-    assert_eq!(issued(&app_gw, "redeemed"), 1, "the app host's gateway took it");
-    assert_eq!(issued(&app_gw, "requested"), 1);
+    let count = |gw: &LiveGateway, step: &str| gw.current().metrics.tickets.with_label_values(&["default", step]).get();
+    assert_eq!(count(&login.live, "issued"), 1, "the login host issued the ticket");
+    assert_eq!(count(&app_gw, "requested"), 1, "the app hosts' gateway asked for it");
+    assert_eq!(count(&app_gw, "redeemed"), 1, "and took it");
 
     assert_eq!(b.walk("http://members.test/").await.last().unwrap().status, 200);
     assert_eq!(login.mock.stats().exchanges, 1, "one code for both app hosts");
+
+    // The app hosts' gateway runs no login of its own, even when asked on the login host.
+    let misrouted = browser_on(&[(PUBLIC_HOST, addr)]);
+    for path in ["/.gateway/login?return=/", "/.gateway/callback?code=C&state=S"] {
+        assert_eq!(misrouted.get(&format!("http://gw.test{path}")).await.status, 404, "{path}");
+    }
 }

@@ -98,6 +98,10 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let drafts: Vec<RouteDraft> =
         route_tables.into_iter().map(|t| route(t, &apps, &declared, &app_hosts, base)).collect();
     check_routes(&drafts, &apps, &app_hosts, session.as_ref(), &errors);
+    for (i, a) in apps.iter().enumerate().filter(|(i, a)| !a.logins_here && !app_hosts.iter().any(|h| h.app == *i)) {
+        let key = if declared.len() > 1 || root.has("apps") { format!("apps[{i}].logins") } else { "logins".into() };
+        errors.push(key, format!("app {:?}: \"elsewhere\" serves only app hosts; list them in [[app_hosts]]", a.name));
+    }
     let routes: Vec<Route> = drafts.into_iter().filter_map(|d| d.route).collect();
     root.finish();
 
@@ -165,7 +169,7 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> (Vec<App>, Vec<String>) {
         return (app_from(root, "default".into(), secrets).into_iter().collect(), vec!["default".into()]);
     }
     let mut declared = Vec::new();
-    for key in ["public_url", "wechat", "mp_verify"] {
+    for key in ["public_url", "wechat", "mp_verify", "logins"] {
         if root.has(key) {
             root.error(key, "goes inside each [[apps]] when apps are listed");
         }
@@ -190,8 +194,16 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> (Vec<App>, Vec<String>) {
 
 fn app_from(t: &mut Table, name: String, secrets: &SecretLoader) -> Option<App> {
     let public_url = t.req_parsed("public_url", "the URL browsers use to reach the gateway", parse_public_url);
+    let logins_here = match t.opt::<String>("logins").as_deref() {
+        None | Some("here") => true,
+        Some("elsewhere") => false,
+        Some(other) => {
+            t.error("logins", format!("{other:?} must be \"here\" or \"elsewhere\""));
+            true
+        }
+    };
     let wechat = match t.table("wechat") {
-        Some(w) => wechat_section(w, secrets),
+        Some(w) => wechat_section(w, secrets, logins_here),
         None => {
             t.error("wechat", "is required");
             None
@@ -203,7 +215,7 @@ fn app_from(t: &mut Table, name: String, secrets: &SecretLoader) -> Option<App> 
             t.error(&format!("mp_verify[{i}]"), "must be the token of MP_verify_<token>.txt (letters and digits)");
         }
     }
-    Some(App { name, public_url: public_url?, wechat: wechat?, mp_verify })
+    Some(App { name, public_url: public_url?, wechat: wechat?, mp_verify, logins_here })
 }
 
 /// Two routes may not match the same thing; a route on a host other than its app's public

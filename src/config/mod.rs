@@ -114,6 +114,9 @@ pub struct App {
     pub wechat: WechatConfig,
     /// Tokens of `MP_verify_<token>.txt` files served at the root of the app's hosts.
     pub mp_verify: Vec<String>,
+    /// This gateway runs the app's logins (`logins = "here"`, the default), or only serves
+    /// app hosts whose logins run on the login host's gateway (`"elsewhere"`: no AppSecret).
+    pub logins_here: bool,
 }
 
 impl App {
@@ -172,7 +175,8 @@ fn masked(net: u128, addr: u128, prefix: u8, bits: u8) -> bool {
 #[derive(Debug, Clone)]
 pub struct WechatConfig {
     pub appid: String,
-    pub secret: Secret,
+    /// `None` only where logins run elsewhere ([`App::logins_here`] is false).
+    pub secret: Option<Secret>,
     pub scope: Scope,
     /// `https://open.weixin.qq.com/connect/oauth2/authorize` unless pointed at a mock.
     pub authorize_url: Url,

@@ -17,14 +17,23 @@ use crate::secret::{Secret, SecretSource};
 const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
 const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 
-pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader) -> Option<WechatConfig> {
+/// `[wechat]`; without the AppSecret when this gateway never runs the app's logins.
+pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
     let appid: Option<String> = t.req("appid");
     if let Some(a) = &appid {
         if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
             t.error("appid", "must be the account's AppID (letters and digits, like wx1234567890abcdef)");
         }
     }
-    let secret = t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1));
+    let secret = if logins_here {
+        Some(t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1)))
+    } else {
+        if t.has("secret") {
+            t.error("secret", "is not needed with logins = \"elsewhere\": this gateway never exchanges a code");
+        }
+        t.opt::<toml::Value>("secret");
+        None
+    };
     let scope = t.parsed("scope", parse_scope).unwrap_or(Scope::Base);
     let authorize_url = t
         .parsed("authorize_url", parse_http_url)
@@ -34,7 +43,11 @@ pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader) -> Option<Wec
     let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(2));
     let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
     t.finish();
-    Some(WechatConfig { appid: appid?, secret: secret?, scope, authorize_url, api_base, connect_timeout, timeout })
+    let secret = match secret {
+        Some(loaded) => Some(loaded?),
+        None => None,
+    };
+    Some(WechatConfig { appid: appid?, secret, scope, authorize_url, api_base, connect_timeout, timeout })
 }
 
 pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<SessionConfig> {

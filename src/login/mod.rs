@@ -60,9 +60,13 @@ pub async fn start(
     view: &ClientView,
     fresh: bool,
 ) -> Result<Reply, GatewayError> {
+    let runtime = &gw.apps[app];
+    if !runtime.config.logins_here {
+        // This gateway serves only app hosts; the login host is another gateway's.
+        return Err(GatewayError::NoApp);
+    }
     gw.rate.admit(Door::LoginStart, view.ip).await.map_err(|wait| GatewayError::TooMany { wait })?;
     let now = gw.now();
-    let runtime = &gw.apps[app];
     let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {
         gw.metrics.loop_breaker.with_label_values(&[&runtime.config.name]).inc();
         return Err(GatewayError::LoginLoop {
