@@ -101,14 +101,14 @@ impl SessionCookies {
         }
     }
 
-    /// The session cookie of app host `entry` (host-only unless it names a domain), sealed
-    /// for that host pattern so no other host's session opens as this one.
+    /// The session cookie of app host `entry`: host-only, and sealed for that entry so no other
+    /// entry's session opens as this one.
     pub fn for_app_host(config: &Config, entry: &AppHost) -> Self {
         let mut cfg = config.session.clone();
         cfg.cookie_name.clone_from(&entry.cookie_name);
         cfg.lifetime = entry.lifetime;
         let secure = config.apps[entry.app].secure();
-        let session_attrs = CookieAttrs { path: "/".into(), secure, domain: entry.cookie_domain.clone() };
+        let session_attrs = CookieAttrs { path: "/".into(), secure, domain: None };
         let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };
         let bound_to = format!("{} host {:?}", entry.cookie_name, entry.host);
         Self { sealer: Sealer::new(&cfg.keys), cfg, bound_to, app_host: true, session_attrs, login_attrs }

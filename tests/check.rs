@@ -242,7 +242,7 @@ fn process_and_state_mistakes_are_named_without_echoing_a_password() {
 fn app_host_mistakes_are_all_named() {
     let good = format!(
         "{GOOD}\n[[app_hosts]]\nhost = \"mall.example.org\"\naudience = \"mall\"\n\n\
-         [[app_hosts]]\nhost = \"*.campaign.example.net\"\naudience = \"campaign\"\ncookie_domain = \"campaign.example.net\"\n\n\
+         [[app_hosts]]\nhost = \"*.campaign.example.net\"\naudience = \"campaign\"\ncookie_name = \"campaign_session\"\nlifetime = \"1d\"\n\n\
          [[routes]]\nhost = \"mall.example.org\"\nupstream = \"http://127.0.0.1:3001\"\n"
     );
     let (ok, err) = check(&good);
@@ -257,7 +257,7 @@ fn app_host_mistakes_are_all_named() {
          [[app_hosts]]\nhost = \"*.example.com\"\naudience = \"y\"\n\n\
          [[app_hosts]]\nhost = \"mall.example.org\"\n\n\
          [[app_hosts]]\nhost = \"shop.example.net:8443\"\naudience = \"z\"\n\n\
-         [[app_hosts]]\nhost = \"a.example.net\"\naudience = \"a\"\ncookie_domain = \"example.org\"\nflavour = 1\n\n\
+         [[app_hosts]]\nhost = \"a.example.net\"\naudience = \"a\"\ncookie_domain = \"example.org\"\ncookie_name = \"ogw_login\"\n\n\
          [[app_hosts]]\nhost = \"a.example.net\"\naudience = \"b\"\napp = \"other\"\n"
     )
     .replace("[session]\n", "[session]\nticket_lifetime = \"1h\"\n");
@@ -268,8 +268,8 @@ fn app_host_mistakes_are_all_named() {
         "app_hosts[1].host: covers app \"default\"'s login host h5.example.com",
         "app_hosts[2].audience: is required",
         "app_hosts[3].host:",
-        "app_hosts[4].cookie_domain: does not cover the host",
-        "app_hosts[4].flavour: unknown key",
+        "app_hosts[4].cookie_domain: unknown key",
+        "app_hosts[4].cookie_name: must differ from session.login_cookie_name",
         "app_hosts[5].app: no app is called \"other\"",
         "session.ticket_lifetime: must be between 1s and 5m",
     ] {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::reader::{Errors, Table};
+use super::reader::Table;
 use super::values::{parse_cookie_name, parse_host_pattern};
 use super::{App, HostPattern, SessionConfig};
 use crate::duration;
@@ -18,9 +18,9 @@ pub struct AppHost {
     pub app: usize,
     /// The token's `aud` for routes on this host that name none.
     pub audience: String,
-    /// The session cookie on this host: host-only unless `cookie_domain` is set.
+    /// The session cookie on this host, always host-only: a session counts only on the host
+    /// it was issued for.
     pub cookie_name: String,
-    pub cookie_domain: Option<String>,
     /// How long a session on this host lasts.
     pub lifetime: Duration,
 }
@@ -73,24 +73,22 @@ pub(super) fn app_hosts_section(
         if session.is_some_and(|s| s.login_cookie_name == cookie_name) {
             t.error("cookie_name", "must differ from session.login_cookie_name");
         }
-        let cookie_domain = t.opt::<String>("cookie_domain").map(|d| d.to_ascii_lowercase());
         let lifetime = t
             .parsed("lifetime", duration::parse)
             .or_else(|| session.map(|s| s.lifetime))
             .unwrap_or(Duration::from_secs(7 * 86_400));
         if let (Some(host), Some(app)) = (&host, app) {
-            check_host(&t, host, &apps[app], apps, &out, cookie_domain.as_deref());
+            check_host(&t, host, &apps[app], apps, &out);
         }
         t.finish();
         if let (Some(host), Some(app), Some(audience)) = (host, app, audience) {
-            out.push(AppHost { host, app, audience, cookie_name, cookie_domain, lifetime });
+            out.push(AppHost { host, app, audience, cookie_name, lifetime });
         }
     }
     out
 }
 
-fn check_host(t: &Table, host: &HostPattern, app: &App, apps: &[App], seen: &[AppHost], domain: Option<&str>) {
-    let errors: &Errors = t.errors;
+fn check_host(t: &Table, host: &HostPattern, app: &App, apps: &[App], seen: &[AppHost]) {
     if let HostPattern::Exact(h) = host {
         if h == app.public_host() {
             t.error(
@@ -106,17 +104,5 @@ fn check_host(t: &Table, host: &HostPattern, app: &App, apps: &[App], seen: &[Ap
     }
     if seen.iter().any(|s| &s.host == host) {
         t.error("host", "is listed twice");
-    }
-    if let Some(d) = domain {
-        let d = d.trim_start_matches('.');
-        let under = |name: &str| name == d || name.ends_with(&format!(".{d}"));
-        let ok = match host {
-            HostPattern::Exact(h) => under(h),
-            HostPattern::Wildcard(suffix) => under(suffix.trim_start_matches('.')),
-            HostPattern::Any => false,
-        };
-        if !ok {
-            errors.push(t.path_of("cookie_domain"), "does not cover the host: browsers would drop the session cookie");
-        }
     }
 }
