@@ -46,6 +46,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// The family whose revocation ends this session: the one it was handed from or joined,
+    /// else its own id.
+    pub fn family_id(&self) -> &str {
+        if self.family.is_empty() {
+            &self.sid
+        } else {
+            &self.family
+        }
+    }
+
     /// Does this session carry what `scope` gives?
     pub fn has_scope(&self, scope: Scope) -> bool {
         scope == Scope::Base || self.scope == Scope::Userinfo.as_str()
@@ -128,8 +138,16 @@ impl SessionCookies {
         self.session(headers, appid, now).filter(|s| !self.app_host || s.host == host)
     }
 
-    /// A new session of `identity`, and the `Set-Cookie` that carries it.
-    pub fn new_session(&self, identity: &Identity, appid: &str, now: u64, entropy: &dyn Entropy) -> (Session, String) {
+    /// A new session of `identity` in `family` (empty: a family of its own), and the
+    /// `Set-Cookie` that carries it.
+    pub fn new_session(
+        &self,
+        identity: &Identity,
+        appid: &str,
+        family: &str,
+        now: u64,
+        entropy: &dyn Entropy,
+    ) -> (Session, String) {
         let s = Session {
             openid: identity.openid.clone(),
             appid: appid.into(),
@@ -139,12 +157,15 @@ impl SessionCookies {
             unionid: identity.unionid.clone(),
             ..Session::default()
         };
-        self.renew(&s, "", "", now, entropy)
+        self.renew(&s, family, "", now, entropy)
     }
 
     /// A session of `from`'s user with a new id, issued now for this cookie's lifetime, in the
     /// family `family`, for app host `host` (empty elsewhere); and the `Set-Cookie` that
     /// carries it.
+    ///
+    /// On an app host the session ends no later than `from` (the login host's), so whatever
+    /// ends that one (its expiry, a revocation until then) ends this one too.
     pub fn renew(
         &self,
         from: &Session,
@@ -153,7 +174,10 @@ impl SessionCookies {
         now: u64,
         entropy: &dyn Entropy,
     ) -> (Session, String) {
-        let lifetime = self.cfg.lifetime.as_secs();
+        let mut lifetime = self.cfg.lifetime.as_secs();
+        if self.app_host {
+            lifetime = lifetime.min(from.expires.saturating_sub(now));
+        }
         let s = Session {
             issued: now,
             expires: now + lifetime,
@@ -239,10 +263,10 @@ mod tests {
     fn secure_only_on_https_and_bound_to_the_app() {
         let https = SessionCookies::new(&config("https://h5.example.com"), 0);
         let id = Identity { openid: "oA".into(), scope: "snsapi_base".into(), ..Identity::default() };
-        let (_, set) = https.new_session(&id, "wx1", 1000, &OsEntropy);
+        let (_, set) = https.new_session(&id, "wx1", "", 1000, &OsEntropy);
         assert!(set.contains("; Secure") && set.contains("Max-Age=3600") && set.contains("HttpOnly"));
         let http = SessionCookies::new(&config("http://h5.example.com"), 0);
-        assert!(!http.new_session(&id, "wx1", 1000, &OsEntropy).1.contains("Secure"));
+        assert!(!http.new_session(&id, "wx1", "", 1000, &OsEntropy).1.contains("Secure"));
 
         let value = set.split(';').next().unwrap().to_string();
         let mut headers = HeaderMap::new();

@@ -34,9 +34,6 @@ async fn every_ticket_works_once_for_one_host_within_its_lifetime() {
     let ticket = ticket_url(&a, "http://mall.test/p?q=1").await;
     let nonce = cookie_value(&a.cookies_at("http://mall.test/.gateway/ticket"), "ogw_handoff").expect("nonce cookie");
 
-    // Without the nonce cookie (another browser): refused.
-    let stranger = h.many_domains_browser();
-    assert_refused(&stranger.get(&ticket).await, 400, "不属于当前浏览器");
     // On another app host, even one of the same wildcard entry: refused.
     for other in ["http://members.test", "http://autumn.campaign.test"] {
         let moved = ticket.replace("http://mall.test", other);
@@ -56,6 +53,13 @@ async fn every_ticket_works_once_for_one_host_within_its_lifetime() {
     assert_refused(&a.get(&ticket).await, 400, "不属于当前浏览器");
     assert_refused(&thief.get(&ticket).await, 400, "已经使用过");
 
+    // Without the nonce cookie (another browser): refused, and the ticket is dead for its own
+    // browser too.
+    let b = h.many_domains_browser();
+    let ticket = ticket_url(&b, "http://mall.test/b").await;
+    assert_refused(&h.many_domains_browser().get(&ticket).await, 400, "不属于当前浏览器");
+    assert_refused(&b.get(&ticket).await, 400, "已经使用过");
+
     // Within its lifetime only; the refusal offers to start over from the page.
     let late = h.many_domains_browser();
     let ticket = ticket_url(&late, "http://mall.test/late").await;
@@ -74,7 +78,7 @@ async fn every_ticket_works_once_for_one_host_within_its_lifetime() {
             count("replayed"),
             count("expired")
         ],
-        [2, 1, 2, 2, 1, 1]
+        [3, 1, 2, 2, 2, 1]
     );
 }
 
@@ -250,4 +254,28 @@ async fn an_app_host_that_keeps_no_session_stops_instead_of_looping() {
     assert_eq!(last.status, 429, "{}", last.body);
     assert!(last.url.starts_with("http://mall.test/") && last.body.contains("Login did not complete"), "{}", last.url);
     assert!(h.mock.stats().authorizes <= 3, "{:?}", h.mock.stats());
+}
+
+/// An app host's session never outlives the login host's session it came from (so whatever
+/// ends that one ends it too), and a return URL on another port of the app host is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_host_session_ends_with_its_login_host_session() {
+    let mut setup = many_domains_setup();
+    setup.routes = setup.routes.replace("audience = \"mall\"\n", "audience = \"mall\"\nlifetime = \"30d\"\n");
+    let h = Harness::with(setup).await;
+    let b = h.many_domains_browser();
+    assert_eq!(b.walk("http://gw.test/").await.last().unwrap().status, 200);
+    h.clock.advance(6 * 86_400);
+    let pages = b.walk("http://mall.test/").await;
+    assert_eq!(pages.last().unwrap().status, 200);
+    let set = pages.iter().flat_map(Page::set_cookies).find(|c| c.starts_with("ogw_session=")).unwrap();
+    assert!(set.contains("Max-Age=86400;"), "not cut to the login host session's day left: {set}");
+    h.clock.advance(86_400);
+    let before = h.upstream.seen().len();
+    b.get("http://mall.test/x").await;
+    assert_eq!(h.upstream.seen().len(), before, "outlived the login host session");
+
+    let other_port =
+        b.get(&format!("http://mall.test/.gateway/login?return={}", encode_component("http://mall.test:8443/x"))).await;
+    assert_refused(&other_port, 400, "跳转");
 }

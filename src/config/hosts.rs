@@ -73,6 +73,20 @@ pub(super) fn app_hosts_section(
         if session.is_some_and(|s| s.login_cookie_name == cookie_name) {
             t.error("cookie_name", "must differ from session.login_cookie_name");
         }
+        let domain = session.and_then(|s| s.cookie_domain.as_deref()).map(|d| d.trim_start_matches('.'));
+        if let (Some(d), Some(h)) = (domain, &host) {
+            let under = match h {
+                HostPattern::Exact(name) => name == d || name.ends_with(&format!(".{d}")),
+                HostPattern::Wildcard(suffix) => suffix.ends_with(&format!(".{d}")),
+                HostPattern::Any => false,
+            };
+            if under && session.is_some_and(|s| s.cookie_name == cookie_name) {
+                t.error(
+                    "cookie_name",
+                    "must differ from session.cookie_name: session.cookie_domain also sends the login host's cookie to this host",
+                );
+            }
+        }
         let lifetime = t
             .parsed("lifetime", duration::parse)
             .or_else(|| session.map(|s| s.lifetime))

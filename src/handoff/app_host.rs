@@ -20,6 +20,9 @@ use crate::wechat::authorize::encode_component;
 /// Length of the nonce bound to the app host's cookie: about 190 bits.
 const NONCE_LEN: usize = 32;
 
+/// A spent ticket id is remembered this long past the ticket's expiry, for clocks that differ.
+const SPENT_KEPT_SECS: u64 = 60;
+
 /// Sends the browser on app host `host` (an index into [`Gateway::hosts`]) to the login host,
 /// to come back to `return_to` (validated: a path, or an absolute URL on this host) with a
 /// ticket for `scope`.
@@ -42,10 +45,10 @@ pub async fn start(
     let origin = view_origin(gw, app, view);
     let back = if return_to.starts_with('/') {
         format!("{origin}{return_to}")
-    } else if on_host(return_to, &view.host) {
+    } else if url::Url::parse(return_to).is_ok_and(|u| u.origin().ascii_serialization() == origin) {
         return_to.to_string()
     } else {
-        return Err(GatewayError::BadReturn { reason: "not on this app host" });
+        return Err(GatewayError::BadReturn { reason: "not on this app host's origin" });
     };
     let now = gw.now();
     let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {
@@ -97,14 +100,16 @@ pub async fn redeem(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
     if ticket.expires <= now {
         return Err(refuse(Refusal::Expired, retry));
     }
+    // Spent before the nonce is checked: a ticket that reached another browser is dead.
+    let first = gw.state.spend_once("ticket", &ticket.id, ticket.expires + SPENT_KEPT_SECS, now).await;
     if !runtime.nonces.holds(&req.headers, &ticket.nonce, now) {
         return Err(refuse(Refusal::NoNonce, retry));
     }
-    if !gw.state.spend_once("ticket", &ticket.id, ticket.expires + 1, now).await {
+    if !first {
         return Err(refuse(Refusal::Replayed, retry));
     }
     let entropy = gw.entropy.as_ref();
-    let (_, session) = entry.cookies.renew(&ticket.session, &ticket.session.sid, &view.host, now, entropy);
+    let (_, session) = entry.cookies.renew(&ticket.session, ticket.session.family_id(), &view.host, now, entropy);
     gw.metrics.tickets.with_label_values(&[&runtime.config.name, "redeemed"]).inc();
     Ok(Reply::redirect(with_own_fragment(&ticket.return_to))
         .with_header("set-cookie", session)
@@ -130,6 +135,7 @@ pub async fn logout(
     if let Some(s) = entry.cookies.session_on(headers, &runtime.config.wechat.appid, &view.host, now) {
         gw.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
         if everywhere && !s.family.is_empty() {
+            // Until the login host's sessions could last: the app host's end no later.
             let until = now + gw.config.session.lifetime.as_secs();
             gw.state.revoke_session(&s.appid, &s.family, until, now).await;
         }

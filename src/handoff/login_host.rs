@@ -9,6 +9,7 @@ use crate::config::Scope;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::login;
+use crate::login::rate::Door;
 use crate::proxy::client::ClientView;
 use crate::reply::Reply;
 use crate::session::Session;
@@ -45,9 +46,11 @@ pub async fn issue(
         return Err(refuse(Refusal::Expired, Some(&request.return_to)));
     }
     let scope = if request.scope == Scope::Userinfo.as_str() { Scope::Userinfo } else { Scope::Base };
-    if let Some(s) = runtime.cookies.session(&req.headers, &runtime.config.wechat.appid, now) {
-        let standing = gw.state.standing(&s.appid, &s.openid, &s.sid, &s.family, s.issued, now).await;
-        if s.has_scope(scope) && standing == Standing::Valid {
+    let session = runtime.cookies.session(&req.headers, &runtime.config.wechat.appid, now);
+    // A session without an id (made before ids existed) could not be revoked: log in afresh.
+    if let Some(s) = session.filter(|s| !s.sid.is_empty() && s.has_scope(scope)) {
+        if gw.state.standing(&s.appid, &s.openid, &s.sid, &s.family, s.issued, now).await == Standing::Valid {
+            gw.rate.admit(Door::LoginStart, view.ip).await.map_err(|wait| GatewayError::TooMany { wait })?;
             return Ok(ticket_redirect(gw, app, &request, &s));
         }
     }

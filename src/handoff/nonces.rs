@@ -1,6 +1,7 @@
 //! The app host's nonce cookie: the nonces of its logins through the login host still under
-//! way (a few, for tabs that start at once), sealed, host-only, path `<prefix>`. A ticket is
-//! only taken from the browser that holds its nonce.
+//! way (a few, for tabs that start one after another; two starting at the same instant may
+//! lose one, whose ticket is then refused with a "try again"), sealed, host-only, path
+//! `<prefix>`. A ticket is only taken from the browser that holds its nonce.
 
 use http::HeaderMap;
 

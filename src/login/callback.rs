@@ -10,6 +10,7 @@ use crate::gateway::Gateway;
 use crate::handoff::login_host::ticket_redirect;
 use crate::proxy::client::ClientView;
 use crate::reply::Reply;
+use crate::state::Standing;
 
 /// Handles `GET <prefix>/callback?code=..&state=..` on app `app`'s public host, from `view`.
 ///
@@ -58,7 +59,20 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
         Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),
         Redeemed::Done(Ok(identity)) if identity.snapshot_user => Err(GatewayError::SnapshotUser { retry }),
         Redeemed::Done(Ok(identity)) => {
-            let (session, cookie) = runtime.cookies.new_session(&identity, appid, now, gw.entropy.as_ref());
+            // A login that replaces a standing session (a scope upgrade) stays in its family, so
+            // a global logout also ends the app host sessions handed out before.
+            let family = match runtime.cookies.session(&req.headers, appid, now) {
+                Some(s) if s.openid == identity.openid => {
+                    let standing = gw.state.standing(&s.appid, &s.openid, &s.sid, &s.family, s.issued, now).await;
+                    if standing == Standing::Valid {
+                        s.family_id().to_string()
+                    } else {
+                        String::new()
+                    }
+                }
+                _ => String::new(),
+            };
+            let (session, cookie) = runtime.cookies.new_session(&identity, appid, &family, now, gw.entropy.as_ref());
             let onward = match &login.handoff {
                 Some(request) => ticket_redirect(gw, app, request, &session),
                 None => Reply::redirect(with_own_fragment(&retry)),

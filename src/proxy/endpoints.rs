@@ -109,6 +109,12 @@ async fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<
         if !s.sid.is_empty() {
             gw.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
         }
+        // The family too: the app host sessions handed from it, or from the session this one
+        // replaced, end with it.
+        if !s.family.is_empty() {
+            let until = now + gw.config.session.lifetime.as_secs();
+            gw.state.revoke_session(&s.appid, &s.family, until, now).await;
+        }
     }
     let mut reply = Reply::redirect(return_param(gw, req)?).with_header("set-cookie", runtime.loops.clear());
     for cookie in runtime.cookies.clear_all() {

@@ -275,7 +275,8 @@ impl SharedState {
 
 impl SharedState {
     /// Spends the one-time id `id` (kept until `until`, seconds): `true` the first time it is
-    /// presented, on this replica or (with Redis) any other; `false` ever after.
+    /// presented, on this replica or (with Redis) any other; `false` ever after, and while
+    /// Redis is unreachable with `revocation_fail = "closed"`.
     pub async fn spend_once(&self, what: &str, id: &str, until: u64, now: u64) -> bool {
         {
             let mut spent = self.spent.lock();
@@ -294,8 +295,8 @@ impl SharedState {
                 redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
             Ok(set.is_some())
         });
-        // Redis unreachable: this replica's own record decides.
-        first.await.unwrap_or(true)
+        // Redis unreachable: this replica's own record decides, unless sharing fails closed.
+        first.await.unwrap_or(self.fail_open)
     }
 }
 
