@@ -279,3 +279,25 @@ async fn an_app_host_session_ends_with_its_login_host_session() {
         b.get(&format!("http://mall.test/.gateway/login?return={}", encode_component("http://mall.test:8443/x"))).await;
     assert_refused(&other_port, 400, "跳转");
 }
+
+/// A login that replaces the login host's session (a scope upgrade) keeps its family: a logout
+/// there still ends the app host sessions handed out before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_after_a_scope_upgrade_still_ends_earlier_app_host_sessions() {
+    let mut setup = many_domains_setup();
+    setup.routes.push_str(
+        "\n[[routes]]\npath = \"/vip\"\nupstream = \"UPSTREAM\"\naudience = \"login-host\"\nscope = \"snsapi_userinfo\"\n",
+    );
+    let h = Harness::with(setup).await;
+    let b = h.many_domains_browser();
+    assert_eq!(b.walk("http://mall.test/").await.last().unwrap().status, 200);
+    let mall = cookie_value(&b.cookies_at("http://mall.test/"), "ogw_session").unwrap();
+    assert_eq!(b.walk("http://gw.test/vip").await.last().unwrap().status, 200);
+    assert_eq!(h.mock.stats().exchanges, 2, "the upgrade was a new login");
+    assert_eq!(b.get("http://gw.test/.gateway/logout").await.status, 302);
+    let copy = h.many_domains_browser();
+    copy.set_cookie_at("http://mall.test/", &format!("ogw_session={mall}"));
+    let before = h.upstream.seen().len();
+    copy.get("http://mall.test/x").await;
+    assert_eq!(h.upstream.seen().len(), before, "an app host session outlived the logout");
+}
