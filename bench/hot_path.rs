@@ -113,5 +113,17 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot_path, benches);
+/// What every request pays after its response: the access log's user hash and the request
+/// counter.
+fn after_response(c: &mut Criterion) {
+    let gw = gateway();
+    c.bench_function("access_log_user_hash", |b| b.iter(|| gw.access.user(black_box("oLVPpjqs9BhvzwPj5A-vTYAX3GLc"))));
+    let label = gw.routes[0].label.clone();
+    let route = &gw.routes[0];
+    c.bench_function("count_request", |b| {
+        b.iter(|| route.counters.count(&gw.metrics, black_box(&label), &http::Method::GET, 200))
+    });
+}
+
+criterion_group!(hot_path, benches, after_response);
 criterion_main!(hot_path);

@@ -16,7 +16,7 @@ use crate::handoff::{Handoff, NonceCookie};
 use crate::login::exchange::{CodeExchanges, Shared};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestCounters};
 use crate::proxy::access::AccessLog;
 use crate::seal::Sealer;
 use crate::session::SessionCookies;
@@ -78,6 +78,8 @@ pub struct RouteRuntime {
     pub peer: HttpPeer,
     /// The route in metrics and logs: `host/path`, or the path for routes on any host.
     pub label: String,
+    /// Its request counters, resolved once.
+    pub counters: RequestCounters,
 }
 
 /// Everything a request needs, shared by all requests.
@@ -94,6 +96,8 @@ pub struct Gateway {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     pub metrics: Arc<Metrics>,
+    /// The request counters of the gateway's own answers (route `-`).
+    pub own_counters: RequestCounters,
     pub state: Arc<SharedState>,
     pub access: AccessLog,
 }
@@ -135,7 +139,7 @@ impl Gateway {
             .enumerate()
             .map(|(index, r)| {
                 let peer = peer(r, resolve(index, &r.upstream.address)?);
-                Ok(RouteRuntime { config: r.clone(), peer, label: label(r) })
+                Ok(RouteRuntime { config: r.clone(), peer, label: label(r), counters: RequestCounters::default() })
             })
             .collect::<Result<_, BuildError>>()?;
         let hosts = config
@@ -155,6 +159,7 @@ impl Gateway {
             clock: deps.clock,
             entropy: deps.entropy,
             metrics: deps.metrics,
+            own_counters: RequestCounters::default(),
             state: deps.state,
         })
     }

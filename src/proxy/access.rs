@@ -14,8 +14,9 @@ use crate::config::Config;
 pub struct AccessLog {
     pub enabled: bool,
     plain: bool,
-    /// Derived from the first session key: hashes stay stable while that key does.
-    key: [u8; 32],
+    /// Keyed with a key derived from the first session key (hashes stay stable while that key
+    /// does), once: each user hash clones it instead of keying HMAC again.
+    mac: Hmac<Sha256>,
 }
 
 impl AccessLog {
@@ -25,7 +26,8 @@ impl AccessLog {
             // 32 bytes is a valid HKDF-SHA256 output length.
             let _ = Hkdf::<Sha256>::new(Some(b"openid-gateway access log"), first.expose()).expand(b"openid", &mut key);
         }
-        Self { enabled: config.log.access_log, plain: config.log.plain_openid, key }
+        let mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
+        Self { enabled: config.log.access_log, plain: config.log.plain_openid, mac }
     }
 
     /// The user as the log shows them: 16 hex digits of HMAC-SHA256(key, openid), or the openid.
@@ -33,9 +35,16 @@ impl AccessLog {
         if self.plain {
             return openid.to_string();
         }
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else { return "-".into() };
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.mac.clone();
         mac.update(openid.as_bytes());
-        mac.finalize().into_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(16);
+        for b in &digest[..8] {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        out
     }
 }
 
@@ -45,7 +54,10 @@ pub fn record(session: &Session, ctx: &RequestCtx, error: Option<&Error>) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let route = ctx.route.map_or("-", |r| gw.routes[r].label.as_str());
-    gw.metrics.request(route, &req.method, status);
+    match ctx.route {
+        Some(r) => gw.routes[r].counters.count(&gw.metrics, route, &req.method, status),
+        None => gw.own_counters.count(&gw.metrics, route, &req.method, status),
+    }
     if !gw.access.enabled {
         return;
     }
