@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::reader::Table;
+use super::sections::app_of;
 use super::values::{parse_cookie_name, parse_host_pattern};
 use super::{App, HostPattern, SessionConfig};
 use crate::duration;
@@ -47,19 +48,7 @@ pub(super) fn app_hosts_section(
     let mut out: Vec<AppHost> = Vec::new();
     for mut t in root.tables("app_hosts") {
         let host = t.req_parsed("host", "an exact host or *.example.com", parse_host_pattern);
-        let app = match t.opt::<String>("app") {
-            Some(name) => apps.iter().position(|a| a.name == name).or_else(|| {
-                if !declared.contains(&name) {
-                    t.error("app", format!("no app is called {name:?}"));
-                }
-                None
-            }),
-            None if declared.len() > 1 => {
-                t.error("app", "is required when several apps are listed");
-                None
-            }
-            None => (!apps.is_empty()).then_some(0),
-        };
+        let app = app_of(&mut t, apps, declared);
         let audience = t.req::<String>("audience").filter(|a| {
             if a.is_empty() {
                 t.error("audience", "must not be empty");

@@ -166,11 +166,10 @@ pub(super) struct RouteDraft {
     pub route: Option<Route>,
 }
 
-pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[AppHost], base: &Path) -> RouteDraft {
-    let host = t.parsed("host", parse_host_pattern).unwrap_or(HostPattern::Any);
-    let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
-    let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
-    let app = match t.opt::<String>("app") {
+/// The `app` a table names (its index), or the only app; every mistake reported. Apps that
+/// were declared but had mistakes of their own are not blamed again.
+pub(super) fn app_of(t: &mut Table, apps: &[App], declared: &[String]) -> Option<usize> {
+    match t.opt::<String>("app") {
         Some(name) => apps.iter().position(|a| a.name == name).or_else(|| {
             if !declared.contains(&name) {
                 t.error("app", format!("no app is called {name:?}"));
@@ -182,7 +181,14 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[Ap
             None
         }
         None => (!apps.is_empty()).then_some(0),
-    };
+    }
+}
+
+pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[AppHost], base: &Path) -> RouteDraft {
+    let host = t.parsed("host", parse_host_pattern).unwrap_or(HostPattern::Any);
+    let path = t.parsed("path", parse_route_path).unwrap_or_else(|| "/".into());
+    let upstream_url = t.req_parsed("upstream", "like \"http://127.0.0.1:3000\"", parse_upstream);
+    let app = app_of(&mut t, apps, declared);
     // Unnamed, the audience is the app host's (when one covers this route) or the app's origin.
     let audience = t
         .opt::<String>("audience")
