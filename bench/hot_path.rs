@@ -101,6 +101,11 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    let mut headers = req.clone();
+    c.bench_function("strip_identity_12_headers", |b| {
+        b.iter(|| forward::strip_identity(black_box(&mut headers), &gw.config.token.header))
+    });
+
     c.bench_function("header_rewrite_strip_identity_cookies_overrides", |b| {
         b.iter(|| {
             let mut up = req.clone();

@@ -49,15 +49,22 @@ pub fn prepare(gw: &Gateway, index: usize, upstream: &mut RequestHeader, ctx: &R
 /// Removes every header that a backend could mistake for the identity header `name`: any
 /// letter case, and `_` written for `-`.
 pub fn strip_identity(req: &mut RequestHeader, name: &HeaderName) {
-    let target = normalize(name.as_str());
-    let doomed: Vec<HeaderName> = req.headers.keys().filter(|k| normalize(k.as_str()) == target).cloned().collect();
+    let target = name.as_str();
+    // Nothing is allocated unless a copy is there: the usual case.
+    if !req.headers.keys().any(|k| same_header(k.as_str(), target)) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = req.headers.keys().filter(|k| same_header(k.as_str(), target)).cloned().collect();
     for h in doomed {
         req.remove_header(&h);
     }
 }
 
-fn normalize(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
+/// Do two header names (both lower case, as `http` keeps them) name the same header once `_`
+/// is read as `-`?
+fn same_header(name: &str, target: &str) -> bool {
+    let dash = |b: u8| if b == b'_' { b'-' } else { b };
+    name.len() == target.len() && name.bytes().zip(target.bytes()).all(|(a, b)| dash(a) == dash(b))
 }
 
 /// Headers some backends take as the "real" path (IIS URL Rewrite, Symfony, Envoy, prefix
