@@ -19,7 +19,7 @@ use crate::login::rate::RateLimits;
 use crate::metrics::{Metrics, RequestCounters};
 use crate::proxy::access::AccessLog;
 use crate::seal::Sealer;
-use crate::session::SessionCookies;
+use crate::session::{Session, SessionCookies};
 use crate::state::SharedState;
 use crate::token::{TokenError, TokenSigner};
 use crate::wechat::WechatClient;
@@ -216,6 +216,20 @@ impl Gateway {
         match self.app_host(host) {
             Some(h) if self.hosts[h].config.app == app => &self.hosts[h].cookies,
             _ => &self.apps[app].cookies,
+        }
+    }
+
+    /// Ends session `s`: its id is revoked until it would have expired. With `family`, so is
+    /// the login host session it came from (or its own family), for as long as a session can
+    /// last, which ends every app host session handed from that login.
+    pub async fn end_session(&self, s: &Session, family: bool) {
+        let now = self.now();
+        if !s.sid.is_empty() {
+            self.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
+        }
+        if family && !s.family.is_empty() {
+            let until = now + self.config.session.lifetime.as_secs();
+            self.state.revoke_session(&s.appid, &s.family, until, now).await;
         }
     }
 

@@ -129,13 +129,6 @@ impl Metrics {
         out
     }
 
-    /// Counts one finished request.
-    pub fn request(&self, route: &str, method: &http::Method, status: u16) {
-        let (_, method) = method_label(method);
-        let (_, class) = status_class(status);
-        self.requests.with_label_values(&[route, method, class]).inc();
-    }
-
     /// Records one code exchange with WeChat for `app`.
     pub fn exchange<T>(&self, app: &str, took: Duration, result: &Result<T, ExchangeError>) {
         self.wechat_seconds.with_label_values(&[app]).observe(took.as_secs_f64());
@@ -205,8 +198,9 @@ mod tests {
     #[test]
     fn renders_counted_requests_in_text_format() {
         let m = Metrics::new();
-        m.request("shop", &http::Method::GET, 204);
-        m.request("shop", &http::Method::from_bytes(b"BREW").unwrap(), 404);
+        let shop = RequestCounters::default();
+        shop.count(&m, "shop", &http::Method::GET, 204);
+        shop.count(&m, "shop", &http::Method::from_bytes(b"BREW").unwrap(), 404);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains("ogw_requests_total{method=\"GET\",route=\"shop\",status=\"2xx\"} 1"), "{text}");
         assert!(text.contains("ogw_requests_total{method=\"other\",route=\"shop\",status=\"4xx\"} 1"), "{text}");

@@ -133,12 +133,7 @@ pub async fn logout(
     let runtime = &gw.apps[entry.config.app];
     let now = gw.now();
     if let Some(s) = entry.cookies.session_on(headers, &runtime.config.wechat.appid, &view.host, now) {
-        gw.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
-        if everywhere && !s.family.is_empty() {
-            // Until the login host's sessions could last: the app host's end no later.
-            let until = now + gw.config.session.lifetime.as_secs();
-            gw.state.revoke_session(&s.appid, &s.family, until, now).await;
-        }
+        gw.end_session(&s, everywhere).await;
     }
     let back = if return_to.starts_with('/') {
         format!("{}{return_to}", view_origin(gw, entry.config.app, view))

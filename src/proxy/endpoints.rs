@@ -106,15 +106,9 @@ async fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<
     let runtime = &gw.apps[app];
     let now = gw.now();
     if let Some(s) = runtime.cookies.session(&req.headers, &runtime.config.wechat.appid, now) {
-        if !s.sid.is_empty() {
-            gw.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
-        }
         // The family too: the app host sessions handed from it, or from the session this one
         // replaced, end with it.
-        if !s.family.is_empty() {
-            let until = now + gw.config.session.lifetime.as_secs();
-            gw.state.revoke_session(&s.appid, &s.family, until, now).await;
-        }
+        gw.end_session(&s, true).await;
     }
     let mut reply = Reply::redirect(return_param(gw, req)?).with_header("set-cookie", runtime.loops.clear());
     for cookie in runtime.cookies.clear_all() {
