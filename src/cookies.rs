@@ -28,6 +28,15 @@ pub fn without(header: &str, drop: &[&str]) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
+/// `base` as the cookie of `config.apps[app]`: with several apps, `base_<app name>`.
+pub fn app_cookie_name(base: &str, config: &crate::config::Config, app: usize) -> String {
+    if config.apps.len() > 1 {
+        format!("{base}_{}", config.apps[app].name)
+    } else {
+        base.to_string()
+    }
+}
+
 /// Attributes shared by the gateway's cookies.
 #[derive(Debug, Clone)]
 pub struct CookieAttrs {

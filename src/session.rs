@@ -95,9 +95,8 @@ impl SessionCookies {
     pub fn new(config: &Config, app: usize) -> Self {
         let mut cfg = config.session.clone();
         let a = &config.apps[app];
-        let suffix = if config.apps.len() > 1 { format!("_{}", a.name) } else { String::new() };
-        cfg.cookie_name.push_str(&suffix);
-        cfg.login_cookie_name.push_str(&suffix);
+        cfg.cookie_name = cookies::app_cookie_name(&cfg.cookie_name, config, app);
+        cfg.login_cookie_name = cookies::app_cookie_name(&cfg.login_cookie_name, config, app);
         let secure = a.secure();
         let session_attrs = CookieAttrs { path: "/".into(), secure, domain: cfg.cookie_domain.clone() };
         let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };

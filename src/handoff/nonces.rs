@@ -24,9 +24,8 @@ pub struct NonceCookie {
 impl NonceCookie {
     /// The nonce cookie of `config.apps[app]`: `ogw_handoff` (`_<app>` with several apps).
     pub fn new(config: &Config, app: usize) -> Self {
-        let suffix = if config.apps.len() > 1 { format!("_{}", config.apps[app].name) } else { String::new() };
         Self {
-            name: format!("ogw_handoff{suffix}"),
+            name: cookies::app_cookie_name("ogw_handoff", config, app),
             attrs: CookieAttrs { path: config.prefix.clone(), secure: config.apps[app].secure(), domain: None },
             sealer: Sealer::new(&config.session.keys),
             lifetime: config.session.login_lifetime.as_secs(),

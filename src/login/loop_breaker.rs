@@ -36,9 +36,8 @@ pub struct LoopBreaker {
 impl LoopBreaker {
     /// The loop breaker of `config.apps[app]`; its cookie is `ogw_tries` (`_<app>` with several apps).
     pub fn new(config: &Config, app: usize) -> Self {
-        let suffix = if config.apps.len() > 1 { format!("_{}", config.apps[app].name) } else { String::new() };
         Self {
-            name: format!("ogw_tries{suffix}"),
+            name: cookies::app_cookie_name("ogw_tries", config, app),
             attrs: CookieAttrs { path: config.prefix.clone(), secure: false, domain: None },
             sealer: Sealer::new(&config.session.keys),
             limit: config.login_limit,
