@@ -156,9 +156,12 @@ impl<S: tracing::Subscriber> Layer<S> for LineLayer {
                 line
             }
         };
+        let mut line = line;
+        line.push('\n');
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        // One write per line (standard error is unbuffered: `writeln!` would make two).
         // A log line that cannot be written has nowhere else to go.
-        let _ = writeln!(out, "{line}");
+        let _ = out.write_all(line.as_bytes());
     }
 }
 
