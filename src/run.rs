@@ -17,7 +17,7 @@ use crate::dev::demo::DemoApp;
 use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
 use crate::live::LiveGateway;
-use crate::server::{proxy_service, server_conf};
+use crate::server::{listener, proxy_service, server_conf};
 use crate::state::SharedState;
 use crate::tls::listener_settings;
 
@@ -60,11 +60,12 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
     deps.state = Arc::new(SharedState::new(&config.state, deps.metrics.clone())?);
     let live = LiveGateway::new(Gateway::new(config, deps.clone())?, deps, options.config_path);
     let mut proxy = proxy_service(live.clone(), &conf);
-    proxy.add_tcp(&listen);
+    proxy.add_listener(listener(&listen, None));
     server.add_service(proxy);
     if let Some(tls) = tls {
         let mut secure = proxy_service(live.clone(), &conf);
-        secure.add_tls_with_settings(&tls.listen.to_string(), None, listener_settings(live.clone(), tls.http2));
+        let settings = listener_settings(live.clone(), tls.http2);
+        secure.add_listener(listener(&tls.listen.to_string(), Some(settings)));
         server.add_service(secure);
     }
     if let Some(admin) = admin {
