@@ -77,12 +77,13 @@ pub fn register_secrets<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) {
 /// `line` with every secret replaced; borrowed when there was nothing to replace.
 pub fn redact(line: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(line);
-    let rules = &*RULES;
-    let matched = rules.any.matches(line);
-    for i in matched.iter() {
-        let (re, with) = &rules.each[i];
-        if let Cow::Owned(s) = re.replace_all(&out, *with) {
-            out = Cow::Owned(s);
+    if may_hold_secret(line) {
+        let rules = &*RULES;
+        for i in rules.any.matches(line).iter() {
+            let (re, with) = &rules.each[i];
+            if let Cow::Owned(s) = re.replace_all(&out, *with) {
+                out = Cow::Owned(s);
+            }
         }
     }
     let known = KNOWN.read().unwrap_or_else(|p| p.into_inner());
@@ -92,6 +93,26 @@ pub fn redact(line: &str) -> Cow<'_, str> {
         }
     }
     out
+}
+
+/// Whether any of [`RULES`] could match `line`: each needs a `=` or `:`, `eyJ`,
+/// `-----BEGIN`, or a run of 40 token characters. Most values logged (ids, paths, numbers,
+/// addresses) have none, and skip the regular expressions.
+fn may_hold_secret(line: &str) -> bool {
+    let mut run = 0;
+    for &b in line.as_bytes() {
+        match b {
+            b'=' | b':' => return true,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => {
+                run += 1;
+                if run >= 40 {
+                    return true;
+                }
+            }
+            _ => run = 0,
+        }
+    }
+    line.contains("eyJ") || line.contains("-----BEGIN")
 }
 
 /// Where log lines go when not to standard error (tests read what the process logged).
@@ -128,88 +149,112 @@ impl<S: tracing::Subscriber> Layer<S> for LineLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.normalized_metadata();
         let meta = meta.as_ref().unwrap_or_else(|| event.metadata());
-        let mut fields = Fields::default();
+        let mut fields = Fields { format: self.format, message: String::new(), rest: Vec::with_capacity(256) };
         event.record(&mut fields);
         let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-        let line = match self.format {
+        let mut line = Vec::with_capacity(64 + fields.message.len() + fields.rest.len());
+        // Writing into a Vec cannot fail.
+        match self.format {
             LogFormat::Json => {
-                let mut obj = serde_json::Map::new();
-                obj.insert("ts".into(), ts.to_string().into());
-                obj.insert("level".into(), meta.level().as_str().into());
-                obj.insert("target".into(), meta.target().into());
+                let _ = write!(line, "{{\"ts\":\"{ts}\",\"level\":\"{}\",\"target\":", meta.level().as_str());
+                let _ = serde_json::to_writer(&mut line, meta.target());
                 if !fields.message.is_empty() {
-                    obj.insert("message".into(), redact(&fields.message).into_owned().into());
+                    line.extend_from_slice(b",\"message\":");
+                    let _ = serde_json::to_writer(&mut line, &fields.message);
                 }
-                for (k, v) in fields.pairs {
-                    obj.insert(k.into(), v);
-                }
-                serde_json::Value::Object(obj).to_string()
+                line.extend_from_slice(&fields.rest);
+                line.push(b'}');
             }
             LogFormat::Text => {
-                let mut line = format!("{ts} {:5} {} {}", meta.level(), meta.target(), redact(&fields.message));
-                for (k, v) in &fields.pairs {
-                    match v {
-                        serde_json::Value::String(s) => line.push_str(&format!(" {k}={s}")),
-                        other => line.push_str(&format!(" {k}={other}")),
-                    }
-                }
-                line
+                let _ = write!(line, "{ts} {:5} {} {}", meta.level(), meta.target(), fields.message);
+                line.extend_from_slice(&fields.rest);
             }
-        };
-        let mut line = line;
-        line.push('\n');
+        }
+        line.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        // One write per line (standard error is unbuffered: `writeln!` would make two).
+        // One write per line (standard error is unbuffered).
         // A log line that cannot be written has nowhere else to go.
-        let _ = out.write_all(line.as_bytes());
+        let _ = out.write_all(&line);
     }
 }
 
-/// An event's message and fields, each string already redacted.
-#[derive(Default)]
+/// An event's message, and its other fields written out as they are visited (` name=value`
+/// or `,"name":value`), each string already redacted.
 struct Fields {
+    format: LogFormat,
     message: String,
-    pairs: Vec<(&'static str, serde_json::Value)>,
+    rest: Vec<u8>,
 }
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, redact(value).into_owned().into());
+        self.put_str(field, &redact(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, value.into());
+        self.put(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, value.into());
+        self.put(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, value.into());
+        if value.is_finite() {
+            self.put(field, value);
+        } else {
+            self.put_str(field, &value.to_string());
+        }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, value.into());
+        self.put(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, redact(&format!("{value:?}")).into_owned().into());
+        self.put_str(field, &redact(&format!("{value:?}")));
     }
 }
 
 impl Fields {
-    fn put(&mut self, field: &Field, value: serde_json::Value) {
-        match field.name() {
-            "message" => {
-                self.message = match value {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                }
+    /// Where `name`'s value goes: `None` for the message, and for the origin fields (`log.*`)
+    /// that `log` records bridged into tracing carry.
+    fn start(&mut self, name: &str) -> Option<&mut Vec<u8>> {
+        if name == "message" || name.starts_with("log.") {
+            return None;
+        }
+        match self.format {
+            LogFormat::Json => {
+                self.rest.push(b',');
+                let _ = serde_json::to_writer(&mut self.rest, name);
+                self.rest.push(b':');
             }
-            // `log` records bridged into tracing carry their origin as fields.
-            name if name.starts_with("log.") => {}
-            name => self.pairs.push((name, value)),
+            LogFormat::Text => {
+                let _ = write!(self.rest, " {name}=");
+            }
+        }
+        Some(&mut self.rest)
+    }
+
+    fn put_str(&mut self, field: &Field, value: &str) {
+        let format = self.format;
+        if field.name() == "message" {
+            value.clone_into(&mut self.message);
+        } else if let Some(out) = self.start(field.name()) {
+            match format {
+                LogFormat::Json => {
+                    let _ = serde_json::to_writer(out, value);
+                }
+                LogFormat::Text => out.extend_from_slice(value.as_bytes()),
+            }
+        }
+    }
+
+    fn put(&mut self, field: &Field, value: impl fmt::Display) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else if let Some(out) = self.start(field.name()) {
+            let _ = write!(out, "{value}");
         }
     }
 }
@@ -217,6 +262,49 @@ impl Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The shortcut past the regular expressions never skips a line one of them matches.
+        #[test]
+        fn the_prefilter_misses_nothing(
+            line in r#"((code|state|cookie|Set-Cookie|ticket|key|eyJ|-----BEGIN PRIVATE KEY-----|[A-Za-z0-9_.-]{1,45})[=: "./]{0,3}){0,6}|[ -~]{0,80}"#
+        ) {
+            if !may_hold_secret(&line) {
+                proptest::prop_assert!(RULES.any.matches(&line).iter().next().is_none(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_keep_every_field_and_lose_secrets() {
+        let captured = std::sync::Arc::new(Mutex::new(Vec::new()));
+        struct Into(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl Write for Into {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let layer = LineLayer { format: LogFormat::Json, out: Mutex::new(Box::new(Into(captured.clone()))) };
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "access", path = "/a\"b", status = 200u64, ok = true, ms = 1.5f64, code = "code=S3CRET", "done \"{}\"", 1);
+        });
+        let text = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(v["target"], "access");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "done \"1\"");
+        assert_eq!(v["path"], "/a\"b");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["ms"], 1.5);
+        assert_eq!(v["code"], "code=[redacted]");
+    }
 
     #[test]
     fn ordinary_lines_are_untouched() {
