@@ -7,12 +7,14 @@
 //! 4. the callback: the gateway exchanges the code and answers 302 with a session cookie;
 //! 5. the page again with that cookie: the upstream's 200, which carries the token.
 //!
-//! A login counts only when step 5 is the upstream's answer (`x-bench-upstream`).
+//! A login counts only when step 5 is the upstream's answer (`x-bench-upstream`). Each login
+//! is a new WeChat user (the mock's `x-mock-user`), so each signs a new token.
 //!
 //! `login_load <page URL> <concurrency> <seconds>` prints one JSON line: logins, failures,
 //! seconds and login latency percentiles. `login_load <page URL> --cookie` logs in once and
 //! prints the session's `Cookie` header value, for the required-route load.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, ACCEPT, COOKIE, LOCATION, SET_COOKIE, USER_AGENT};
@@ -22,6 +24,8 @@ const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) 
                          (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.49(0x18003129) NetType/WIFI";
 
 type Failure = String;
+
+static USERS: AtomicU64 = AtomicU64::new(0);
 
 /// One whole login; the session cookie (`name=value`) when it ends at the upstream.
 async fn login(client: &Client, page: &Url) -> Result<String, Failure> {
@@ -37,7 +41,10 @@ async fn login(client: &Client, page: &Url) -> Result<String, Failure> {
     let cookies = set_cookies(to_wechat.headers());
     let authorize = redirect_target(&to_wechat, page, "login")?;
 
-    let from_wechat = client.get(authorize).send().await.map_err(|e| format!("authorize: {e}"))?;
+    // Every login is a different WeChat user, so no token is reused from an earlier login.
+    let user = format!("bench-{}-{}", std::process::id(), USERS.fetch_add(1, Ordering::Relaxed));
+    let from_wechat =
+        client.get(authorize).header("x-mock-user", user).send().await.map_err(|e| format!("authorize: {e}"))?;
     let callback = redirect_target(&from_wechat, page, "authorize")?;
 
     let landed = client.get(callback).header(COOKIE, cookies).send().await.map_err(|e| format!("callback: {e}"))?;

@@ -95,15 +95,11 @@ impl TokenKeys {
         Ok(Self { keys })
     }
 
-    /// The header, key and `kid` that sign.
-    fn signing(&self) -> (Header, &EncodingKey) {
+    /// Signs `claims` with the first key.
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
         match &self.keys[0] {
-            Key::Hmac { encoding, .. } => (Header::new(Algorithm::HS256), encoding),
-            Key::Pair(p) => {
-                let mut h = Header::new(p.alg.jwt());
-                h.kid = Some(p.kid.clone());
-                (h, &p.encoding)
-            }
+            Key::Hmac { encoding, .. } => Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, encoding)?),
+            Key::Pair(p) => Ok(p.sign_jwt(claims)?),
         }
     }
 
@@ -195,8 +191,7 @@ impl TokenSigner {
 
     /// Signs `claims` with the first key.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
-        let (header, key) = self.keys.signing();
-        Ok(jsonwebtoken::encode(&header, claims, key)?)
+        self.keys.sign(claims)
     }
 
     /// The token for `user` and `audience`: the remembered one while fresh, else a new one.
