@@ -180,8 +180,9 @@ fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<()> {
     }
     log::info!("listening on {} for {}", c.listen, c.apps[0].public_origin());
     let options = RunOptions { config_path: Some(path.to_path_buf()), upgrade: args.upgrade };
-    openid_gateway::run::run(loaded.config, options).context("starting the gateway")?;
-    Ok(())
+    let ran = openid_gateway::run::run(loaded.config, options).context("starting the gateway");
+    openid_gateway::logging::flush();
+    ran
 }
 
 fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
-use std::sync::{LazyLock, Mutex, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
 use regex::{Regex, RegexSet};
 use tracing::field::{Field, Visit};
@@ -20,6 +20,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 pub use crate::config::LogFormat;
+
+mod output;
+
+use output::Output;
 
 const REDACTED: &str = "[redacted]";
 
@@ -128,10 +132,24 @@ pub fn init(filter: &str, sink: Option<Sink>) -> Result<(), InitError> {
 pub fn init_with(format: LogFormat, filter: &str, sink: Option<Sink>) -> Result<(), InitError> {
     let filter = std::env::var("RUST_LOG").ok().filter(|f| !f.trim().is_empty()).unwrap_or_else(|| filter.to_string());
     let filter = EnvFilter::builder().parse(&filter).map_err(|e| InitError(e.to_string()))?;
-    let out: Mutex<Sink> = Mutex::new(sink.unwrap_or_else(|| Box::new(std::io::stderr())));
+    let out = match sink {
+        Some(sink) => Arc::new(Output::direct(sink)),
+        None => Output::buffered(Box::new(std::io::stderr())),
+    };
+    let _ = OUTPUT.set(out.clone());
     let layer = LineLayer { format, out };
     tracing_subscriber::registry().with(filter).with(layer).try_init().map_err(|e| InitError(e.to_string()))
 }
+
+/// Writes out every line still buffered (at exit).
+pub fn flush() {
+    if let Some(out) = OUTPUT.get() {
+        out.flush();
+    }
+}
+
+/// The process's log output, for [`flush`].
+static OUTPUT: OnceLock<Arc<Output>> = OnceLock::new();
 
 /// The logger could not be started (another is already set, or the filter is wrong).
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +160,7 @@ pub struct InitError(String);
 /// so a JSON-escaped quote never hides a secret from the rules.
 struct LineLayer {
     format: LogFormat,
-    out: Mutex<Sink>,
+    out: Arc<Output>,
 }
 
 impl<S: tracing::Subscriber> Layer<S> for LineLayer {
@@ -171,10 +189,7 @@ impl<S: tracing::Subscriber> Layer<S> for LineLayer {
             }
         }
         line.push(b'\n');
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        // One write per line (standard error is unbuffered).
-        // A log line that cannot be written has nowhere else to go.
-        let _ = out.write_all(&line);
+        self.out.write(&line, *meta.level() <= tracing::Level::WARN);
     }
 }
 
@@ -277,8 +292,8 @@ mod tests {
 
     #[test]
     fn json_lines_keep_every_field_and_lose_secrets() {
-        let captured = std::sync::Arc::new(Mutex::new(Vec::new()));
-        struct Into(std::sync::Arc<Mutex<Vec<u8>>>);
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Into(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
         impl Write for Into {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
                 self.0.lock().unwrap().extend_from_slice(b);
@@ -288,7 +303,8 @@ mod tests {
                 Ok(())
             }
         }
-        let layer = LineLayer { format: LogFormat::Json, out: Mutex::new(Box::new(Into(captured.clone()))) };
+        let layer =
+            LineLayer { format: LogFormat::Json, out: Arc::new(Output::direct(Box::new(Into(captured.clone())))) };
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "access", path = "/a\"b", status = 200u64, ok = true, ms = 1.5f64, code = "code=S3CRET", "done \"{}\"", 1);
