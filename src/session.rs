@@ -1,7 +1,11 @@
 //! The two sealed cookies: the session (who the browser is) and the short-lived login cookie
 //! (the state nonce and where to return), which never travels in WeChat's `state`.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+
 use http::HeaderMap;
+use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +92,7 @@ pub struct SessionCookies {
     app_host: bool,
     session_attrs: CookieAttrs,
     login_attrs: CookieAttrs,
+    opened: Opened,
 }
 
 impl SessionCookies {
@@ -107,6 +112,7 @@ impl SessionCookies {
             cfg,
             session_attrs,
             login_attrs,
+            opened: Opened::default(),
         }
     }
 
@@ -120,14 +126,22 @@ impl SessionCookies {
         let session_attrs = CookieAttrs { path: "/".into(), secure, domain: None };
         let login_attrs = CookieAttrs { path: config.prefix.clone(), secure, domain: None };
         let bound_to = format!("{} host {:?}", entry.cookie_name, entry.host);
-        Self { sealer: Sealer::new(&cfg.keys), cfg, bound_to, app_host: true, session_attrs, login_attrs }
+        let sealer = Sealer::new(&cfg.keys);
+        Self { sealer, cfg, bound_to, app_host: true, session_attrs, login_attrs, opened: Opened::default() }
     }
 
     /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
     /// Anything else (tampered, foreign key, old version) counts as no session.
     pub fn session(&self, headers: &HeaderMap, appid: &str, now: u64) -> Option<Session> {
-        let plain = self.sealer.open(&self.bound_to, cookies::get(headers, &self.cfg.cookie_name)?)?;
-        let s: Session = serde_json::from_slice(&plain).ok()?;
+        let value = cookies::get(headers, &self.cfg.cookie_name)?;
+        let s = match self.opened.get(value) {
+            Some(s) => s,
+            None => {
+                let s: Session = serde_json::from_slice(&self.sealer.open(&self.bound_to, value)?).ok()?;
+                self.opened.put(value, &s);
+                s
+            }
+        };
         (s.expires > now && s.appid == appid).then_some(s)
     }
 
@@ -249,6 +263,44 @@ impl SessionCookies {
     }
 }
 
+/// How many opened sessions each [`SessionCookies`] remembers at most.
+const OPENED_MAX: usize = 16_384;
+const OPENED_SHARDS: usize = 16;
+
+/// Sessions already opened, by their exact sealed cookie value. A browser sends the same value
+/// with every request, and opening it (XChaCha20-Poly1305, then JSON) was the largest part of
+/// what a session costs a request. Only values that opened are remembered, so any other value
+/// is opened as before; expiry and `appid` are checked on every request, revocation by the
+/// caller as before. A full shard is emptied.
+struct Opened {
+    shards: Vec<RwLock<HashMap<Box<str>, Session>>>,
+    hasher: RandomState,
+}
+
+impl Default for Opened {
+    fn default() -> Self {
+        Self { shards: (0..OPENED_SHARDS).map(|_| RwLock::default()).collect(), hasher: RandomState::new() }
+    }
+}
+
+impl Opened {
+    fn shard(&self, value: &str) -> &RwLock<HashMap<Box<str>, Session>> {
+        &self.shards[(self.hasher.hash_one(value) as usize) % OPENED_SHARDS]
+    }
+
+    fn get(&self, value: &str) -> Option<Session> {
+        self.shard(value).read().get(value).cloned()
+    }
+
+    fn put(&self, value: &str, session: &Session) {
+        let mut shard = self.shard(value).write();
+        if shard.len() >= OPENED_MAX / OPENED_SHARDS {
+            shard.clear();
+        }
+        shard.insert(value.into(), session.clone());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +325,42 @@ mod tests {
         assert_eq!(https.session(&headers, "wx1", 1001).unwrap().openid, "oA");
         assert!(https.session(&headers, "wx2", 1001).is_none(), "another app's session");
         assert!(https.session(&headers, "wx1", 4600).is_none(), "expired");
+    }
+
+    #[test]
+    fn an_opened_session_is_remembered_only_for_its_exact_value_and_cookie() {
+        let cfg = config("https://h5.example.com");
+        let c = SessionCookies::new(&cfg, 0);
+        let id = Identity { openid: "oA".into(), scope: "snsapi_base".into(), ..Identity::default() };
+        let (_, set) = c.new_session(&id, "wx1", "", 1000, &OsEntropy);
+        let value = set.split(';').next().unwrap().to_string();
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::COOKIE, v.parse().unwrap());
+            h
+        };
+        for _ in 0..2 {
+            assert_eq!(c.session(&headers(&value), "wx1", 1001).unwrap().openid, "oA");
+        }
+        let mut tampered = value.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(c.session(&headers(&String::from_utf8(tampered).unwrap()), "wx1", 1001).is_none());
+        // The same sealed value under another cookie's binding (an app host's) does not open.
+        let host = AppHost {
+            host: crate::config::HostPattern::Exact("mall.test".into()),
+            app: 0,
+            audience: "mall".into(),
+            cookie_name: "ogw_session".into(),
+            lifetime: std::time::Duration::from_secs(3600),
+        };
+        assert!(SessionCookies::for_app_host(&cfg, &host).session(&headers(&value), "wx1", 1001).is_none());
+        // Bounded: many sessions later, the first still opens (again).
+        for i in 0..OPENED_MAX + 10 {
+            c.opened.put(&format!("v{i}"), &Session::default());
+        }
+        assert!(c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>() <= OPENED_MAX);
+        assert_eq!(c.session(&headers(&value), "wx1", 1001).unwrap().openid, "oA");
     }
 
     #[test]
