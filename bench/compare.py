@@ -289,6 +289,8 @@ def main():
     parser.add_argument("--idle-connections", type=int, default=10000)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (configs, logs)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when any run does not count (answers that were not the upstream's 200s)")
     args = parser.parse_args()
     args.seconds = int(args.seconds) if args.seconds >= 1 else 1
 
@@ -322,6 +324,13 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     report.write(results, args.out)
+    uncounted = [f"{r['system']} c={r['connections']}" for r in runs if not r["valid"]]
+    uncounted += [f"logins round {r['round'] + 1}" for r in logins if not r["valid"]]
+    uncounted += [f"upload through {k}" for k, m in memory_figures.items() if not m["upload"]["valid"]]
+    if uncounted:
+        print(f"runs not counted: {', '.join(uncounted)}")
+        if args.strict:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -94,11 +94,11 @@ def upload_figures(bench, system, mib):
 def measure(bench, args):
     figures = {}
     for system in PROXIES:
-        idle = idle_figures(bench, system, args.idle_connections)
         upload = upload_figures(bench, system, args.upload_mib)
+        idle = idle_figures(bench, system, args.idle_connections)
         figures[system] = {"idle": idle, "upload": upload}
         print(f"h {system}: RSS idle {idle['idle_kib'] / 1024:.1f} MiB, with {idle['connections']} idle "
               f"connections {idle['held_kib'] / 1024:.1f} MiB ({idle['per_connection_kib']:.1f} KiB each); "
-              f"upload of {upload['mib']} MiB at {upload['mib_per_s']:.0f} MiB/s, RSS growth "
-              f"{upload['growth_kib'] / 1024:.1f} MiB{'' if upload['valid'] else '  NOT COUNTED'}", flush=True)
+              f"upload of {upload['mib']} MiB at {upload['mib_per_s']:.0f} MiB/s, RSS "
+              f"{upload['before_kib'] / 1024:.1f} MiB before, {upload['peak_kib'] / 1024:.1f} MiB at the peak{'' if upload['valid'] else '  NOT COUNTED'}", flush=True)
     return figures

@@ -41,16 +41,13 @@ def med(values):
     return statistics.median(values) if values else None
 
 
-def spread(values):
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return ""
-    return f" ({min(values):.0f}–{max(values):.0f})" if max(values) >= 100 else f" ({min(values):.1f}–{max(values):.1f})"
-
-
 def cell(values, fmt="{:.0f}"):
-    m = med(values)
-    return "–" if m is None else fmt.format(m) + spread(values)
+    """The median, with the lowest and highest value in brackets when there are several."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    m = fmt.format(statistics.median(values))
+    return m if len(values) < 2 else f"{m} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def summary(results):
@@ -94,26 +91,28 @@ def tables(results):
               f"| {cell([r['logins_per_s'] for r in logins])} | {cell([r['cpu_us'] for r in logins])} | "
               f"{cell([1e6 / r['cpu_us'] for r in logins if r['cpu_us']])} | "
               f"{cell([r['p50_ms'] for r in logins], '{:.2f}')} | {cell([r['p99_ms'] for r in logins], '{:.2f}')} |"]
-    lines += ["", "Memory (resident set):", "",
-              "| system | RSS fresh | RSS before | with idle conns | per conn | upload MiB/s | RSS growth in upload |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "Memory (resident set): at start; before and at the peak of a streamed upload; before and "
+              "with idle keep-alive connections (each after one request):", "",
+              "| system | at start | upload MiB/s | before upload | upload peak | before conns | with idle conns "
+              "| per conn |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for system, m in results["memory"].items():
         i, u = m["idle"], m["upload"]
-        fresh = m.get("fresh_kib")
-        lines.append(f"| ({system}) {systems[system]} | {fresh / 1024 if fresh else 0:.1f} MiB | "
-                     f"{i['idle_kib'] / 1024:.1f} MiB | "
-                     f"{i['held_kib'] / 1024:.1f} MiB ({i['connections']}) | {i['per_connection_kib']:.1f} KiB | "
-                     f"{u['mib_per_s']:.0f}{'' if u['valid'] else ' (not counted)'} | {u['growth_kib'] / 1024:.1f} MiB |")
+        lines.append(f"| ({system}) {systems[system]} | {m['fresh_kib'] / 1024:.1f} MiB | "
+                     f"{u['mib_per_s']:.0f}{'' if u['valid'] else ' (not counted)'} | "
+                     f"{u['before_kib'] / 1024:.1f} MiB | {u['peak_kib'] / 1024:.1f} MiB | "
+                     f"{i['idle_kib'] / 1024:.1f} MiB | {i['held_kib'] / 1024:.1f} MiB ({i['connections']}) | "
+                     f"{i['per_connection_kib']:.1f} KiB |")
     return "\n".join(lines) + "\n"
 
 
 def svg(results):
-    """Two panels: requests/s and p99 per system and connection count, medians of counted runs."""
+    """Three panels: requests/s, p99 and the proxy's CPU per request, per system and connection
+    count, medians of counted runs."""
     s, systems, conns = summary(results), list(results["systems"]), results["args"]["connections"]
-    width, height, pad, panel_w = 960, 420, 60, 420
+    width, height, pad, panel_w = 1380, 420, 60, 400
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="12">', f'<rect width="{width}" height="{height}" fill="white"/>']
-    panels = [("requests/s", "rps", 0), ("p99 latency, ms", "p99_ms", 1)]
+    panels = [("requests/s", "rps", 0), ("p99 latency, ms", "p99_ms", 1), ("proxy CPU µs per request", "cpu_us", 2)]
     group_w = (panel_w - 20) / len(conns)
     bar_w = group_w / (len(systems) + 1)
     for title, key, index in panels:
@@ -138,7 +137,7 @@ def svg(results):
                            f'height="{bh:.1f}" fill="{COLOURS[system]}"><title>({system}) {results["systems"][system]}, '
                            f'{c} conns: {v:.2f}</title></rect>')
     for si, system in enumerate(systems):
-        x, y = pad + (si % 3) * 300, height - 60 + (si // 3) * 20
+        x, y = pad + (si % 4) * 300, height - 60 + (si // 4) * 20
         out.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{COLOURS[system]}"/>')
         out.append(f'<text x="{x + 18}" y="{y}">({system}) {results["systems"][system]}</text>')
     out.append("</svg>")
