@@ -122,18 +122,17 @@ fn main() -> ExitCode {
     }
     let result = match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run(&cli.config.config, args),
-        Command::Check => return check(&cli.config.config),
-        Command::MockWechat(args) => mock_wechat(args),
-        Command::Keygen(args) => keygen(args),
-        Command::Verify(args) => return verify(args),
+        Command::Check => Ok(check(&cli.config.config)),
+        Command::MockWechat(args) => mock_wechat(args).map(|()| ExitCode::SUCCESS),
+        Command::Keygen(args) => keygen(args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => Ok(verify(args)),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("openid-gateway: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    // Log lines still buffered are written out before the process ends, whatever ended it.
+    openid_gateway::logging::flush();
+    result.unwrap_or_else(|e| {
+        eprintln!("openid-gateway: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 fn start_logger(format: LogFormat, filter: &str) {
@@ -165,7 +164,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<()> {
+fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let Ok(loaded) = load(path) else { anyhow::bail!("{} has mistakes; nothing started", path.display()) };
     start_logger(loaded.config.log.format, &loaded.config.log.level);
     for w in &loaded.warnings {
@@ -180,9 +179,8 @@ fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<()> {
     }
     log::info!("listening on {} for {}", c.listen, c.apps[0].public_origin());
     let options = RunOptions { config_path: Some(path.to_path_buf()), upgrade: args.upgrade };
-    let ran = openid_gateway::run::run(loaded.config, options).context("starting the gateway");
-    openid_gateway::logging::flush();
-    ran
+    openid_gateway::run::run(loaded.config, options).context("starting the gateway")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
