@@ -133,7 +133,8 @@ impl SessionCookies {
     /// The session in the request's cookies, if it opens, is unexpired and belongs to `appid`.
     /// Anything else (tampered, foreign key, old version) counts as no session.
     pub fn session(&self, headers: &HeaderMap, appid: &str, now: u64) -> Option<Session> {
-        let value = cookies::get(headers, &self.cfg.cookie_name)?;
+        // Trimmed as the sealer trims it, so one sealed value is one entry however it is padded.
+        let value = cookies::get(headers, &self.cfg.cookie_name)?.trim();
         let s = match self.opened.get(value) {
             Some(s) => s,
             None => {
@@ -266,6 +267,9 @@ impl SessionCookies {
 /// How many opened sessions each [`SessionCookies`] remembers at most.
 const OPENED_MAX: usize = 16_384;
 const OPENED_SHARDS: usize = 16;
+/// Longer values are opened every time, never remembered: a session cookie is a few hundred
+/// bytes, so at most 16,384 entries of at most 4 KiB.
+const OPENED_VALUE_MAX: usize = 4096;
 
 /// Sessions already opened, by their exact sealed cookie value. A browser sends the same value
 /// with every request, and opening it (XChaCha20-Poly1305, then JSON) was the largest part of
@@ -293,6 +297,9 @@ impl Opened {
     }
 
     fn put(&self, value: &str, session: &Session) {
+        if value.len() > OPENED_VALUE_MAX {
+            return;
+        }
         let mut shard = self.shard(value).write();
         if shard.len() >= OPENED_MAX / OPENED_SHARDS {
             shard.clear();
@@ -355,6 +362,15 @@ mod tests {
             lifetime: std::time::Duration::from_secs(3600),
         };
         assert!(SessionCookies::for_app_host(&cfg, &host).session(&headers(&value), "wx1", 1001).is_none());
+        // Padding the value makes no new entry, and an overlong value is never remembered.
+        let before = c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>();
+        for pad in [" ", "  ", "\t", " \t "] {
+            let padded = value.replacen('=', &format!("={pad}"), 1);
+            assert_eq!(c.session(&headers(&padded), "wx1", 1001).unwrap().openid, "oA");
+        }
+        assert_eq!(c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>(), before);
+        c.opened.put(&"v".repeat(OPENED_VALUE_MAX + 1), &Session::default());
+        assert_eq!(c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>(), before);
         // Bounded: many sessions later, the first still opens (again).
         for i in 0..OPENED_MAX + 10 {
             c.opened.put(&format!("v{i}"), &Session::default());
