@@ -81,6 +81,9 @@ pub enum Signer {
     Es256(EcdsaKeyPair),
     EdDsa(Ed25519KeyPair),
     Rs256(RsaKeyPair),
+    /// An RSA key that ring refuses (ring takes only some sizes, and exponents of 65537 and
+    /// up), signing as it did before ring: blinded, by the rsa crate.
+    Rs256Other(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
 }
 
 impl Signer {
@@ -92,7 +95,13 @@ impl Signer {
                     .map_err(rejected)?,
             ),
             KeyAlg::EdDSA => Signer::EdDsa(Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?),
-            KeyAlg::RS256 => Signer::Rs256(RsaKeyPair::from_pkcs8(der).map_err(rejected)?),
+            KeyAlg::RS256 => match RsaKeyPair::from_pkcs8(der) {
+                Ok(k) => Signer::Rs256(k),
+                Err(_) => {
+                    let k = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(enc_err)?;
+                    Signer::Rs256Other(Box::new(rsa::pkcs1v15::SigningKey::new(k)))
+                }
+            },
         })
     }
 
@@ -106,6 +115,12 @@ impl Signer {
                 let mut signature = vec![0; k.public().modulus_len()];
                 k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature).map_err(failed)?;
                 Ok(signature)
+            }
+            Signer::Rs256Other(k) => {
+                use rsa::signature::{RandomizedSigner, SignatureEncoding};
+                Ok(k.try_sign_with_rng(&mut rand::thread_rng(), message)
+                    .map_err(|_| failed(ring::error::Unspecified))?
+                    .to_vec())
             }
         }
     }
@@ -232,6 +247,17 @@ mod tests {
             let from_jwk = DecodingKey::from_jwk(&serde_json::from_value(k.jwk.clone()).unwrap()).unwrap();
             jsonwebtoken::decode::<Value>(&token, &from_jwk, &v).unwrap();
         }
+    }
+
+    #[test]
+    fn rsa_keys_that_ring_refuses_still_sign() {
+        let k = rsa::RsaPrivateKey::new_with_exp(&mut rand::rngs::OsRng, 2048, &rsa::BigUint::from(3u32)).unwrap();
+        let pair = parse_private_pem(&k.to_pkcs8_pem(LineEnding::LF).unwrap()).unwrap();
+        assert!(matches!(*pair.signer, Signer::Rs256Other(_)), "ring refuses e = 3");
+        let token = pair.sign_jwt(&json!({"sub": "x", "exp": 4_000_000_000u64})).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        v.validate_aud = false;
+        jsonwebtoken::decode::<Value>(&token, &pair.decoding, &v).unwrap();
     }
 
     #[test]
