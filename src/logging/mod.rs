@@ -134,7 +134,17 @@ pub fn init_with(format: LogFormat, filter: &str, sink: Option<Sink>) -> Result<
     let filter = EnvFilter::builder().parse(&filter).map_err(|e| InitError(e.to_string()))?;
     let out = match sink {
         Some(sink) => Arc::new(Output::direct(sink)),
-        None => Output::buffered(Box::new(std::io::stderr())),
+        None => {
+            // A panic writes out the buffered lines before its own message.
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if let Some(out) = OUTPUT.get() {
+                    out.flush_if_free();
+                }
+                previous(info);
+            }));
+            Output::buffered(Box::new(std::io::stderr()))
+        }
     };
     let _ = OUTPUT.set(out.clone());
     let layer = LineLayer { format, out };

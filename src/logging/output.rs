@@ -53,6 +53,14 @@ impl Output {
     pub(super) fn flush(&self) {
         let _ = self.lines.lock().unwrap_or_else(|p| p.into_inner()).flush();
     }
+
+    /// Like [`Output::flush`], unless the lines are being written right now (a panic while
+    /// writing must not wait for itself).
+    pub(super) fn flush_if_free(&self) {
+        if let Ok(mut lines) = self.lines.try_lock() {
+            let _ = lines.flush();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +105,9 @@ mod tests {
         out.write(b"access 1\n", false);
         std::thread::sleep(FLUSH_EVERY * 4);
         assert_eq!(written.text(), "access 1\n");
+        out.write(b"access 2\n", false);
+        out.flush_if_free();
+        assert_eq!(written.text(), "access 1\naccess 2\n");
         let direct = Shared::default();
         Output::direct(Box::new(direct.clone())).write(b"access\n", false);
         assert_eq!(direct.text(), "access\n");
