@@ -24,11 +24,13 @@ fn free_port() -> u16 {
 }
 
 /// An upstream that answers after `delay`.
-struct Slow(Duration);
+/// An upstream that answers after a while, counting the requests it has begun.
+struct Slow(Duration, Arc<AtomicUsize>);
 
 #[async_trait]
 impl ServeHttp for Slow {
     async fn response(&self, _session: &mut ServerSession) -> Response<Vec<u8>> {
+        self.1.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.0).await;
         Response::builder().status(200).header("content-length", 4).body(b"slow".to_vec()).unwrap()
     }
@@ -189,12 +191,20 @@ async fn sighup_swaps_a_route_under_load_without_a_failed_request_and_a_bad_conf
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_in_flight_finish() {
-    let slow = start_on(ListeningService::new("slow".into(), Slow(Duration::from_millis(1500))), listener()).unwrap();
+    let begun = Arc::new(AtomicUsize::new(0));
+    let slow = Slow(Duration::from_millis(1500), begun.clone());
+    let slow = start_on(ListeningService::new("slow".into(), slow), listener()).unwrap();
     let mut gw = Gateway::start(&route("/", &slow.url())).await;
 
     let url = gw.url("/report");
     let in_flight = tokio::spawn(async move { reqwest::get(&url).await.map(|r| r.status().as_u16()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight: the upstream has it (a connection whose request pingora has not read yet is
+    // dropped at shutdown; see "Operating it").
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while begun.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(begun.load(Ordering::SeqCst), 1, "the request never reached the upstream: {}", gw.log());
     gw.signal("TERM");
     let status = in_flight.await.unwrap();
     assert_eq!(status.ok(), Some(200), "the request in flight was cut off: {}", gw.log());
