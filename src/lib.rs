@@ -31,6 +31,7 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod sharded;
 pub mod state;
 pub mod tls;
 pub mod token;

@@ -1,11 +1,7 @@
 //! The two sealed cookies: the session (who the browser is) and the short-lived login cookie
 //! (the state nonce and where to return), which never travels in WeChat's `state`.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-
 use http::HeaderMap;
-use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +11,7 @@ use crate::config::{Config, Scope, SessionConfig};
 use crate::cookies::{self, CookieAttrs};
 use crate::handoff::HandoffRequest;
 use crate::seal::Sealer;
+use crate::sharded::ShardedMap;
 use crate::wechat::Identity;
 
 /// A logged-in browser.
@@ -266,7 +263,6 @@ impl SessionCookies {
 
 /// How many opened sessions each [`SessionCookies`] remembers at most.
 const OPENED_MAX: usize = 16_384;
-const OPENED_SHARDS: usize = 16;
 /// Longer values are opened every time, never remembered: a session cookie is a few hundred
 /// bytes, so at most 16,384 entries of at most 4 KiB.
 const OPENED_VALUE_MAX: usize = 4096;
@@ -276,35 +272,23 @@ const OPENED_VALUE_MAX: usize = 4096;
 /// what a session costs a request. Only values that opened are remembered, so any other value
 /// is opened as before; expiry and `appid` are checked on every request, revocation by the
 /// caller as before. A full shard is emptied.
-struct Opened {
-    shards: Vec<RwLock<HashMap<Box<str>, Session>>>,
-    hasher: RandomState,
-}
+struct Opened(ShardedMap<Box<str>, Session>);
 
 impl Default for Opened {
     fn default() -> Self {
-        Self { shards: (0..OPENED_SHARDS).map(|_| RwLock::default()).collect(), hasher: RandomState::new() }
+        Self(ShardedMap::new(OPENED_MAX))
     }
 }
 
 impl Opened {
-    fn shard(&self, value: &str) -> &RwLock<HashMap<Box<str>, Session>> {
-        &self.shards[(self.hasher.hash_one(value) as usize) % OPENED_SHARDS]
-    }
-
     fn get(&self, value: &str) -> Option<Session> {
-        self.shard(value).read().get(value).cloned()
+        self.0.get(value, |s| Some(s.clone()))
     }
 
     fn put(&self, value: &str, session: &Session) {
-        if value.len() > OPENED_VALUE_MAX {
-            return;
+        if value.len() <= OPENED_VALUE_MAX {
+            self.0.insert(value.into(), session.clone(), |_| false);
         }
-        let mut shard = self.shard(value).write();
-        if shard.len() >= OPENED_MAX / OPENED_SHARDS {
-            shard.clear();
-        }
-        shard.insert(value.into(), session.clone());
     }
 }
 
@@ -363,19 +347,19 @@ mod tests {
         };
         assert!(SessionCookies::for_app_host(&cfg, &host).session(&headers(&value), "wx1", 1001).is_none());
         // Padding the value makes no new entry, and an overlong value is never remembered.
-        let before = c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>();
+        let before = c.opened.0.len();
         for pad in [" ", "  ", "\t", " \t "] {
             let padded = value.replacen('=', &format!("={pad}"), 1);
             assert_eq!(c.session(&headers(&padded), "wx1", 1001).unwrap().openid, "oA");
         }
-        assert_eq!(c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>(), before);
+        assert_eq!(c.opened.0.len(), before);
         c.opened.put(&"v".repeat(OPENED_VALUE_MAX + 1), &Session::default());
-        assert_eq!(c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>(), before);
+        assert_eq!(c.opened.0.len(), before);
         // Bounded: many sessions later, the first still opens (again).
         for i in 0..OPENED_MAX + 10 {
             c.opened.put(&format!("v{i}"), &Session::default());
         }
-        assert!(c.opened.shards.iter().map(|s| s.read().len()).sum::<usize>() <= OPENED_MAX);
+        assert!(c.opened.0.len() <= OPENED_MAX);
         assert_eq!(c.session(&headers(&value), "wx1", 1001).unwrap().openid, "oA");
     }
 

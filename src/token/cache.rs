@@ -3,15 +3,12 @@
 //! contending; each shard holds at most its share of the configured size and forgets stale
 //! tokens (then everything) when full.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use crate::session::Session;
-
-const SHARDS: usize = 16;
+use crate::sharded::ShardedMap;
+#[cfg(test)]
+use crate::sharded::SHARDS;
 
 /// Everything that goes into a token besides times and `jti`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,9 +40,7 @@ struct Entry {
 
 /// A bounded map from [`CacheKey`] to the last token signed for it.
 pub struct TokenCache {
-    shards: Vec<RwLock<HashMap<CacheKey, Entry>>>,
-    hasher: RandomState,
-    per_shard: usize,
+    tokens: ShardedMap<CacheKey, Entry>,
     reuse_for: u64,
 }
 
@@ -53,46 +48,28 @@ impl TokenCache {
     /// Remembers about `size` tokens, each reused for `reuse_for` seconds after signing
     /// (0: never reused).
     pub fn new(size: usize, reuse_for: u64) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
-            per_shard: size.div_ceil(SHARDS).max(1),
-            reuse_for,
-        }
-    }
-
-    fn shard(&self, key: &CacheKey) -> &RwLock<HashMap<CacheKey, Entry>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+        Self { tokens: ShardedMap::new(size), reuse_for }
     }
 
     /// The token for `key` if it was signed less than the reuse window before `now`.
     pub fn get(&self, key: &CacheKey, now: u64) -> Option<Arc<str>> {
-        let shard = self.shard(key).read();
-        let e = shard.get(key)?;
-        (now >= e.issued && now < e.issued + self.reuse_for).then(|| e.token.clone())
+        self.tokens.get(key, |e| (now >= e.issued && now < e.issued + self.reuse_for).then(|| e.token.clone()))
     }
 
     pub fn put(&self, key: CacheKey, token: Arc<str>, now: u64) {
         if self.reuse_for == 0 {
             return;
         }
-        let mut shard = self.shard(&key).write();
-        if shard.len() >= self.per_shard && !shard.contains_key(&key) {
-            shard.retain(|_, e| now < e.issued + self.reuse_for);
-            if shard.len() >= self.per_shard {
-                shard.clear();
-            }
-        }
-        shard.insert(key, Entry { token, issued: now });
+        self.tokens.insert(key, Entry { token, issued: now }, |e| now < e.issued + self.reuse_for);
     }
 
     /// How many tokens are remembered.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.tokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.tokens.is_empty()
     }
 }
 
