@@ -302,24 +302,13 @@ mod tests {
 
     #[test]
     fn json_lines_keep_every_field_and_lose_secrets() {
-        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        struct Into(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Into {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let layer =
-            LineLayer { format: LogFormat::Json, out: Arc::new(Output::direct(Box::new(Into(captured.clone())))) };
+        let captured = output::tests::Shared::default();
+        let layer = LineLayer { format: LogFormat::Json, out: Arc::new(Output::direct(Box::new(captured.clone()))) };
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(target: "access", path = "/a\"b", status = 200u64, ok = true, ms = 1.5f64, code = "code=S3CRET", "done \"{}\"", 1);
         });
-        let text = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         assert_eq!(text.matches('\n').count(), 1, "{text}");
         let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(v["target"], "access");

@@ -24,7 +24,7 @@ impl Output {
     }
 
     pub(super) fn buffered(sink: Sink) -> Arc<Self> {
-        let out = Arc::new(Self { lines: Mutex::new(BufWriter::with_capacity(64 * 1024, sink)), buffered: true });
+        let mut out = Arc::new(Self { lines: Mutex::new(BufWriter::with_capacity(64 * 1024, sink)), buffered: true });
         let flusher = Arc::downgrade(&out);
         let started = std::thread::Builder::new().name("log flush".into()).spawn(move || {
             while let Some(out) = flusher.upgrade() {
@@ -33,9 +33,10 @@ impl Output {
                 std::thread::sleep(FLUSH_EVERY);
             }
         });
-        if started.is_err() {
-            // No thread: every line is written at once instead.
-            return Arc::new(Self::direct(Box::new(std::io::stderr())));
+        // No thread (its closure, and so the only other reference, is gone): every line is
+        // written at once instead, to the same sink.
+        if let (Err(_), Some(only)) = (started, Arc::get_mut(&mut out)) {
+            only.buffered = false;
         }
         out
     }
@@ -64,11 +65,12 @@ impl Output {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
+    /// A sink whose bytes the test reads back.
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
+    pub(in crate::logging) struct Shared(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -81,7 +83,7 @@ mod tests {
     }
 
     impl Shared {
-        fn text(&self) -> String {
+        pub(in crate::logging) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
