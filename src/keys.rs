@@ -107,20 +107,18 @@ impl Signer {
 
     /// The JWS signature of `message` (ES256: the fixed 64-byte form JWS asks for).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let failed = |_| KeyError::Encoding("the signature could not be made".into());
+        use rsa::signature::{RandomizedSigner, SignatureEncoding};
+        let failed = || KeyError::Encoding("the signature could not be made".into());
         match self {
-            Signer::Es256(k) => Ok(k.sign(&SystemRandom::new(), message).map_err(failed)?.as_ref().to_vec()),
+            Signer::Es256(k) => Ok(k.sign(&SystemRandom::new(), message).map_err(|_| failed())?.as_ref().to_vec()),
             Signer::EdDsa(k) => Ok(k.sign(message).as_ref().to_vec()),
             Signer::Rs256(k) => {
                 let mut signature = vec![0; k.public().modulus_len()];
-                k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature).map_err(failed)?;
+                k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature).map_err(|_| failed())?;
                 Ok(signature)
             }
             Signer::Rs256Other(k) => {
-                use rsa::signature::{RandomizedSigner, SignatureEncoding};
-                Ok(k.try_sign_with_rng(&mut rand::thread_rng(), message)
-                    .map_err(|_| failed(ring::error::Unspecified))?
-                    .to_vec())
+                Ok(k.try_sign_with_rng(&mut rand::thread_rng(), message).map_err(|_| failed())?.to_vec())
             }
         }
     }
