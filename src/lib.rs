@@ -29,6 +29,7 @@ pub mod reply;
 pub mod run;
 pub mod seal;
 pub mod secret;
+pub mod serve;
 pub mod server;
 pub mod session;
 pub mod sharded;

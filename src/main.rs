@@ -177,9 +177,10 @@ fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             "openid-gateway demo: open {url} in a browser and watch the silent WeChat login (mock WeChat, demo app)."
         );
     }
-    log::info!("listening on {} for {}", c.listen, c.apps[0].public_origin());
+    log::info!("serving {}", c.apps[0].public_origin());
     let options = RunOptions { config_path: Some(path.to_path_buf()), upgrade: args.upgrade };
-    openid_gateway::run::run(loaded.config, options).context("starting the gateway")?;
+    // One line naming what could not start (`admin.listen 127.0.0.1:9090: address in use`).
+    openid_gateway::run::run(loaded.config, options)?;
     Ok(ExitCode::SUCCESS)
 }
 

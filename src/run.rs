@@ -1,22 +1,24 @@
 //! `openid-gateway run`: the gateway as a pingora server, with the embedded demo services
 //! when the config has `[demo]`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::server::configuration::Opt;
-use pingora::server::{RunArgs, Server, ShutdownWatch};
-use pingora::services::background::{background_service, BackgroundService};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use pingora::services::listening::Service as ListeningService;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::admin::AdminApp;
-use crate::config::{Config, DemoConfig};
+use crate::config::Config;
 use crate::dev::demo::DemoApp;
 use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
 use crate::live::LiveGateway;
+use crate::serve::{self, listeners, BoxedService, ListenError, Listeners, Signals};
 use crate::server::{listener, proxy_service, server_conf};
 use crate::state::SharedState;
 use crate::tls::listener_settings;
@@ -30,6 +32,10 @@ pub enum RunError {
     Demo(#[from] crate::token::TokenError),
     #[error(transparent)]
     State(#[from] crate::state::remote::SetupError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// How the process was started.
@@ -42,41 +48,93 @@ pub struct RunOptions {
     pub upgrade: bool,
 }
 
+/// What the services of the last phase of a shutdown get before the runtime stops under them.
+const RUNTIME_STOP: Duration = Duration::from_millis(100);
+
 /// Runs until SIGINT or SIGTERM (drain, then exit) or SIGQUIT (hand the listeners to an
-/// upgrading process, drain, exit). SIGHUP reloads the config.
+/// upgrading process, drain, exit); SIGHUP reloads the config ([`crate::serve`]). Every
+/// listener is bound before anything starts: a socket that cannot be had ends the start with
+/// an error naming its key and address.
 pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
-    let opt = Opt { upgrade: options.upgrade, ..Opt::default() };
-    let mut conf = server_conf(config.threads);
-    conf.upgrade_sock = config.upgrade_sock.clone();
-    // Listening stops at once; requests in flight get the drain time, then what remains is cut.
-    conf.grace_period_seconds = Some(config.drain_timeout.as_secs().max(1));
-    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
-    let conf = server.configuration.clone();
-    if let Some(demo) = &config.demo {
-        add_demo_services(&mut server, &config, demo)?;
-    }
-    let (listen, admin, tls) = (config.listen.to_string(), config.admin.listen, config.tls.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads.max(1))
+        .thread_name("openid-gateway")
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let result = runtime.block_on(start(config, options));
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    result
+}
+
+async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
+    let signals = Signals::register().map_err(RunError::Runtime)?;
     let mut deps = Deps::default();
     deps.state = Arc::new(SharedState::new(&config.state, deps.metrics.clone())?);
+    let wanted = sockets(&config);
+    let demo = match &config.demo {
+        Some(_) => Some(demo_services(&config)?),
+        None => None,
+    };
+    let conf = Arc::new(server_conf(config.threads));
+    let (upgrade_sock, tls) = (config.upgrade_sock.clone(), config.tls.clone());
     let live = LiveGateway::new(Gateway::new(config, deps.clone())?, deps, options.config_path);
+    // Everything that can fail slowly is built before the sockets are taken over: the
+    // process being upgraded stops accepting the moment it has handed them over.
+    let inherited = if options.upgrade {
+        let path = upgrade_sock.clone();
+        let received = tokio::task::spawn_blocking(move || listeners::receive(&path)).await;
+        Some(received.map_err(|e| RunError::Runtime(std::io::Error::other(e)))??)
+    } else {
+        None
+    };
+    let listeners = Listeners::open(&wanted, inherited)?;
+    let list: Vec<String> = listeners.bound().iter().map(|b| format!("{}={}", b.key, b.addr)).collect();
+    log::info!("listening: {}", list.join(" "));
+
+    let mut services: Vec<BoxedService> = Vec::new();
+    let at = |key: &str| listeners.get(key).map(|b| b.addr.to_string()).unwrap_or_default();
     let mut proxy = proxy_service(live.clone(), &conf);
-    proxy.add_listener(listener(&listen, None));
-    server.add_service(proxy);
+    proxy.add_listener(listener(&at("listen"), None));
+    services.push(Box::new(proxy));
     if let Some(tls) = tls {
         let mut secure = proxy_service(live.clone(), &conf);
-        let settings = listener_settings(live.clone(), tls.http2);
-        secure.add_listener(listener(&tls.listen.to_string(), Some(settings)));
-        server.add_service(secure);
+        secure.add_listener(listener(&at("tls.listen"), Some(listener_settings(live.clone(), tls.http2))));
+        services.push(Box::new(secure));
     }
-    if let Some(admin) = admin {
-        let mut service = ListeningService::new("admin".into(), AdminApp::new(live.clone()));
-        service.add_tcp(&admin.to_string());
-        server.add_service(service);
+    if listeners.get("admin.listen").is_some() {
+        let mut admin = ListeningService::new("admin".into(), AdminApp::new(live.clone()));
+        admin.add_tcp(&at("admin.listen"));
+        services.push(Box::new(admin));
     }
-    server.add_service(background_service("reload on SIGHUP", ReloadOnHangup(live)));
-    server.bootstrap();
-    server.run(RunArgs::default());
+    if let Some((mut mock, mut app)) = demo {
+        mock.add_tcp(&at("demo.mock_wechat_listen"));
+        app.add_tcp(&at("demo.upstream_listen"));
+        services.push(Box::new(mock));
+        services.push(Box::new(app));
+    }
+    let reload = ReloadOnHangup(live.clone());
+    let background: Vec<serve::Background> = vec![Box::new(move |watch| {
+        tokio::spawn(async move { reload.start(watch).await });
+    })];
+    serve::serve(signals, services, listeners, live, upgrade_sock, background).await;
     Ok(())
+}
+
+/// The sockets `config` asks for, by config key.
+fn sockets(config: &Config) -> Vec<(&'static str, SocketAddr)> {
+    let mut wanted = vec![("listen", config.listen)];
+    if let Some(tls) = &config.tls {
+        wanted.push(("tls.listen", tls.listen));
+    }
+    if let Some(admin) = config.admin.listen {
+        wanted.push(("admin.listen", admin));
+    }
+    if let Some(demo) = &config.demo {
+        wanted.push(("demo.mock_wechat_listen", demo.mock_wechat_listen));
+        wanted.push(("demo.upstream_listen", demo.upstream_listen));
+    }
+    wanted
 }
 
 /// Reloads the config on every SIGHUP, logging what changed or why nothing did.
@@ -106,16 +164,6 @@ impl BackgroundService for ReloadOnHangup {
             }
         }
     }
-}
-
-/// The mock WeChat and the demo upstream, on the addresses of `[demo]`.
-fn add_demo_services(server: &mut Server, config: &Config, demo: &DemoConfig) -> Result<(), RunError> {
-    let (mut mock, mut app) = demo_services(config)?;
-    mock.add_tcp(&demo.mock_wechat_listen.to_string());
-    app.add_tcp(&demo.upstream_listen.to_string());
-    server.add_service(mock);
-    server.add_service(app);
-    Ok(())
 }
 
 /// The embedded demo's two services, not yet listening: the mock WeChat and the demo app

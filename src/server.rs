@@ -1,5 +1,5 @@
-//! Starting the gateway: as a whole pingora server (`run`), or one service at a time on a
-//! listener that is already bound (tests, embedding).
+//! The gateway's pingora services, and starting one at a time on a listener that is already
+//! bound (tests, embedding); `run` starts them all through [`crate::serve`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::IntoRawFd;
@@ -23,16 +23,10 @@ use crate::proxy::GatewayProxy;
 /// The gateway as pingora serves it: the proxy behind the connection guard.
 pub type GatewayService = ListeningService<GuardedApp<HttpProxy<GatewayProxy>>>;
 
-/// The pingora settings the gateway runs with.
+/// The pingora settings the proxy is built with. Shutdown and upgrade are not pingora's
+/// server's here but [`crate::serve`]'s, so its grace periods play no part.
 pub fn server_conf(threads: usize) -> ServerConf {
-    ServerConf {
-        threads,
-        // Finish in-flight requests for at most a few seconds on SIGTERM, not pingora's 300
-        // (`run` uses the config's drain_timeout).
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(5),
-        ..ServerConf::default()
-    }
+    ServerConf { threads, ..ServerConf::default() }
 }
 
 /// Bytes of each client connection's read buffer in front of its socket. pingora's default is

@@ -138,17 +138,19 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     }
 }
 
-/// The public, TLS and admin listeners need addresses of their own.
+/// The public, TLS and admin listeners need addresses of their own (port 0: each gets a free
+/// port of its own).
 fn check_listeners(listen: SocketAddr, admin: &AdminConfig, tls: Option<&TlsConfig>, errors: &Errors) {
+    let clash = |a: SocketAddr, b: SocketAddr| a == b && a.port() != 0;
     if let Some(a) = admin.listen {
-        if a == listen || tls.is_some_and(|t| t.listen == a) {
+        if clash(a, listen) || tls.is_some_and(|t| clash(t.listen, a)) {
             errors.push(
                 "admin.listen",
                 format!("{a} is already the public listener; the admin listener needs its own address"),
             );
         }
     }
-    if tls.is_some_and(|t| t.listen == listen) {
+    if tls.is_some_and(|t| clash(t.listen, listen)) {
         errors.push("tls.listen", format!("{listen} is already the plain listener (listen)"));
     }
 }

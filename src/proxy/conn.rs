@@ -12,6 +12,9 @@
 //!
 //! The proxy tells the stream where a request stands: [`headers_done`] when its header has
 //! been read (the first phase), [`request_done`] when its response is finished (logging).
+//!
+//! [`Activity`] counts the connections and how many of them are waiting for a request, so a
+//! shutdown knows when nothing is in flight ([`Activity::drained`]).
 
 use std::fmt;
 use std::future::Future;
@@ -33,6 +36,10 @@ use pingora::proxy::Session;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+mod activity;
+
+pub use self::activity::{Activity, LINGER};
 
 use crate::config::Limits;
 use crate::error::GatewayError;
@@ -61,20 +68,28 @@ pub struct Guarded {
     /// HTTP/1 connections only: an HTTP/2 connection multiplexes requests, so a silence on it
     /// says nothing about any one of them (its frames are the h2 layer's business).
     enforce: bool,
+    /// Where the drain at shutdown learns whether this connection is waiting or busy.
+    activity: Arc<Activity>,
 }
 
 impl Drop for Guarded {
     fn drop(&mut self) {
         self.open.dec();
+        self.activity.closed(self.enforce && self.phase.load(Ordering::Acquire) == WAITING);
     }
 }
 
 impl Guarded {
-    pub fn new(inner: Stream, limits: &Limits, open: IntGauge) -> Self {
+    pub fn new(inner: Stream, limits: &Limits, open: IntGauge, activity: Arc<Activity>) -> Self {
         open.inc();
+        // An HTTP/2 connection counts as busy for its whole life: it closes by itself once its
+        // streams are done after a shutdown (GOAWAY).
+        let enforce = inner.selected_alpn_proto() != Some(ALPN::H2);
+        activity.opened(enforce);
         Self {
             open,
-            enforce: inner.selected_alpn_proto() != Some(ALPN::H2),
+            activity,
+            enforce,
             inner,
             header_timeout: limits.header_timeout,
             keepalive_timeout: limits.keepalive_timeout,
@@ -83,6 +98,19 @@ impl Guarded {
             seen_finished: 0,
             deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
             refusing: None,
+        }
+    }
+
+    /// Moves the request to `phase`, telling [`Activity`] when the connection stops or starts
+    /// waiting for a request.
+    fn enter(&self, phase: u8) {
+        let was = self.phase.swap(phase, Ordering::AcqRel);
+        if self.enforce && was != phase {
+            if was == WAITING {
+                self.activity.busy();
+            } else if phase == WAITING {
+                self.activity.waiting();
+            }
         }
     }
 
@@ -135,6 +163,7 @@ impl AsyncRead for Guarded {
             let got_bytes = buf.filled().len() > before;
             if got_bytes && this.phase.compare_exchange(WAITING, IN_HEADER, Ordering::AcqRel, Ordering::Acquire).is_ok()
             {
+                this.activity.busy();
                 this.deadline.as_mut().reset(Instant::now() + this.header_timeout);
             }
             return Poll::Ready(result);
@@ -169,14 +198,14 @@ impl AsyncWrite for Guarded {
 /// The request's header has been read: no deadline of ours until its response is done.
 pub fn headers_done(session: &Session) {
     if let Some(g) = guarded(session) {
-        g.phase.store(BUSY, Ordering::Release);
+        g.enter(BUSY);
     }
 }
 
 /// The request's response is finished: the connection waits for the next one, idle deadline.
 pub fn request_done(session: &Session) {
     if let Some(g) = guarded(session) {
-        g.phase.store(WAITING, Ordering::Release);
+        g.enter(WAITING);
         g.finished.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -206,12 +235,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
             stream
         } else {
             let limits = self.live.current().config.limits;
-            Box::new(Guarded::new(stream, &limits, self.live.deps().metrics.connections.clone()))
+            let open = self.live.deps().metrics.connections.clone();
+            Box::new(Guarded::new(stream, &limits, open, self.live.activity().clone()))
         };
         self.app.process_new(stream, shutdown).await
     }
 
+    /// Called once the listeners have stopped accepting: what was accepted is served first.
+    /// Until the drain is over, a connection still waiting for a request keeps waiting (its
+    /// request may be on its way) and each request gets `Connection: close`; then pingora's
+    /// own cleanup closes the connections still waiting.
     async fn cleanup(&self) {
+        let activity = self.live.activity();
+        activity.begin_drain(self.live.current().config.drain_timeout);
+        activity.drained().await;
         self.app.cleanup().await;
     }
 }

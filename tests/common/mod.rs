@@ -7,6 +7,7 @@ mod browser;
 pub mod go;
 pub mod node;
 pub mod prepare;
+pub mod process;
 pub mod python;
 pub mod redis_server;
 
