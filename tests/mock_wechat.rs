@@ -171,15 +171,17 @@ async fn users_faults_and_stats_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mock_wechat_command() {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
-        .args(["mock-wechat", "--listen", "127.0.0.1:0", "--appid", APPID, "--domain", "h5.test"])
-        .env("MOCK_WECHAT_SECRET", "cli-secret")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::process::KillOnDrop(
+        common::process::bin()
+            .args(["mock-wechat", "--listen", "127.0.0.1:0", "--appid", APPID, "--domain", "h5.test"])
+            .env("MOCK_WECHAT_SECRET", "cli-secret")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let base = line.trim().strip_prefix("mock WeChat on ").unwrap().to_string();
     let c = client(WECHAT_UA);
     let ask =
@@ -192,6 +194,6 @@ async fn the_mock_wechat_command() {
     let e: serde_json::Value =
         c.get(format!("{base}/sns/oauth2/access_token?{q}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(e["errcode"], 40125);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 }

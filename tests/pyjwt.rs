@@ -32,15 +32,18 @@ fn pyjwt_verify(alg: &str, key: &str, issuer: &str, audience: &str, token: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_mock_one_exchange_and_pyjwt_accepts_the_token() {
-    let mut mock = Command::new(python())
-        .arg(script("strict_wechat.py"))
-        .args([APPID, WECHAT_SECRET, PUBLIC_HOST])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed when the test ends, passed or failed.
+    let mut mock = common::process::KillOnDrop(
+        Command::new(python())
+            .arg(script("strict_wechat.py"))
+            .args([APPID, WECHAT_SECRET, PUBLIC_HOST])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(mock.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(mock.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = serde_json::from_str::<serde_json::Value>(&line).unwrap()["port"].as_u64().unwrap();
     let base = format!("http://127.0.0.1:{port}");
 
@@ -69,6 +72,6 @@ async fn independent_mock_one_exchange_and_pyjwt_accepts_the_token() {
         .contains("Audience"));
     assert!(pyjwt_verify("HS256", HS256_KEY, "https://evil.test", "shop", &token).unwrap_err().contains("Issuer"));
 
-    drop(mock.stdin.take());
-    mock.wait().unwrap();
+    drop(mock.0.stdin.take());
+    mock.0.wait().unwrap();
 }

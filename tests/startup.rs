@@ -71,3 +71,18 @@ async fn a_free_config_starts_and_names_its_listeners() {
     let gw = Process::start(&dir, "gateway", &[]).await;
     assert!(gw.addr("listen").port() != 0 && gw.addr("admin.listen").port() != 0);
 }
+
+#[tokio::test]
+async fn an_upgrade_with_no_running_gateway_stops_with_one_line() {
+    let dir = ConfigDir::new("");
+    let sock = dir.path().join("upgrade.sock");
+    let top = format!("upgrade_sock = \"{}\"", sock.display());
+    dir.write(&config("http://127.0.0.1:9", &top, &route("/", UPSTREAM)));
+    let mut gw = Process::spawn(&dir, "gateway", &["--upgrade"]);
+    let status = gw.exit(Duration::from_secs(30)).await;
+    let log = gw.log();
+    assert!(!status.success(), "{log}");
+    let line = format!("openid-gateway: upgrade_sock {}: no running gateway handed its sockets over", sock.display());
+    assert_eq!(log.lines().filter(|l| l.starts_with(&line)).count(), 1, "{log}");
+    assert!(!log.contains("panicked") && !log.contains("listening: "), "{log}");
+}

@@ -161,3 +161,13 @@ pub fn config(mock: &str, top: &str, tables: &str) -> String {
 pub fn route(path: &str, upstream: &str) -> String {
     format!("[[routes]]\npath = \"{path}\"\nupstream = \"{upstream}\"\naudience = \"shop\"\npolicy = \"public\"\n")
 }
+
+/// A child process killed when the test ends, passed or failed.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
