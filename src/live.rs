@@ -10,7 +10,6 @@ use arc_swap::ArcSwap;
 
 use crate::config::{self, Config, ConfigError};
 use crate::gateway::{BuildError, Deps, Gateway};
-use crate::proxy::conn::Activity;
 
 /// Why a reload was refused; the gateway keeps serving the config it had.
 #[derive(Debug, thiserror::Error)]
@@ -37,14 +36,12 @@ pub struct LiveGateway {
     current: ArcSwap<Gateway>,
     deps: Deps,
     path: Option<PathBuf>,
-    /// The client connections of every listener, for the drain at shutdown.
-    activity: Arc<Activity>,
 }
 
 impl LiveGateway {
     /// Serves `gateway`; [`LiveGateway::reload`] re-reads `path` (none: reload is refused).
     pub fn new(gateway: Gateway, deps: Deps, path: Option<PathBuf>) -> Arc<Self> {
-        Arc::new(Self { current: ArcSwap::from_pointee(gateway), deps, path, activity: Arc::default() })
+        Arc::new(Self { current: ArcSwap::from_pointee(gateway), deps, path })
     }
 
     /// A gateway that is never reloaded (tests, embedding).
@@ -55,7 +52,7 @@ impl LiveGateway {
             metrics: gateway.metrics.clone(),
             state: gateway.state.clone(),
         };
-        Arc::new(Self { current: ArcSwap::new(gateway), deps, path: None, activity: Arc::default() })
+        Arc::new(Self { current: ArcSwap::new(gateway), deps, path: None })
     }
 
     /// The gateway serving now.
@@ -65,11 +62,6 @@ impl LiveGateway {
 
     pub fn deps(&self) -> &Deps {
         &self.deps
-    }
-
-    /// What the client connections are doing, across reloads.
-    pub fn activity(&self) -> &Arc<Activity> {
-        &self.activity
     }
 
     /// Re-reads the config file and swaps it in whole; on any mistake nothing changes.

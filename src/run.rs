@@ -18,8 +18,9 @@ use crate::dev::demo::DemoApp;
 use crate::dev::mock_wechat::{MockConfig, MockWechat};
 use crate::gateway::{BuildError, Deps, Gateway};
 use crate::live::LiveGateway;
+use crate::proxy::conn::Activity;
 use crate::serve::{self, listeners, BoxedService, ListenError, Listeners, Signals};
-use crate::server::{listener, proxy_service, server_conf};
+use crate::server::{listener, proxy_service_counted, server_conf};
 use crate::state::SharedState;
 use crate::tls::listener_settings;
 
@@ -94,11 +95,12 @@ async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
 
     let mut services: Vec<BoxedService> = Vec::new();
     let at = |key: &str| listeners.get(key).map(|b| b.addr.to_string()).unwrap_or_default();
-    let mut proxy = proxy_service(live.clone(), &conf);
+    let activity = Arc::new(Activity::default());
+    let mut proxy = proxy_service_counted(live.clone(), &conf, activity.clone());
     proxy.add_listener(listener(&at("listen"), None));
     services.push(Box::new(proxy));
     if let Some(tls) = tls {
-        let mut secure = proxy_service(live.clone(), &conf);
+        let mut secure = proxy_service_counted(live.clone(), &conf, activity.clone());
         secure.add_listener(listener(&at("tls.listen"), Some(listener_settings(live.clone(), tls.http2))));
         services.push(Box::new(secure));
     }
@@ -117,7 +119,7 @@ async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
     let background: Vec<serve::Background> = vec![Box::new(move |watch| {
         tokio::spawn(async move { reload.start(watch).await });
     })];
-    serve::serve(signals, services, listeners, live, upgrade_sock, background).await;
+    serve::serve(signals, services, listeners, activity, live, upgrade_sock, background).await;
     Ok(())
 }
 

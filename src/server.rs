@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::live::LiveGateway;
-use crate::proxy::conn::GuardedApp;
+use crate::proxy::conn::{Activity, GuardedApp};
 use crate::proxy::GatewayProxy;
 
 /// The gateway as pingora serves it: the proxy behind the connection guard.
@@ -49,8 +49,18 @@ pub fn listener(addr: &str, tls: Option<TlsSettings>) -> ListenerConfig {
 /// The proxy service for `gateway`, not yet listening anywhere: every client connection
 /// gets the header and idle deadlines of `[limits]` ([`crate::proxy::conn`]).
 pub fn proxy_service(live: Arc<LiveGateway>, conf: &Arc<ServerConf>) -> GatewayService {
+    proxy_service_counted(live, conf, Arc::default())
+}
+
+/// Like [`proxy_service`], its connections counted in `activity` (shared by the listeners of
+/// one process, for the drain at shutdown).
+pub fn proxy_service_counted(
+    live: Arc<LiveGateway>,
+    conf: &Arc<ServerConf>,
+    activity: Arc<Activity>,
+) -> GatewayService {
     let proxy = http_proxy(conf, GatewayProxy(live.clone()));
-    ListeningService::new("openid-gateway".into(), GuardedApp::new(proxy, live))
+    ListeningService::new("openid-gateway".into(), GuardedApp::new(proxy, live, activity))
 }
 
 /// A service started on a listener of its own; it stops when dropped.

@@ -219,11 +219,13 @@ fn guarded(session: &Session) -> Option<&Guarded> {
 pub struct GuardedApp<A> {
     app: Arc<A>,
     live: Arc<LiveGateway>,
+    activity: Arc<Activity>,
 }
 
 impl<A> GuardedApp<A> {
-    pub fn new(app: A, live: Arc<LiveGateway>) -> Self {
-        Self { app: Arc::new(app), live }
+    /// `activity` counts the connections of every listener of the process.
+    pub fn new(app: A, live: Arc<LiveGateway>, activity: Arc<Activity>) -> Self {
+        Self { app: Arc::new(app), live, activity }
     }
 }
 
@@ -236,7 +238,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
         } else {
             let limits = self.live.current().config.limits;
             let open = self.live.deps().metrics.connections.clone();
-            Box::new(Guarded::new(stream, &limits, open, self.live.activity().clone()))
+            Box::new(Guarded::new(stream, &limits, open, self.activity.clone()))
         };
         self.app.process_new(stream, shutdown).await
     }
@@ -246,9 +248,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
     /// request may be on its way) and each request gets `Connection: close`; then pingora's
     /// own cleanup closes the connections still waiting.
     async fn cleanup(&self) {
-        let activity = self.live.activity();
-        activity.begin_drain(self.live.current().config.drain_timeout);
-        activity.drained().await;
+        self.activity.begin_drain(self.live.current().config.drain_timeout);
+        self.activity.drained().await;
         self.app.cleanup().await;
     }
 }

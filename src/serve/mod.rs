@@ -23,6 +23,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::Service;
 
 use crate::live::LiveGateway;
+use crate::proxy::conn::Activity;
 
 pub use listeners::{Bound, ListenError, Listeners};
 
@@ -54,12 +55,14 @@ impl Signals {
     }
 }
 
-/// Starts `services` on `listeners` and serves until a signal ends the process (module docs).
+/// Starts `services` on `listeners` and serves until a signal ends the process (module docs);
+/// `activity` counts the connections of the proxy services.
 /// Each of `background` is started with the shutdown watch (it spawns what it runs).
 pub async fn serve(
     mut signals: Signals,
     services: Vec<BoxedService>,
     listeners: Listeners,
+    activity: Arc<Activity>,
     live: Arc<LiveGateway>,
     upgrade_sock: String,
     background: Vec<Background>,
@@ -91,7 +94,7 @@ pub async fn serve(
             }
         }
     };
-    let activity = live.activity();
+    // The drain_timeout of the config serving now (a reload may have changed it).
     let timeout = live.current().config.drain_timeout;
     activity.begin_drain(timeout);
     log::info!(
