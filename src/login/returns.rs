@@ -1,8 +1,10 @@
 //! Where a browser may be sent after login or logout, or linked to from a page: a path on
 //! this site, or an absolute http(s) URL on a host the gateway serves or was told to allow.
 //! Paths are returned in their canonical form (the one requests are decided on), so a
-//! return URL can never name a page other than the one a request for it would reach.
-//! Everything else is refused with the reason, which the caller logs.
+//! return URL can never name a page other than the one a request for it would reach. The
+//! rules are checked on that canonical form, whatever the `[paths]` settings: a path whose
+//! canonical form starts with `//` (a browser reads `//evil.test` as another host) is refused
+//! like the raw one. Everything else is refused with the reason, which the caller logs.
 
 use url::Url;
 
@@ -26,6 +28,10 @@ pub fn validate(config: &Config, raw: &str) -> Result<String, Refused> {
     if raw.starts_with('/') {
         let split = raw.find(['?', '#']).unwrap_or(raw.len());
         let path = canonical_path(&raw[..split], &config.paths).map_err(|r| r.as_str())?;
+        // `/.//evil.test` with `merge_slashes = false`, `/%2F%2Fevil.test` with unescaped slashes.
+        if path.starts_with("//") {
+            return Err("scheme-relative URL (//host) once made canonical");
+        }
         return Ok(format!("{path}{}", &raw[split..]));
     }
     let lowered = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
@@ -56,6 +62,7 @@ pub fn allowed_host(config: &Config, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::canonical::{EscapedSlashes, PathRules};
 
     fn config() -> Config {
         crate::config::for_tests(
@@ -121,5 +128,109 @@ mod tests {
             Err("host not served by the gateway nor in allowed_return_hosts")
         );
         assert_eq!(validate(&c, "/%2F%2Fevil.example"), Err("encoded_slash"));
+    }
+
+    fn with_paths(merge_slashes: bool, escaped_slashes: EscapedSlashes) -> Config {
+        let mut c = config();
+        c.paths = PathRules { merge_slashes, escaped_slashes };
+        c
+    }
+
+    const ALL_PATH_RULES: [(bool, EscapedSlashes); 6] = [
+        (true, EscapedSlashes::Reject),
+        (true, EscapedSlashes::Keep),
+        (true, EscapedSlashes::Unescape),
+        (false, EscapedSlashes::Reject),
+        (false, EscapedSlashes::Keep),
+        (false, EscapedSlashes::Unescape),
+    ];
+
+    #[test]
+    fn a_path_that_becomes_scheme_relative_is_refused_under_every_setting() {
+        for (merge, escaped) in ALL_PATH_RULES {
+            let c = with_paths(merge, escaped);
+            // Positive control: a path with doubled slashes inside stays a path on this site.
+            assert!(validate(&c, "/a//b").is_ok(), "{merge} {escaped:?}");
+            for bad in ["/.//evil.test", "/./%2F/evil.test", "/x/..//evil.test", "/%2F%2Fevil.test", "/%2F/evil.test"] {
+                let verdict = validate(&c, bad);
+                assert!(
+                    verdict.as_deref().is_err() || !verdict.as_deref().unwrap().starts_with("//"),
+                    "{bad:?} with merge_slashes={merge} {escaped:?} became {verdict:?}"
+                );
+            }
+        }
+        let c = with_paths(false, EscapedSlashes::Reject);
+        assert_eq!(validate(&c, "/.//evil.test"), Err("scheme-relative URL (//host) once made canonical"));
+    }
+
+    /// Where a browser goes with `Location: value` from a page of `https://h5.example.com`.
+    fn browser_target(value: &str) -> Option<String> {
+        let base = Url::parse("https://h5.example.com/.gateway/logout").unwrap();
+        base.join(value).ok().and_then(|u| u.host_str().map(str::to_string))
+    }
+
+    const PIECES: &[&str] = &[
+        "/",
+        "//",
+        "/\\",
+        "\\",
+        ".",
+        "..",
+        "%2e",
+        "%2E",
+        "%2e%2e",
+        "%2f",
+        "%2F",
+        "%5c",
+        "%5C",
+        "%252f",
+        "@",
+        ":",
+        "evil.test",
+        "h5.example.com",
+        "partner.example.org",
+        "\t",
+        "\n",
+        "http:",
+        "https:",
+        "HTTPS:",
+        "javascript:",
+        "?",
+        "#",
+        "a",
+        ";",
+        "%00",
+        "%09",
+        " ",
+        "%20",
+        "%40",
+        "%3A",
+        "https://",
+        "HtTp://",
+        "/./",
+        "/../",
+        "///",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        /// Whatever the value and the `[paths]` settings, an accepted return value never sends the
+        /// browser off the allowed hosts, and is never scheme-relative.
+        #[test]
+        fn no_accepted_return_value_leaves_the_allowed_hosts(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 1..9),
+            rules in proptest::sample::select(&ALL_PATH_RULES[..]),
+        ) {
+            let raw: String = pieces.concat();
+            let c = with_paths(rules.0, rules.1);
+            if let Ok(value) = validate(&c, &raw) {
+                proptest::prop_assert!(!value.starts_with("//") && !value.starts_with("/\\"), "{:?} -> {:?}", raw, value);
+                let host = browser_target(&value);
+                proptest::prop_assert!(
+                    matches!(host.as_deref(), Some("h5.example.com" | "partner.example.org")),
+                    "{:?} -> {:?} -> {:?}", raw, value, host
+                );
+            }
+        }
     }
 }
