@@ -26,6 +26,8 @@ pub enum GatewayError {
     BadReturn { reason: &'static str },
     #[error("bad request: {reason}")]
     BadRequest { reason: &'static str },
+    #[error("the Host header is not a valid host[:port]")]
+    BadHost,
     #[error("request target longer than the limit")]
     UriTooLong,
     #[error("request header fields larger or more numerous than the limit")]
@@ -103,6 +105,7 @@ impl GatewayError {
             GatewayError::LoginCookieMissing | GatewayError::LoginLoop { .. } => "login_incomplete",
             GatewayError::BadReturn { .. } => "bad_return_url",
             GatewayError::BadRequest { .. } => "bad_request",
+            GatewayError::BadHost => "bad_host",
             GatewayError::UriTooLong => "uri_too_long",
             GatewayError::HeadersTooLarge => "headers_too_large",
             GatewayError::BodyTooLarge => "body_too_large",
@@ -174,6 +177,15 @@ impl GatewayError {
                     en: "This address is written in a way that cannot be handled safely (such as an encoded slash, a backslash or ..), so it was refused.",
                 },
                 again("/", HOME),
+            ),
+            GatewayError::BadHost => page(
+                400,
+                Bilingual { zh: "请求无效", en: "Bad request" },
+                Bilingual {
+                    zh: "请求中的主机名（Host）不是有效的“主机名[:端口]”，已被拒绝。请检查网址后重试。",
+                    en: "The host name (Host) of this request is not a valid host[:port], so it was refused. Check the address and try again.",
+                },
+                None,
             ),
             GatewayError::UriTooLong => page(
                 414,

@@ -109,6 +109,9 @@ impl ProxyHttp for GatewayProxy {
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         ctx.view = ClientView::of(req, peer, &gw.config.trusted_proxies);
         ctx.api = !client::is_navigation(req);
+        if ctx.view.bad_host {
+            return respond::answer(session, ctx, Step::Fail(crate::error::GatewayError::BadHost)).await;
+        }
         secure::note(session, ctx);
         if let Some(reply) = secure::redirect_plain(&gw, req, ctx) {
             return respond::answer(session, ctx, Step::Reply(reply)).await;
