@@ -30,22 +30,31 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; shared by clones.
+/// A clock that only moves when told to; shared by clones. It keeps milliseconds.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<AtomicU64>);
 
 impl ManualClock {
+    /// At `start` seconds since the Unix epoch.
     pub fn new(start: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(start)))
+        Self(Arc::new(AtomicU64::new(start.saturating_mul(1000))))
     }
 
     pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        self.0.fetch_add(seconds.saturating_mul(1000), Ordering::SeqCst);
+    }
+
+    pub fn advance_millis(&self, millis: u64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst) / 1000
+    }
+
+    fn now_millis(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }

@@ -301,3 +301,23 @@ async fn a_logout_after_a_scope_upgrade_still_ends_earlier_app_host_sessions() {
     copy.get("http://mall.test/x").await;
     assert_eq!(h.upstream.seen().len(), before, "an app host session outlived the logout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_lives_its_lifetime_to_the_millisecond() {
+    let mut setup = many_domains_setup();
+    // The first lines of `tables` still belong to `[session]`.
+    setup.tables = format!("ticket_lifetime = \"2s\"\n{}", setup.tables);
+    let h = Harness::with(setup).await;
+    let a = h.many_domains_browser();
+    // Issued 0.9 s into a second: whole seconds would end it 1.1 s later.
+    h.clock.advance_millis(900);
+    let ticket = ticket_url(&a, "http://mall.test/in-time").await;
+    h.clock.advance_millis(1999);
+    let taken = a.get(&ticket).await;
+    assert_eq!((taken.status, taken.location()), (302, "http://mall.test/in-time#"), "{}", taken.body);
+
+    let b = h.many_domains_browser();
+    let ticket = ticket_url(&b, "http://mall.test/late").await;
+    h.clock.advance_millis(2001);
+    assert_refused(&b.get(&ticket).await, 400, "已失效");
+}

@@ -97,11 +97,12 @@ pub async fn redeem(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
     }
     let now = gw.now();
     let retry = Some(ticket.return_to.as_str());
-    if ticket.expires <= now {
+    if ticket.expires_ms <= gw.clock.now_millis() {
         return Err(refuse(Refusal::Expired, retry));
     }
     // Spent before the nonce is checked: a ticket that reached another browser is dead.
-    let first = gw.state.spend_once("ticket", &ticket.id, ticket.expires + SPENT_KEPT_SECS, now).await;
+    let kept = ticket.expires_ms.div_ceil(1000) + SPENT_KEPT_SECS;
+    let first = gw.state.spend_once("ticket", &ticket.id, kept, now).await;
     if !runtime.nonces.holds(&req.headers, &ticket.nonce, now) {
         return Err(refuse(Refusal::NoNonce, retry));
     }

@@ -60,12 +60,11 @@ pub async fn issue(
 /// `302` to `<app host><prefix>/ticket?ticket=..` with a ticket handing `session`'s identity
 /// to the app host of `request`.
 pub fn ticket_redirect(gw: &Gateway, app: usize, request: &HandoffRequest, session: &Session) -> Reply {
-    let now = gw.now();
     let ticket = Ticket {
         host: request.host.clone(),
         nonce: request.nonce.clone(),
         return_to: request.return_to.clone(),
-        expires: now + gw.handoff.ticket_lifetime,
+        expires_ms: gw.clock.now_millis().saturating_add(gw.handoff.ticket_lifetime),
         id: base62_nonce(gw.entropy.as_ref(), ID_LEN),
         session: session.clone(),
     };

@@ -37,7 +37,8 @@ pub use nonces::NonceCookie;
 
 /// What the sealed request and ticket are bound to (the AEAD's associated data).
 const REQUEST: &str = "ogw-handoff-request";
-const TICKET: &str = "ogw-ticket";
+/// `-v2`: expiry in milliseconds (a ticket of the first format is refused as damaged).
+const TICKET: &str = "ogw-ticket-v2";
 
 /// What an app host asks of the login host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,8 +69,9 @@ pub struct Ticket {
     pub nonce: String,
     #[serde(rename = "r")]
     pub return_to: String,
-    #[serde(rename = "e")]
-    pub expires: u64,
+    /// Milliseconds since the Unix epoch: a ticket lives `ticket_lifetime` to the millisecond.
+    #[serde(rename = "x")]
+    pub expires_ms: u64,
     /// Spent on first use.
     #[serde(rename = "j")]
     pub id: String,
@@ -118,12 +120,13 @@ impl Refusal {
 pub struct Handoff {
     sealer: Sealer,
     /// Seconds a ticket is valid.
+    /// Milliseconds.
     pub ticket_lifetime: u64,
 }
 
 impl Handoff {
     pub fn new(config: &Config) -> Self {
-        Self { sealer: Sealer::new(&config.session.keys), ticket_lifetime: config.session.ticket_lifetime.as_secs() }
+        Self { sealer: Sealer::new(&config.session.keys), ticket_lifetime: millis(config.session.ticket_lifetime) }
     }
 
     fn seal<T: Serialize>(&self, name: &str, value: &T, entropy: &dyn Entropy) -> String {
@@ -134,6 +137,10 @@ impl Handoff {
     fn open<T: DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
         serde_json::from_slice(&self.sealer.open(name, value)?).ok()
     }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Is `url` an absolute http(s) URL on `host`?
