@@ -37,7 +37,7 @@ impl Default for AdminConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// A filter such as `info` or `info,openid_gateway=debug`; `OPENID_GATEWAY_LOG` overrides it.
+    /// A filter such as `info` or `info,openid_gateway=debug`; `RUST_LOG` overrides it.
     pub level: String,
     /// One event per request at `info`.
     pub access_log: bool,
@@ -177,8 +177,9 @@ fn server_cert(mut t: Table, secrets: &SecretLoader, base: &Path) -> Option<Serv
     cert
 }
 
-/// The DNS names a certificate covers (its subject alternative names, else its common name),
-/// lower case.
+/// The names a certificate covers, lower case: its DNS and IP address subject alternative
+/// names (`127.0.0.1`, `::1`), else its common name. A certificate for IP addresses only is
+/// served to clients that name no host (an IP address is never sent as SNI).
 fn names_of(cert: &CertificateDer) -> Result<Vec<String>, String> {
     use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
     let (_, x509) = X509Certificate::from_der(cert.as_ref()).map_err(|e| format!("not an X.509 certificate: {e}"))?;
@@ -189,6 +190,7 @@ fn names_of(cert: &CertificateDer) -> Result<Vec<String>, String> {
             .iter()
             .filter_map(|n| match n {
                 GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                GeneralName::IPAddress(bytes) => ip_of(bytes).map(|ip| ip.to_string()),
                 _ => None,
             })
             .collect(),
@@ -198,7 +200,16 @@ fn names_of(cert: &CertificateDer) -> Result<Vec<String>, String> {
         names.extend(x509.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_ascii_lowercase));
     }
     if names.is_empty() {
-        return Err("names no host (no DNS subject alternative name, no common name)".into());
+        return Err("names no host (no DNS or IP address subject alternative name, no common name)".into());
     }
     Ok(names)
+}
+
+/// An IP address subject alternative name: 4 or 16 bytes.
+fn ip_of(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
 }
