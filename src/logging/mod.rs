@@ -3,6 +3,13 @@
 //! keys never reach a log. Operators turn `trace` on exactly when something is wrong; the
 //! logger, not their discipline, keeps secrets out.
 //!
+//! No body reaches a log either, nor any part of one. pingora's own `debug` and `trace` lines
+//! print the bytes it reads and writes (response bodies, chunks, raw request and response
+//! headers, the bytes of a request it could not parse), so they are never written, whatever
+//! the filter says ([`is_wire_dump`]); its `info` and above, and the gateway's own lines at
+//! every level, are. Redaction could only remove the shapes of secrets, not the openid, phone
+//! number or address an app page shows.
+//!
 //! Redaction knows the shapes secrets take (JWTs, sealed cookies, `code=`/`state=`/`secret=`
 //! parameters, `Cookie`/`Set-Cookie`/`Authorization`/identity header values, PEM keys) and
 //! the exact values of the configured secrets ([`register_secrets`]).
@@ -173,10 +180,18 @@ struct LineLayer {
     out: Arc<Output>,
 }
 
+/// A line of pingora's below `info`: such lines print request and response bytes.
+pub fn is_wire_dump(target: &str, level: tracing::Level) -> bool {
+    level > tracing::Level::INFO && target.starts_with("pingora")
+}
+
 impl<S: tracing::Subscriber> Layer<S> for LineLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.normalized_metadata();
         let meta = meta.as_ref().unwrap_or_else(|| event.metadata());
+        if is_wire_dump(meta.target(), *meta.level()) {
+            return;
+        }
         let mut fields = Fields { format: self.format, message: String::new(), rest: Vec::with_capacity(256) };
         event.record(&mut fields);
         let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
@@ -287,6 +302,17 @@ impl Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pingora_lines_below_info_are_wire_dumps_and_no_others() {
+        use tracing::Level;
+        for target in ["pingora_core::protocols::http::v1::client", "pingora_proxy::proxy_h1", "pingora_core"] {
+            assert!(is_wire_dump(target, Level::TRACE) && is_wire_dump(target, Level::DEBUG), "{target}");
+            assert!(!is_wire_dump(target, Level::INFO) && !is_wire_dump(target, Level::ERROR), "{target}");
+        }
+        assert!(!is_wire_dump("openid_gateway::proxy", Level::TRACE));
+        assert!(!is_wire_dump("access", Level::TRACE));
+    }
 
     proptest::proptest! {
         /// The shortcut past the regular expressions never skips a line one of them matches.
