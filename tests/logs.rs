@@ -101,7 +101,17 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
     for (i, v) in cookies.chain(cookie_values(&handoff)).enumerate() {
         secrets.push((format!("cookie value {i}"), v));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // lines of tasks still ending
+    // An access line is written once its response is out: wait for the last request's.
+    let last_landing = |text: &str| {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|e| e["target"] == "access" && e["path"] == "/cart" && e["status"] == 200)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !last_landing(&String::from_utf8_lossy(&capture.0.lock().unwrap())) {
+        assert!(std::time::Instant::now() < deadline, "the last request's access line never came");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
 
     // Positive control: the capture holds the gateway's own lines (pingora's below info print
