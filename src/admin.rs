@@ -99,7 +99,11 @@ async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
     // Shared state that does not answer degrades the gateway (each replica on its own state);
     // it does not make it unready.
     let (backend, healthy) = gw.state.status();
-    let state = json!({"backend": backend, "status": if healthy { "ok" } else { "degraded" }});
+    let mut state = json!({"backend": backend, "status": if healthy { "ok" } else { "degraded" }});
+    // A Redis that may evict revocations warns; it does not make the gateway unready.
+    if let Some(warning) = gw.state.revocation_warning() {
+        state["warning"] = json!(warning);
+    }
     // Unless sessions are refused without it: then a replica without Redis is not ready.
     let ready = ready && (healthy || !gw.state.fails_closed());
     (ready, json!({"ready": ready, "config": "loaded", "state": state, "upstreams": upstreams}))

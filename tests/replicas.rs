@@ -6,112 +6,21 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::redis_server::{RedisCluster, RedisServer};
+use common::replicas::{redis_state, url, Cluster};
 use common::*;
-use openid_gateway::admin::AdminApp;
-use openid_gateway::clock::{Clock, ManualClock, SystemClock};
-use openid_gateway::config;
-use openid_gateway::gateway::{Deps, Gateway};
-use openid_gateway::live::LiveGateway;
-use openid_gateway::metrics::Metrics;
-use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
-use openid_gateway::state::{digest, SharedState};
-use pingora::services::listening::Service as ListeningService;
+use openid_gateway::state::digest;
 
-/// One replica: its public listener, its admin listener and its state.
-struct Replica {
-    addr: SocketAddr,
-    admin: String,
-    _servers: Vec<Running>,
-}
-
-/// Replicas sharing one mock WeChat, one upstream and one Redis.
-struct Cluster {
-    clock: ManualClock,
-    mock: openid_gateway::dev::mock_wechat::MockWechat,
-    upstream: Recorder,
-    replicas: Vec<Replica>,
-    _mock: Running,
-    _up: Running,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    /// `n` replicas; `state` is the `[state]` table, `extra` more tables.
-    async fn start(n: usize, state: &str, extra: &str) -> Self {
-        let clock = ManualClock::new(SystemClock.now());
-        let mock = strict_mock(APPID, WECHAT_SECRET, PUBLIC_HOST, false, &clock);
-        let mock_srv = serve_mock(&mock);
-        let upstream = Recorder::default();
-        let up_srv = start_on(ListeningService::new("upstream".into(), upstream.clone()), listener()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        for (name, value) in [("wechat.secret", WECHAT_SECRET), ("session.key", SESSION_KEY), ("hs256.key", HS256_KEY)]
-        {
-            std::fs::write(dir.path().join(name), value).unwrap();
-        }
-        let mut replicas = Vec::new();
-        for _ in 0..n {
-            let l = listener();
-            let addr = l.local_addr().unwrap();
-            let mock_url = mock_srv.url();
-            let text = format!(
-                "listen = \"{addr}\"\npublic_url = \"http://{PUBLIC_HOST}\"\n\
-                 [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
-                 authorize_url = \"{mock_url}/connect/oauth2/authorize\"\napi_base = \"{mock_url}\"\n\
-                 [session]\nkeys = [{{ file = \"session.key\" }}]\n\
-                 [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"hs256.key\" }}\nissuer = \"https://issuer.test\"\n\
-                 {state}\n{extra}\n\
-                 [[routes]]\npath = \"/\"\nupstream = \"{}\"\naudience = \"shop\"\nkeep_fragment = false\n",
-                up_srv.url()
-            );
-            let loaded = config::parse_str(&text, dir.path()).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-            let metrics = Arc::new(Metrics::new());
-            let state = Arc::new(SharedState::new(&loaded.config.state, metrics.clone()).unwrap());
-            let deps = Deps { clock: Arc::new(clock.clone()), metrics, state, ..Deps::default() };
-            let live = LiveGateway::fixed(Arc::new(Gateway::new(loaded.config, deps).unwrap()));
-            let conf = Arc::new(server_conf(1));
-            let gw = start_on(proxy_service(live.clone(), &conf), l).unwrap();
-            let admin =
-                start_on(ListeningService::new("admin".into(), AdminApp::new(live.clone())), listener()).unwrap();
-            replicas.push(Replica { addr, admin: admin.url(), _servers: vec![gw, admin] });
-        }
-        Cluster { clock, mock, upstream, replicas, _mock: mock_srv, _up: up_srv, _dir: dir }
+/// Polls `check` until it holds, 5 s at most: another replica learns a revocation once its
+/// `revocation_cache` has passed, or from its copy within a second.
+async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: never");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
-    fn browser(&self, replica: usize) -> Browser {
-        browser(WECHAT_UA, PUBLIC_HOST, self.replicas[replica].addr)
-    }
-
-    /// A logged-in session cookie (`ogw_session=…`), logging in through `replica`.
-    async fn login(&self, replica: usize) -> String {
-        let b = self.browser(replica);
-        let pages = b.walk(&url("/shop")).await;
-        assert_eq!(pages.last().unwrap().status, 200, "{pages:?}");
-        format!("ogw_session={}", cookie_value(&b.cookies("/"), "ogw_session").expect("a session"))
-    }
-
-    /// GET `path` on `replica` with `cookie`: forwarded to the app (with a token), or not.
-    async fn forwarded(&self, replica: usize, path: &str, cookie: &str) -> bool {
-        let before = self.upstream.seen().len();
-        let page = self.browser(replica).get_with(&url(path), &[("cookie", cookie)]).await;
-        page.status == 200 && self.upstream.seen().len() == before + 1
-    }
-
-    fn exchanges(&self) -> u64 {
-        self.mock.stats().exchanges
-    }
-}
-
-fn url(path: &str) -> String {
-    format!("http://{PUBLIC_HOST}{path}")
-}
-
-fn redis_state(url: &str) -> String {
-    format!("[state]\nbackend = \"redis\"\nurl = \"{url}\"\nrevocation_cache = \"100ms\"\n")
 }
 
 /// The callback of a login started on `replica` 0, presented on replicas 0 and 1 at once, with
@@ -159,8 +68,8 @@ async fn logout_and_revocation_hold_on_every_replica() {
     // Logout on replica 0: a copy of the cookie made before is refused on replica 1.
     let b = c.browser(0);
     assert_eq!(b.get_with(&url("/.gateway/logout"), &[("cookie", &kept)]).await.status, 302);
-    tokio::time::sleep(Duration::from_millis(150)).await; // past revocation_cache
-    assert!(!c.forwarded(1, "/shop", &kept).await, "the logged-out cookie still works on replica 1");
+    eventually("the logged-out cookie is refused on replica 1", || async { !c.forwarded(1, "/shop", &kept).await })
+        .await;
     assert!(!c.forwarded(0, "/shop", &kept).await);
 
     // Revoke every session of the user from replica 0's admin listener.
@@ -170,9 +79,9 @@ async fn logout_and_revocation_hold_on_every_replica() {
     let revoke = format!("{}/revoke?openid={openid}", c.replicas[0].admin);
     let res = reqwest::Client::new().post(&revoke).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    tokio::time::sleep(Duration::from_millis(150)).await;
     for (replica, cookie) in [(0, &s1), (1, &s1), (0, &s2), (1, &s2)] {
-        assert!(!c.forwarded(replica, "/shop", cookie).await, "a revoked session works on replica {replica}");
+        let refused = || async { !c.forwarded(replica, "/shop", cookie).await };
+        eventually(&format!("the revoked session is refused on replica {replica}"), refused).await;
     }
     // A login after the revocation stands (revocations cover sessions issued up to their second).
     c.clock.advance(1);
@@ -264,7 +173,9 @@ async fn revocation_can_fail_closed_while_redis_is_unreachable() {
     let session = c.login(0).await;
     assert!(c.forwarded(0, "/shop", &session).await);
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(150)).await; // past revocation_cache
+    // Once its revocation_cache has passed.
+    let refused = || async { c.browser(0).get_with(&url("/shop"), &[("cookie", &session)]).await.status == 503 };
+    eventually("the session is refused while Redis is unreachable", refused).await;
     let page = c.browser(0).get_with(&url("/shop"), &[("cookie", &session)]).await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("暂时无法确认登录状态"));
@@ -333,9 +244,11 @@ async fn app_host_replicas_share_spent_tickets_and_global_logout() {
     // Logout everywhere, on replica 1: replica 2 refuses members.test's session after the cache.
     let out = b.get("http://mall.test/.gateway/logout?everywhere=1").await;
     assert!(out.location().starts_with("http://gw.test/.gateway/logout?return="), "{}", out.location());
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let before = c.upstream.seen().len();
-    copy.get("http://members.test/b").await;
-    assert_eq!(c.upstream.seen().len(), before, "replica 2 still honoured a session of the ended login");
+    let refused = || async {
+        let before = c.upstream.seen().len();
+        copy.get("http://members.test/b").await;
+        c.upstream.seen().len() == before
+    };
+    eventually("replica 2 refuses a session of the ended login", refused).await;
     assert_eq!(c.exchanges(), 1);
 }

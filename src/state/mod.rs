@@ -10,6 +10,7 @@
 
 mod local;
 pub mod remote;
+mod sync;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +22,11 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StateConfig;
 use crate::metrics::Metrics;
-use local::LocalRevocations;
+use local::{user_key, LocalRevocations, Record};
 use remote::{Remote, SetupError};
+
+pub use local::MAX_ENTRIES as MAX_LOCAL_REVOCATIONS;
+pub use sync::{Eviction, SYNC_EVERY};
 
 /// How often a waiting replica looks for the result of an exchange another one is making.
 pub const POLL_EVERY: Duration = Duration::from_millis(25);
@@ -63,8 +67,11 @@ pub enum Standing {
 
 /// The shared state of the gateway; outlives reloads.
 pub struct SharedState {
-    remote: Option<Remote>,
-    local: LocalRevocations,
+    remote: Option<Arc<Remote>>,
+    /// Every revocation this replica knows: its own, and with Redis every replica's.
+    local: Arc<LocalRevocations>,
+    /// Whether the Redis in use may evict revocations.
+    eviction: Arc<Mutex<Eviction>>,
     /// (appid, openid, sid, issued) -> (revoked, when asked).
     cache: Mutex<HashMap<String, (bool, Instant)>>,
     cache_for: Duration,
@@ -78,7 +85,8 @@ impl SharedState {
     pub fn memory() -> Self {
         Self {
             remote: None,
-            local: LocalRevocations::default(),
+            local: Arc::default(),
+            eviction: Arc::default(),
             cache: Mutex::default(),
             cache_for: Duration::ZERO,
             fail_open: true,
@@ -89,12 +97,45 @@ impl SharedState {
     pub fn new(config: &StateConfig, metrics: Arc<Metrics>) -> Result<Self, SetupError> {
         match config {
             StateConfig::Memory => Ok(Self::memory()),
-            StateConfig::Redis(r) => Ok(Self {
-                remote: Some(Remote::new(r, metrics)?),
-                cache_for: r.revocation_cache,
-                fail_open: r.revocation_fail_open,
-                ..Self::memory()
-            }),
+            StateConfig::Redis(r) => {
+                let state = Self {
+                    remote: Some(Arc::new(Remote::new(r, metrics)?)),
+                    cache_for: r.revocation_cache,
+                    fail_open: r.revocation_fail_open,
+                    ..Self::memory()
+                };
+                if let Some(remote) = &state.remote {
+                    sync::start(remote, &state.local, &state.eviction);
+                }
+                Ok(state)
+            }
+        }
+    }
+
+    /// Revocations this replica knows (its own and, with Redis, every replica's), expired ones
+    /// not yet swept included.
+    pub fn revocations_known(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Whether the Redis in use may evict revocations, as last asked.
+    pub fn eviction(&self) -> Eviction {
+        self.eviction.lock().clone()
+    }
+
+    /// What to tell the operator about revocations that may be lost, if anything: a Redis
+    /// that may evict them, or unexpired ones this replica's copy had to drop at its bound.
+    pub fn revocation_warning(&self) -> Option<String> {
+        let dropped = self.local.dropped();
+        let evicts = self.eviction.lock().warning();
+        match (evicts, dropped) {
+            (None, 0) => None,
+            (Some(w), 0) => Some(w),
+            (w, n) => Some(format!(
+                "{}this replica dropped {n} unexpired revocation(s) at its bound of {} of a kind",
+                w.map(|w| format!("{w}; ")).unwrap_or_default(),
+                local::MAX_ENTRIES
+            )),
         }
     }
 
@@ -197,22 +238,27 @@ impl SharedState {
     /// Ends session `sid` (of `appid`) until `until` (seconds).
     pub async fn revoke_session(&self, appid: &str, sid: &str, until: u64, now: u64) {
         // Local revocations are checked before the cache: it needs no clearing.
-        self.local.revoke_session(sid, until, now);
+        let record = Record::Session { appid: appid.into(), sid: sid.into(), until };
+        self.local.apply(record.clone(), now);
         let Some(r) = self.remote.as_ref() else { return };
         let key = r.key(&format!("{{rev:{appid}}}:sid:{sid}"));
         let ms = until.saturating_sub(now).max(1) * 1000;
         r.run("revoke a session", |mut c| async move { c.pset_ex::<_, _, ()>(&key, 1, ms).await }).await;
+        sync::publish(r, &record, now).await;
     }
 
     /// Ends every session of `openid` in `appid` (`None`: of everyone in `appid`) issued up to
     /// `now`, for `lifetime` (seconds): as long as any such session could live. `false` when
     /// only this replica knows (Redis did not answer).
     pub async fn revoke_all(&self, appid: &str, openid: Option<&str>, now: u64, lifetime: u64) -> bool {
-        match openid {
-            Some(o) => self.local.revoke_user(appid, o, now, now + lifetime),
-            None => self.local.revoke_app(appid, now, now + lifetime),
-        }
+        let until = now + lifetime;
+        let record = match openid {
+            Some(o) => Record::User { user: user_key(appid, o), at: now, until },
+            None => Record::App { appid: appid.into(), at: now, until },
+        };
+        self.local.apply(record.clone(), now);
         let Some(r) = self.remote.as_ref() else { return true };
+        sync::publish(r, &record, now).await;
         let key = match openid {
             Some(o) => r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[o]))),
             None => r.key(&format!("{{rev:{appid}}}:app")),

@@ -10,6 +10,7 @@ pub mod prepare;
 pub mod process;
 pub mod python;
 pub mod redis_server;
+pub mod replicas;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
