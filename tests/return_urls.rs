@@ -56,3 +56,47 @@ async fn a_login_lands_on_the_site_whatever_return_it_was_given() {
         assert_eq!(url::Url::parse(&last.url).unwrap().host_str(), Some(PUBLIC_HOST), "{payload}: {trail:?}");
     }
 }
+
+/// The page a request asked for is a return value too: with `merge_slashes = false`, a request
+/// for `//evil.test/x` has that canonical path, and the login it starts must land on
+/// `http://gw.test//evil.test/x`, never `Location: //evil.test/x#`, and no error page may link
+/// there. Each way into the login: the direct one (`keep_fragment = false`), and the page that
+/// keeps the fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_canonical_path_is_scheme_relative_is_returned_to_on_this_site() {
+    for keep_fragment in [false, true] {
+        let h = Harness::with(Setup {
+            tables: "[paths]\nmerge_slashes = false\n".into(),
+            routes: format!(
+                "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nkeep_fragment = {keep_fragment}\n"
+            ),
+            ..Setup::default()
+        })
+        .await;
+        // Positive control: an ordinary page is returned to by its path.
+        let pages = h.browser().walk(&h.url("/orders//42")).await;
+        assert_eq!(
+            (pages.last().unwrap().status, pages.last().unwrap().url.as_str()),
+            (200, "http://gw.test/orders//42")
+        );
+
+        let b = h.browser();
+        let off_site = |u: &str| url::Url::parse(u).unwrap().host_str() == Some("evil.test");
+        let pages = b.walk_until(&h.url("//evil.test/x"), off_site).await;
+        let trail: Vec<_> = pages.iter().map(|p| (p.status, p.url.clone(), p.location().to_string())).collect();
+        for p in &pages {
+            assert!(
+                !p.location().starts_with("//") && !p.location().starts_with("/\\"),
+                "keep_fragment={keep_fragment}: {trail:?}"
+            );
+            assert!(!p.body.contains("href=\"//"), "a link off the site: {}", p.body);
+        }
+        let last = pages.last().unwrap();
+        assert_eq!(
+            (last.status, last.url.as_str()),
+            (200, "http://gw.test//evil.test/x"),
+            "keep_fragment={keep_fragment}: {trail:?}"
+        );
+        assert_eq!(h.upstream.last().path, "//evil.test/x");
+    }
+}

@@ -3,8 +3,14 @@
 //! Paths are returned in their canonical form (the one requests are decided on), so a
 //! return URL can never name a page other than the one a request for it would reach. The
 //! rules are checked on that canonical form, whatever the `[paths]` settings: a path whose
-//! canonical form starts with `//` (a browser reads `//evil.test` as another host) is refused
-//! like the raw one. Everything else is refused with the reason, which the caller logs.
+//! canonical form starts with `//` or `/\` (a browser reads `//evil.test` as another host) is
+//! refused like the raw one ([`stays_on_site`]). Everything else is refused with the reason,
+//! which the caller logs.
+//!
+//! Every `Location` and link built from a return value goes through [`validate`]: the `return`
+//! parameter of the login and logout endpoints, and the page a request asked for when it is
+//! sent into the login ([`crate::proxy::decide::return_target`]), which the login cookie and
+//! the hand-off carry to the callback, the ticket and the fragment-keeping page.
 
 use url::Url;
 
@@ -22,14 +28,14 @@ pub fn validate(config: &Config, raw: &str) -> Result<String, Refused> {
     if raw.bytes().any(|b| b.is_ascii_control() || b.is_ascii_whitespace() || b == b'\\') {
         return Err("control character, white space or backslash");
     }
-    if raw.starts_with("//") {
-        return Err("scheme-relative URL (//host)");
-    }
     if raw.starts_with('/') {
+        if !stays_on_site(raw) {
+            return Err("scheme-relative URL (//host)");
+        }
         let split = raw.find(['?', '#']).unwrap_or(raw.len());
         let path = canonical_path(&raw[..split], &config.paths).map_err(|r| r.as_str())?;
         // `/.//evil.test` with `merge_slashes = false`, `/%2F%2Fevil.test` with unescaped slashes.
-        if path.starts_with("//") {
+        if !stays_on_site(&path) {
             return Err("scheme-relative URL (//host) once made canonical");
         }
         return Ok(format!("{path}{}", &raw[split..]));
@@ -49,6 +55,12 @@ pub fn validate(config: &Config, raw: &str) -> Result<String, Refused> {
     let path = canonical_path(url.path(), &config.paths).map_err(|r| r.as_str())?.into_owned();
     url.set_path(&path);
     Ok(url.to_string())
+}
+
+/// Does the path `path` (starting with `/`) name a page of this site when a browser follows
+/// it? Not when it starts with `//` or `/\\`: browsers read both as `//host`, another site.
+pub fn stays_on_site(path: &str) -> bool {
+    path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\")
 }
 
 /// Hosts of the apps, app hosts and routes, and `allowed_return_hosts`.

@@ -122,14 +122,17 @@ fn mp_verify(gw: &Gateway, view: &ClientView, path: &str) -> Option<Reply> {
     })
 }
 
-/// Where to come back to after login: the canonical path and query on the app's public host,
-/// or the absolute URL on another host.
+/// Where to come back to after login: the canonical path and query on the app's public host
+/// when the return-URL rule takes it ([`login::returns::validate`]), else the absolute URL
+/// (on another host, or a path such as `//evil.test`, canonical with `merge_slashes = false`,
+/// that a browser would read as another host: `http://<host>//evil.test` stays here).
 pub fn return_target(gw: &Gateway, app: usize, view: &ClientView, target: &Target) -> String {
     if gw.apps[app].config.public_host() == view.host {
-        target.origin_form()
-    } else {
-        absolute_target(gw, app, view, target)
+        if let Ok(page) = login::returns::validate(&gw.config, &target.origin_form()) {
+            return page;
+        }
     }
+    absolute_target(gw, app, view, target)
 }
 
 /// The absolute URL the client asked for, in canonical form.
