@@ -3,12 +3,10 @@
 //! keys never reach a log. Operators turn `trace` on exactly when something is wrong; the
 //! logger, not their discipline, keeps secrets out.
 //!
-//! No body reaches a log either, nor any part of one. pingora's own `debug` and `trace` lines
-//! print the bytes it reads and writes (response bodies, chunks, raw request and response
-//! headers, the bytes of a request it could not parse), so they are never written, whatever
-//! the filter says ([`is_wire_dump`]); its `info` and above, and the gateway's own lines at
-//! every level, are. Redaction could only remove the shapes of secrets, not the openid, phone
-//! number or address an app page shows.
+//! No body reaches a log either, nor any part of one, at any level ([`wire`]): pingora's lines
+//! that print request or response bytes are not written, and the bytes its errors quote are
+//! cut from the lines that carry them. Redaction could only remove the shapes of secrets, not
+//! the phone number, address or openid an app page shows.
 //!
 //! Redaction knows the shapes secrets take (JWTs, sealed cookies, `code=`/`state=`/`secret=`
 //! parameters, `Cookie`/`Set-Cookie`/`Authorization`/identity header values, PEM keys) and
@@ -29,6 +27,7 @@ use tracing_subscriber::EnvFilter;
 pub use crate::config::LogFormat;
 
 mod output;
+mod wire;
 
 use output::Output;
 
@@ -52,8 +51,10 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
         (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)".into(), "[private key]"),
         // Header values as pingora and http print them: "cookie": "…".
         (format!(r#"(?i)"({SECRET_HEADERS}|x-openid-token[-_a-z]*)": "(?:[^"\\]|\\.)*""#), r#""$1": "[redacted]""#),
-        // Header lines written as text: Cookie: …
-        (format!(r#"(?i)\b({SECRET_HEADERS}): [^"\r\n]*"#), "$1: [redacted]"),
+        // Header lines written as text: Cookie: … to the line's end, raw or escaped (`\r\n` in
+        // a quoted head, where the name follows `\n`). Quotes belong to the value
+        // (`theme="dark blue"; session=…`).
+        (format!(r#"(?i)(^|\W|\\[rn])({SECRET_HEADERS}): (?:[^\\\r\n]|\\[^rn])*"#), "$1$2: [redacted]"),
         // Parameters: code=…, state=…, secret=…
         (format!(r#"(?i)\b({SECRET_PARAMS})=[^&\s"',;#)}}\]]*"#), "$1=[redacted]"),
         // JWTs anywhere.
@@ -173,27 +174,23 @@ static OUTPUT: OnceLock<Arc<Output>> = OnceLock::new();
 #[error("cannot start the logger: {0}")]
 pub struct InitError(String);
 
-/// Writes each event as one redacted line. Every value is redacted before it is encoded,
-/// so a JSON-escaped quote never hides a secret from the rules.
+/// Writes each event as one redacted line, unless it is one of pingora's lines that print
+/// request or response bytes. Every value is cleaned of quoted bytes and redacted before it is
+/// encoded, so a JSON-escaped quote never hides a secret from the rules.
 struct LineLayer {
     format: LogFormat,
     out: Arc<Output>,
-}
-
-/// A line of pingora's below `info`: such lines print request and response bytes.
-pub fn is_wire_dump(target: &str, level: tracing::Level) -> bool {
-    level > tracing::Level::INFO && target.starts_with("pingora")
 }
 
 impl<S: tracing::Subscriber> Layer<S> for LineLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.normalized_metadata();
         let meta = meta.as_ref().unwrap_or_else(|| event.metadata());
-        if is_wire_dump(meta.target(), *meta.level()) {
-            return;
-        }
         let mut fields = Fields { format: self.format, message: String::new(), rest: Vec::with_capacity(256) };
         event.record(&mut fields);
+        if wire::dropped(*meta.level(), meta.target(), &fields.message) {
+            return;
+        }
         let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
         let mut line = Vec::with_capacity(64 + fields.message.len() + fields.rest.len());
         // Writing into a Vec cannot fail.
@@ -228,7 +225,7 @@ struct Fields {
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put_str(field, &redact(value));
+        self.put_str(field, &redact(&wire::without_bytes(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -252,7 +249,7 @@ impl Visit for Fields {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put_str(field, &redact(&format!("{value:?}")));
+        self.put_str(field, &redact(&wire::without_bytes(&format!("{value:?}"))));
     }
 }
 
@@ -303,17 +300,6 @@ impl Fields {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pingora_lines_below_info_are_wire_dumps_and_no_others() {
-        use tracing::Level;
-        for target in ["pingora_core::protocols::http::v1::client", "pingora_proxy::proxy_h1", "pingora_core"] {
-            assert!(is_wire_dump(target, Level::TRACE) && is_wire_dump(target, Level::DEBUG), "{target}");
-            assert!(!is_wire_dump(target, Level::INFO) && !is_wire_dump(target, Level::ERROR), "{target}");
-        }
-        assert!(!is_wire_dump("openid_gateway::proxy", Level::TRACE));
-        assert!(!is_wire_dump("access", Level::TRACE));
-    }
-
     proptest::proptest! {
         /// The shortcut past the regular expressions never skips a line one of them matches.
         #[test]
@@ -361,6 +347,26 @@ mod tests {
             assert!(!out.contains(secret), "{secret} in {out}");
         }
         assert!(out.contains("uin=1") && out.contains(r#""host": "gw.test""#), "{out}");
+    }
+
+    #[test]
+    fn whole_cookie_and_authorization_values_leave_header_dumps() {
+        // As pingora prints a parsed head (`Request header: {:?}`), quoted values included.
+        let mut head = pingora::http::RequestHeader::build("GET", b"/shop", None).unwrap();
+        head.insert_header("host", "gw.test").unwrap();
+        head.insert_header("cookie", "theme=\"dark blue\"; ogw_session=S3ssionValue1; cart=C4rtValue2").unwrap();
+        head.insert_header("authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ").unwrap();
+        let parsed = format!("Request header: {head:?}");
+        // As a head is printed raw (`{:?}` of its bytes, or escaped): `\r\n` and `\"` escaped.
+        let raw = "b\"GET /shop HTTP/1.1\\r\\nCookie: theme=\\\"dark blue\\\"; ogw_session=S3ssionValue1; cart=C4rtValue2\\r\\nAuthorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ\\r\\nHost: gw.test\\r\\n\\r\\n\"";
+        let text = "Cookie: theme=\"dark blue\"; ogw_session=S3ssionValue1; cart=C4rtValue2\nHost: gw.test";
+        for line in [parsed.as_str(), raw, text] {
+            let out = redact(line);
+            for value in ["dark blue", "S3ssionValue1", "C4rtValue2", "QWxhZGRpbjpvcGVuIHNlc2FtZQ"] {
+                assert!(!out.contains(value), "{value} in {out}");
+            }
+            assert!(out.contains("gw.test"), "the other headers stay: {out}");
+        }
     }
 
     #[test]
