@@ -15,6 +15,7 @@ pub mod conn;
 pub mod decide;
 pub mod endpoints;
 pub mod forward;
+pub mod host;
 pub mod limits;
 pub mod respond;
 pub mod secure;

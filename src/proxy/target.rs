@@ -49,7 +49,7 @@ pub fn read(req: &RequestHeader, rules: &PathRules, limits: &Limits) -> Result<T
     if absolute {
         let named = std::str::from_utf8(raw).ok().and_then(|t| t.parse::<http::Uri>().ok());
         let in_target = named.as_ref().and_then(|u| u.host()).unwrap_or_default();
-        let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(super::client::strip_port);
+        let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(super::host::strip_port);
         if host.is_some_and(|h| !in_target.eq_ignore_ascii_case(h)) {
             return Err(GatewayError::BadRequest { reason: "absolute-form target names another host than Host" });
         }
