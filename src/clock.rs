@@ -59,6 +59,18 @@ impl Clock for ManualClock {
     }
 }
 
+/// `d` in whole milliseconds (saturating): how the gateway keeps short lifetimes (logins,
+/// hand-offs, tickets), so a `2s` ticket lives 2 s, not 1 to 2.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A lifetime of `ms` milliseconds as a cookie's `Max-Age`: whole seconds, rounded up, so the
+/// cookie outlives what it carries rather than the reverse.
+pub fn max_age_secs(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
 /// A source of random bytes: the operating system's in production.
 pub trait Entropy: Send + Sync {
     fn fill(&self, buf: &mut [u8]);

@@ -2,10 +2,9 @@
 //! (the state nonce and where to return), which never travels in WeChat's `state`.
 
 use http::HeaderMap;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Entropy;
+use crate::clock::{max_age_secs, millis, Entropy};
 use crate::config::AppHost;
 use crate::config::{Config, Scope, SessionConfig};
 use crate::cookies::{self, CookieAttrs};
@@ -63,6 +62,11 @@ impl Session {
     }
 }
 
+/// The version of the login cookie's format, in what its value is sealed for (`<name> v2`).
+/// Format 2 keeps the expiry in milliseconds (`x`, and the hand-off's too); a login cookie of
+/// the first format (seconds) does not open, as if it were missing.
+const LOGIN_FORMAT: &str = "v2";
+
 /// A login in progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginState {
@@ -72,8 +76,9 @@ pub struct LoginState {
     /// Where the browser goes after logging in: a path, or an absolute URL on a routed host.
     #[serde(rename = "r")]
     pub return_to: String,
-    #[serde(rename = "e")]
-    pub expires: u64,
+    /// Milliseconds since the Unix epoch: a login lives `login_lifetime` to the millisecond.
+    #[serde(rename = "x")]
+    pub expires_ms: u64,
     /// The app host this login is for, which gets a ticket when it is done.
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffRequest>,
@@ -211,10 +216,13 @@ impl SessionCookies {
         ]
     }
 
-    /// The login in progress, if its cookie opens and has not expired.
-    pub fn login(&self, headers: &HeaderMap, now: u64) -> Option<LoginState> {
-        let l: LoginState = self.open(headers, &self.cfg.login_cookie_name)?;
-        (l.expires > now).then_some(l)
+    /// The login in progress, if its cookie opens and has not expired at `now_ms`
+    /// (milliseconds since the Unix epoch).
+    pub fn login(&self, headers: &HeaderMap, now_ms: u64) -> Option<LoginState> {
+        let name = &self.cfg.login_cookie_name;
+        let plain = self.sealer.open(&format!("{name} {LOGIN_FORMAT}"), cookies::get(headers, name)?)?;
+        let l: LoginState = serde_json::from_slice(&plain).ok()?;
+        (l.expires_ms > now_ms).then_some(l)
     }
 
     /// `Set-Cookie` for a login that returns to `return_to`, with state `nonce`.
@@ -223,36 +231,20 @@ impl SessionCookies {
         nonce: &str,
         return_to: &str,
         handoff: Option<&HandoffRequest>,
-        now: u64,
+        now_ms: u64,
         entropy: &dyn Entropy,
     ) -> String {
-        let lifetime = self.cfg.login_lifetime.as_secs();
+        let lifetime = millis(self.cfg.login_lifetime);
         let l = LoginState {
             nonce: nonce.into(),
             return_to: return_to.into(),
-            expires: now + lifetime,
+            expires_ms: now_ms.saturating_add(lifetime),
             handoff: handoff.cloned(),
         };
-        self.seal(&self.cfg.login_cookie_name, &l, lifetime, &self.login_attrs, entropy)
-    }
-
-    /// The JSON sealed in cookie `name`, if it opens and parses.
-    fn open<T: DeserializeOwned>(&self, headers: &HeaderMap, name: &str) -> Option<T> {
-        let plain = self.sealer.open(name, cookies::get(headers, name)?)?;
-        serde_json::from_slice(&plain).ok()
-    }
-
-    /// `Set-Cookie` for `value` sealed as cookie `name`.
-    fn seal<T: Serialize>(
-        &self,
-        name: &str,
-        value: &T,
-        max_age: u64,
-        attrs: &CookieAttrs,
-        entropy: &dyn Entropy,
-    ) -> String {
-        let json = serde_json::to_vec(value).expect("plain structs of strings and integers always serialize");
-        cookies::set(name, &self.sealer.seal(name, &json, entropy), max_age, attrs)
+        let name = &self.cfg.login_cookie_name;
+        let json = serde_json::to_vec(&l).expect("plain structs of strings and integers always serialize");
+        let sealed = self.sealer.seal(&format!("{name} {LOGIN_FORMAT}"), &json, entropy);
+        cookies::set(name, &sealed, max_age_secs(lifetime), &self.login_attrs)
     }
 
     /// The names of the gateway's cookies, which upstreams never see.
@@ -364,14 +356,40 @@ mod tests {
     }
 
     #[test]
-    fn login_cookie_is_scoped_to_the_prefix() {
+    fn login_cookie_is_scoped_to_the_prefix_and_lives_to_the_millisecond() {
         let c = SessionCookies::new(&config("https://h5.example.com"), 0);
-        let set = c.new_login("N1", "/a?b", None, 1000, &OsEntropy);
+        let t = 1_000_000; // milliseconds
+        let set = c.new_login("N1", "/a?b", None, t, &OsEntropy);
         assert!(set.starts_with("ogw_login=") && set.contains("Path=/.gateway") && set.contains("Max-Age=600"));
         let mut headers = HeaderMap::new();
         headers.insert(http::header::COOKIE, set.split(';').next().unwrap().parse().unwrap());
-        let l = c.login(&headers, 1001).unwrap();
+        let l = c.login(&headers, t + 1).unwrap();
         assert_eq!((l.nonce.as_str(), l.return_to.as_str()), ("N1", "/a?b"));
-        assert!(c.login(&headers, 1600).is_none());
+        assert!(c.login(&headers, t + 599_999).is_some());
+        assert!(c.login(&headers, t + 600_000).is_none());
+    }
+
+    #[test]
+    fn a_login_cookie_of_the_first_format_does_not_open() {
+        let config = config("https://h5.example.com");
+        let c = SessionCookies::new(&config, 0);
+        // Format 1: sealed for the bare name, expiry in seconds.
+        let v1 =
+            Sealer::new(&config.session.keys).seal("ogw_login", br#"{"n":"N1","r":"/a","e":4000000000}"#, &OsEntropy);
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, format!("ogw_login={v1}").parse().unwrap());
+        assert!(c.login(&headers, 1_000_000).is_none());
+    }
+
+    #[test]
+    fn a_sub_second_login_lifetime_is_kept_and_its_cookie_outlives_it() {
+        let mut config = config("https://h5.example.com");
+        config.session.login_lifetime = std::time::Duration::from_millis(1500);
+        let c = SessionCookies::new(&config, 0);
+        let set = c.new_login("N1", "/a", None, 1_000_000, &OsEntropy);
+        assert!(set.contains("Max-Age=2"), "{set}");
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, set.split(';').next().unwrap().parse().unwrap());
+        assert!(c.login(&headers, 1_001_499).is_some() && c.login(&headers, 1_001_500).is_none());
     }
 }

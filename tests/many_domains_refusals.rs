@@ -91,22 +91,25 @@ async fn damaged_foreign_and_unlisted_requests_are_refused_by_the_login_host() {
     assert!(good.starts_with("http://gw.test/.gateway/login?handoff="), "{good}");
     assert_refused(&b.get(&format!("{good}x")).await, 400, "已损坏");
 
-    let now = openid_gateway::clock::Clock::now(&h.clock);
-    let request = |host: &str, back: &str, expires: u64| {
-        format!(r#"{{"h":"{host}","r":"{back}","n":"N0","s":"snsapi_base","e":{expires}}}"#)
+    let now = openid_gateway::clock::Clock::now_millis(&h.clock);
+    let request = |host: &str, back: &str, expires_ms: u64| {
+        format!(r#"{{"h":"{host}","r":"{back}","n":"N0","s":"snsapi_base","x":{expires_ms}}}"#)
     };
     let at_login = |sealed: String| format!("http://gw.test/.gateway/login?handoff={sealed}");
     // Sealed with the gateways' keys (another gateway's list), but for a host not listed here.
-    let unlisted = seal("ogw-handoff-request", SESSION_KEY, &request("evil.test", "http://evil.test/", now + 60));
+    let unlisted =
+        seal("ogw-handoff-request-v2", SESSION_KEY, &request("evil.test", "http://evil.test/", now + 60_000));
     assert_refused(&b.get(&at_login(unlisted)).await, 403, "不在本登录服务允许的列表中");
-    let elsewhere = seal("ogw-handoff-request", SESSION_KEY, &request("mall.test", "http://evil.test/", now + 60));
+    let elsewhere =
+        seal("ogw-handoff-request-v2", SESSION_KEY, &request("mall.test", "http://evil.test/", now + 60_000));
     assert_refused(&b.get(&at_login(elsewhere)).await, 403, "不在本登录服务允许的列表中");
     let foreign_key = "another-gateways-key-0123456789abcdef0123456789";
-    let foreign = seal("ogw-handoff-request", foreign_key, &request("mall.test", "http://mall.test/", now + 60));
+    let foreign = seal("ogw-handoff-request-v2", foreign_key, &request("mall.test", "http://mall.test/", now + 60_000));
     assert_refused(&b.get(&at_login(foreign)).await, 400, "已损坏");
-    let ticket_as_request = seal("ogw-ticket", SESSION_KEY, &request("mall.test", "http://mall.test/", now + 60));
+    let ticket_as_request =
+        seal("ogw-ticket-v2", SESSION_KEY, &request("mall.test", "http://mall.test/", now + 60_000));
     assert_refused(&b.get(&at_login(ticket_as_request)).await, 400, "已损坏");
-    let expired = seal("ogw-handoff-request", SESSION_KEY, &request("mall.test", "http://mall.test/x", now - 1));
+    let expired = seal("ogw-handoff-request-v2", SESSION_KEY, &request("mall.test", "http://mall.test/x", now - 1));
     assert_refused(&b.get(&at_login(expired)).await, 400, "已失效");
     assert_eq!(h.mock.stats().authorizes, 0, "nobody was sent to WeChat");
 }

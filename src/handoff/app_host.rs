@@ -59,18 +59,19 @@ pub async fn start(
         });
     };
     let nonce = base62_nonce(gw.entropy.as_ref(), NONCE_LEN);
+    let now_ms = gw.clock.now_millis();
     let request = HandoffRequest {
         host: view.host.clone(),
         return_to: back,
         nonce: nonce.clone(),
         scope: scope.as_str().into(),
-        expires: now + gw.config.session.login_lifetime.as_secs(),
+        expires_ms: gw.handoff.request_expiry(now_ms),
     };
     let sealed = gw.handoff.seal(super::REQUEST, &request, gw.entropy.as_ref());
     gw.metrics.tickets.with_label_values(&[&runtime.config.name, "requested"]).inc();
     let login = format!("{}{}/login?handoff={sealed}", runtime.config.public_origin(), gw.config.prefix);
     Ok(Reply::redirect(login)
-        .with_header("set-cookie", runtime.nonces.add(headers, &nonce, now, gw.entropy.as_ref()))
+        .with_header("set-cookie", runtime.nonces.add(headers, &nonce, now_ms, gw.entropy.as_ref()))
         .with_header("set-cookie", counted)
         .with_header("referrer-policy", "no-referrer"))
 }
@@ -96,14 +97,15 @@ pub async fn redeem(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
         return Err(refuse(Refusal::Damaged, None));
     }
     let now = gw.now();
+    let now_ms = gw.clock.now_millis();
     let retry = Some(ticket.return_to.as_str());
-    if ticket.expires_ms <= gw.clock.now_millis() {
+    if ticket.expired_at(now_ms) {
         return Err(refuse(Refusal::Expired, retry));
     }
     // Spent before the nonce is checked: a ticket that reached another browser is dead.
     let kept = ticket.expires_ms.div_ceil(1000) + SPENT_KEPT_SECS;
     let first = gw.state.spend_once("ticket", &ticket.id, kept, now).await;
-    if !runtime.nonces.holds(&req.headers, &ticket.nonce, now) {
+    if !runtime.nonces.holds(&req.headers, &ticket.nonce, now_ms) {
         return Err(refuse(Refusal::NoNonce, retry));
     }
     if !first {
@@ -114,7 +116,7 @@ pub async fn redeem(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
     gw.metrics.tickets.with_label_values(&[&runtime.config.name, "redeemed"]).inc();
     Ok(Reply::redirect(with_own_fragment(&ticket.return_to))
         .with_header("set-cookie", session)
-        .with_header("set-cookie", runtime.nonces.without(&req.headers, &ticket.nonce, now, entropy))
+        .with_header("set-cookie", runtime.nonces.without(&req.headers, &ticket.nonce, now_ms, entropy))
         .with_header("referrer-policy", "no-referrer"))
 }
 

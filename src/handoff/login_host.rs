@@ -42,7 +42,7 @@ pub async fn issue(
         return Err(refuse(Refusal::Unlisted, None));
     }
     let now = gw.now();
-    if request.expires <= now {
+    if request.expired_at(gw.clock.now_millis()) {
         return Err(refuse(Refusal::Expired, Some(&request.return_to)));
     }
     let scope = if request.scope == Scope::Userinfo.as_str() { Scope::Userinfo } else { Scope::Base };
@@ -64,7 +64,7 @@ pub fn ticket_redirect(gw: &Gateway, app: usize, request: &HandoffRequest, sessi
         host: request.host.clone(),
         nonce: request.nonce.clone(),
         return_to: request.return_to.clone(),
-        expires_ms: gw.clock.now_millis().saturating_add(gw.handoff.ticket_lifetime),
+        expires_ms: gw.handoff.ticket_expiry(gw.clock.now_millis()),
         id: base62_nonce(gw.entropy.as_ref(), ID_LEN),
         session: session.clone(),
     };

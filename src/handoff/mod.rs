@@ -29,15 +29,16 @@ mod nonces;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Entropy;
+use crate::clock::{millis, Entropy};
 use crate::config::Config;
 use crate::seal::Sealer;
 use crate::session::Session;
 pub use nonces::NonceCookie;
 
-/// What the sealed request and ticket are bound to (the AEAD's associated data).
-const REQUEST: &str = "ogw-handoff-request";
-/// `-v2`: expiry in milliseconds (a ticket of the first format is refused as damaged).
+/// What the sealed request and ticket are bound to (the AEAD's associated data), with the
+/// version of their format. `-v2`: expiry in milliseconds (`x`) instead of seconds (`e`); a
+/// request or ticket of the first format does not open, and is refused as damaged.
+const REQUEST: &str = "ogw-handoff-request-v2";
 const TICKET: &str = "ogw-ticket-v2";
 
 /// What an app host asks of the login host.
@@ -55,8 +56,16 @@ pub struct HandoffRequest {
     /// `snsapi_base` or `snsapi_userinfo`: what the app host's route needs.
     #[serde(rename = "s")]
     pub scope: String,
-    #[serde(rename = "e")]
-    pub expires: u64,
+    /// Milliseconds since the Unix epoch: a request lives `login_lifetime` to the millisecond.
+    #[serde(rename = "x")]
+    pub expires_ms: u64,
+}
+
+impl HandoffRequest {
+    /// Has it expired at `now_ms` (milliseconds since the Unix epoch)?
+    pub fn expired_at(&self, now_ms: u64) -> bool {
+        self.expires_ms <= now_ms
+    }
 }
 
 /// The identity handed to one app host, once.
@@ -78,6 +87,13 @@ pub struct Ticket {
     /// The login host's session: the identity, and the id a global logout revokes.
     #[serde(rename = "s")]
     pub session: Session,
+}
+
+impl Ticket {
+    /// Has it expired at `now_ms` (milliseconds since the Unix epoch)?
+    pub fn expired_at(&self, now_ms: u64) -> bool {
+        self.expires_ms <= now_ms
+    }
 }
 
 /// Why an app host's login through the login host was refused.
@@ -119,14 +135,29 @@ impl Refusal {
 /// Seals and opens requests and tickets with the session keys.
 pub struct Handoff {
     sealer: Sealer,
-    /// Seconds a ticket is valid.
-    /// Milliseconds.
-    pub ticket_lifetime: u64,
+    /// Milliseconds a request is valid (`login_lifetime`).
+    request_lifetime: u64,
+    /// Milliseconds a ticket is valid (`ticket_lifetime`).
+    ticket_lifetime: u64,
 }
 
 impl Handoff {
     pub fn new(config: &Config) -> Self {
-        Self { sealer: Sealer::new(&config.session.keys), ticket_lifetime: millis(config.session.ticket_lifetime) }
+        Self {
+            sealer: Sealer::new(&config.session.keys),
+            request_lifetime: millis(config.session.login_lifetime),
+            ticket_lifetime: millis(config.session.ticket_lifetime),
+        }
+    }
+
+    /// When a request made at `now_ms` expires.
+    pub fn request_expiry(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.request_lifetime)
+    }
+
+    /// When a ticket issued at `now_ms` expires.
+    pub fn ticket_expiry(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_add(self.ticket_lifetime)
     }
 
     fn seal<T: Serialize>(&self, name: &str, value: &T, entropy: &dyn Entropy) -> String {
@@ -139,11 +170,71 @@ impl Handoff {
     }
 }
 
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Is `url` an absolute http(s) URL on `host`?
 fn on_host(url: &str, host: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str() == Some(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock, OsEntropy};
+
+    fn handoff(session: &str) -> Handoff {
+        Handoff::new(&crate::config::for_tests("https://login.example.com", "", session, ""))
+    }
+
+    fn ticket(expires_ms: u64) -> Ticket {
+        Ticket {
+            host: "mall.test".into(),
+            nonce: "N1".into(),
+            return_to: "http://mall.test/".into(),
+            expires_ms,
+            id: "J1".into(),
+            session: Session::default(),
+        }
+    }
+
+    #[test]
+    fn a_2s_ticket_is_valid_at_1999_ms_and_refused_at_2001_ms() {
+        let h = handoff("ticket_lifetime = \"2s\"");
+        let clock = ManualClock::new(1_700_000_000);
+        // Issued 0.9 s into a second: counted in whole seconds, it would end 1.1 s later.
+        clock.advance_millis(900);
+        let sealed = h.seal(TICKET, &ticket(h.ticket_expiry(clock.now_millis())), &OsEntropy);
+        let taken: Ticket = h.open(TICKET, &sealed).expect("a ticket opens");
+        clock.advance_millis(1999);
+        assert!(!taken.expired_at(clock.now_millis()), "valid at 1.999 s");
+        clock.advance_millis(2);
+        assert!(taken.expired_at(clock.now_millis()), "refused at 2.001 s");
+    }
+
+    #[test]
+    fn a_request_lives_login_lifetime_to_the_millisecond() {
+        let h = handoff("login_lifetime = \"1500ms\"");
+        let request = HandoffRequest {
+            host: "mall.test".into(),
+            return_to: "http://mall.test/".into(),
+            nonce: "N1".into(),
+            scope: "snsapi_base".into(),
+            expires_ms: h.request_expiry(1_000_000),
+        };
+        let opened: HandoffRequest = h.open(REQUEST, &h.seal(REQUEST, &request, &OsEntropy)).unwrap();
+        assert!(!opened.expired_at(1_001_499) && opened.expired_at(1_001_500));
+    }
+
+    #[test]
+    fn the_first_formats_do_not_open() {
+        let h = handoff("");
+        // Format 1: bound to the names without `-v2`, expiry in seconds (`e`).
+        let v1_ticket = br#"{"h":"mall.test","n":"N1","r":"http://mall.test/","e":4000000000,"j":"J1","s":{"o":"oA","a":"wx1","i":1,"e":4000000000}}"#;
+        let sealed = h.sealer.seal("ogw-ticket", v1_ticket, &OsEntropy);
+        assert!(h.open::<Ticket>(TICKET, &sealed).is_none());
+        let v1_request = br#"{"h":"mall.test","r":"http://mall.test/","n":"N1","s":"snsapi_base","e":4000000000}"#;
+        let sealed = h.sealer.seal("ogw-handoff-request", v1_request, &OsEntropy);
+        assert!(h.open::<HandoffRequest>(REQUEST, &sealed).is_none());
+        // Positive control: the current format opens.
+        let current = h.seal(TICKET, &ticket(4_000_000_000_000), &OsEntropy);
+        assert!(h.open::<Ticket>(TICKET, &current).is_some());
+    }
 }

@@ -2,10 +2,13 @@
 //! way (a few, for tabs that start one after another; two starting at the same instant may
 //! lose one, whose ticket is then refused with a "try again"), sealed, host-only, path
 //! `<prefix>`. A ticket is only taken from the browser that holds its nonce.
+//!
+//! Format 2 (the sealed value is bound to `<name> v2`): each nonce with its expiry in
+//! milliseconds. A value of the first format (seconds) does not open: no login is under way.
 
 use http::HeaderMap;
 
-use crate::clock::Entropy;
+use crate::clock::{max_age_secs, millis, Entropy};
 use crate::config::Config;
 use crate::cookies::{self, CookieAttrs};
 use crate::seal::Sealer;
@@ -13,22 +16,30 @@ use crate::seal::Sealer;
 /// Logins under way kept at most; the oldest is forgotten first.
 const KEPT: usize = 4;
 
+/// The version of the sealed value's format, in what it is bound to.
+const FORMAT: &str = "v2";
+
 /// Reads and writes one app's nonce cookie.
 pub struct NonceCookie {
     name: String,
+    /// What the value is sealed for: the name and the format's version.
+    bound_to: String,
     attrs: CookieAttrs,
     sealer: Sealer,
+    /// Milliseconds a nonce is held (`login_lifetime`).
     lifetime: u64,
 }
 
 impl NonceCookie {
     /// The nonce cookie of `config.apps[app]`: `ogw_handoff` (`_<app>` with several apps).
     pub fn new(config: &Config, app: usize) -> Self {
+        let name = cookies::app_cookie_name("ogw_handoff", config, app);
         Self {
-            name: cookies::app_cookie_name("ogw_handoff", config, app),
+            bound_to: format!("{name} {FORMAT}"),
+            name,
             attrs: CookieAttrs { path: config.prefix.clone(), secure: config.apps[app].secure(), domain: None },
             sealer: Sealer::new(&config.session.keys),
-            lifetime: config.session.login_lifetime.as_secs(),
+            lifetime: millis(config.session.login_lifetime),
         }
     }
 
@@ -36,11 +47,11 @@ impl NonceCookie {
         &self.name
     }
 
-    /// The unexpired (nonce, expiry) pairs the browser holds.
-    fn read(&self, headers: &HeaderMap, now: u64) -> Vec<(String, u64)> {
-        let opened = cookies::get(headers, &self.name).and_then(|v| self.sealer.open(&self.name, v));
+    /// The (nonce, expiry in milliseconds) pairs the browser holds, unexpired at `now_ms`.
+    fn read(&self, headers: &HeaderMap, now_ms: u64) -> Vec<(String, u64)> {
+        let opened = cookies::get(headers, &self.name).and_then(|v| self.sealer.open(&self.bound_to, v));
         let mut held: Vec<(String, u64)> = opened.and_then(|p| serde_json::from_slice(&p).ok()).unwrap_or_default();
-        held.retain(|(_, until)| now < *until);
+        held.retain(|(_, until)| now_ms < *until);
         held
     }
 
@@ -49,27 +60,33 @@ impl NonceCookie {
             return cookies::clear(&self.name, &self.attrs);
         }
         let json = serde_json::to_vec(held).expect("pairs of a string and an integer always serialize");
-        cookies::set(&self.name, &self.sealer.seal(&self.name, &json, entropy), self.lifetime, &self.attrs)
+        cookies::set(
+            &self.name,
+            &self.sealer.seal(&self.bound_to, &json, entropy),
+            max_age_secs(self.lifetime),
+            &self.attrs,
+        )
     }
 
-    /// `Set-Cookie` holding `nonce` as well as the browser's other logins under way.
-    pub fn add(&self, headers: &HeaderMap, nonce: &str, now: u64, entropy: &dyn Entropy) -> String {
-        let mut held = self.read(headers, now);
+    /// `Set-Cookie` holding `nonce`, added at `now_ms`, as well as the browser's other logins
+    /// under way.
+    pub fn add(&self, headers: &HeaderMap, nonce: &str, now_ms: u64, entropy: &dyn Entropy) -> String {
+        let mut held = self.read(headers, now_ms);
         if held.len() >= KEPT {
             held.remove(0);
         }
-        held.push((nonce.to_string(), now + self.lifetime));
+        held.push((nonce.to_string(), now_ms.saturating_add(self.lifetime)));
         self.write(&held, entropy)
     }
 
-    /// Does the browser hold `nonce`?
-    pub fn holds(&self, headers: &HeaderMap, nonce: &str, now: u64) -> bool {
-        self.read(headers, now).iter().any(|(n, _)| n == nonce)
+    /// Does the browser hold `nonce`, unexpired at `now_ms`?
+    pub fn holds(&self, headers: &HeaderMap, nonce: &str, now_ms: u64) -> bool {
+        self.read(headers, now_ms).iter().any(|(n, _)| n == nonce)
     }
 
     /// `Set-Cookie` without `nonce` (cleared when nothing is left).
-    pub fn without(&self, headers: &HeaderMap, nonce: &str, now: u64, entropy: &dyn Entropy) -> String {
-        let mut held = self.read(headers, now);
+    pub fn without(&self, headers: &HeaderMap, nonce: &str, now_ms: u64, entropy: &dyn Entropy) -> String {
+        let mut held = self.read(headers, now_ms);
         held.retain(|(n, _)| n != nonce);
         self.write(&held, entropy)
     }
@@ -94,18 +111,33 @@ mod tests {
     #[test]
     fn holds_a_few_logins_and_forgets_the_used_one() {
         let c = NonceCookie::new(&crate::config::for_tests("https://login.example.com", "", "", ""), 0);
-        let first = c.add(&HeaderMap::new(), "N1", 1000, &OsEntropy);
+        let t = 1_000_000; // milliseconds
+        let first = c.add(&HeaderMap::new(), "N1", t, &OsEntropy);
         assert!(first.contains("Path=/.gateway") && first.contains("HttpOnly") && !first.contains("Domain"));
-        let both = sent(&c.add(&sent(&first), "N2", 1001, &OsEntropy));
-        assert!(c.holds(&both, "N1", 1002) && c.holds(&both, "N2", 1002));
-        assert!(!c.holds(&both, "N1", 1000 + 600), "expired with the login");
-        let rest = sent(&c.without(&both, "N1", 1003, &OsEntropy));
-        assert!(!c.holds(&rest, "N1", 1004) && c.holds(&rest, "N2", 1004));
-        assert!(c.without(&rest, "N2", 1005, &OsEntropy).contains("Max-Age=0"));
+        assert!(first.contains("Max-Age=600"), "{first}");
+        let both = sent(&c.add(&sent(&first), "N2", t + 1000, &OsEntropy));
+        assert!(c.holds(&both, "N1", t + 2000) && c.holds(&both, "N2", t + 2000));
+        assert!(c.holds(&both, "N1", t + 599_999), "held to the millisecond");
+        assert!(!c.holds(&both, "N1", t + 600_000), "expired with the login");
+        let rest = sent(&c.without(&both, "N1", t + 3000, &OsEntropy));
+        assert!(!c.holds(&rest, "N1", t + 4000) && c.holds(&rest, "N2", t + 4000));
+        assert!(c.without(&rest, "N2", t + 5000, &OsEntropy).contains("Max-Age=0"));
         let mut many = HeaderMap::new();
         for i in 0..6 {
-            many = sent(&c.add(&many, &format!("M{i}"), 1000, &OsEntropy));
+            many = sent(&c.add(&many, &format!("M{i}"), t, &OsEntropy));
         }
-        assert!(!c.holds(&many, "M1", 1001) && c.holds(&many, "M5", 1001), "the oldest are forgotten");
+        assert!(!c.holds(&many, "M1", t + 1000) && c.holds(&many, "M5", t + 1000), "the oldest are forgotten");
+    }
+
+    #[test]
+    fn a_value_of_the_first_format_holds_nothing() {
+        let config = crate::config::for_tests("https://login.example.com", "", "", "");
+        let c = NonceCookie::new(&config, 0);
+        // Format 1: bound to the bare name, expiry in seconds.
+        let v1 = Sealer::new(&config.session.keys).seal("ogw_handoff", br#"[["N1",4000000000]]"#, &OsEntropy);
+        let headers = sent(&format!("ogw_handoff={v1}"));
+        assert!(!c.holds(&headers, "N1", 1_000_000));
+        // Positive control: the same nonce in the current format is held.
+        assert!(c.holds(&sent(&c.add(&HeaderMap::new(), "N1", 1_000_000, &OsEntropy)), "N1", 1_000_001));
     }
 }

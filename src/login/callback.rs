@@ -25,7 +25,7 @@ pub async fn callback(gw: &Gateway, app: usize, req: &RequestHeader, view: &Clie
     gw.metrics.callbacks.with_label_values(&[&runtime.config.name]).inc();
     let appid = &runtime.config.wechat.appid;
     let (code, given_state) = code_and_state(req.uri.query().unwrap_or(""));
-    let login = runtime.cookies.login(&req.headers, now);
+    let login = runtime.cookies.login(&req.headers, gw.clock.now_millis());
     let scope = runtime.config.wechat.scope;
     let restart = |login: Option<crate::session::LoginState>| async move {
         log::info!("callback: a code another browser presented first; starting a new login");

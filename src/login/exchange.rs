@@ -107,7 +107,7 @@ impl CodeExchanges {
             clock,
             entries: Mutex::new(HashMap::new()),
             spent: Mutex::new(HashMap::new()),
-            nonce_ttl: login_lifetime.as_secs().max(CODE_TTL_SECS),
+            nonce_ttl: crate::clock::max_age_secs(crate::clock::millis(login_lifetime)).max(CODE_TTL_SECS),
             metrics: (Arc::new(Metrics::new()), String::new()),
             shared: None,
         }

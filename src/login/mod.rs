@@ -88,7 +88,10 @@ pub async fn start(
         &nonce,
     );
     Ok(Reply::redirect(url)
-        .with_header("set-cookie", runtime.cookies.new_login(&nonce, landing.page(), handoff, now, gw.entropy.as_ref()))
+        .with_header(
+            "set-cookie",
+            runtime.cookies.new_login(&nonce, landing.page(), handoff, gw.clock.now_millis(), gw.entropy.as_ref()),
+        )
         .with_header("set-cookie", counted))
 }
 
