@@ -34,10 +34,17 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// The certificate naming `host` (exactly, or by a `*.` wildcard one label deep); the first
-/// one when none does or the client named no host.
+/// one when none does. A client that names no host (SNI) is one that connected by an IP
+/// address (no client sends one as SNI): it gets the first certificate naming an IP address,
+/// else the first one.
 pub fn choose<'a>(certs: &'a [ServerCert], host: Option<&str>) -> Option<&'a ServerCert> {
-    let host = host.map(str::to_ascii_lowercase);
-    let named = host.as_deref().and_then(|h| certs.iter().find(|c| c.names.iter().any(|n| covers(n, h))));
+    let named = match host {
+        Some(h) => {
+            let h = h.to_ascii_lowercase();
+            certs.iter().find(|c| c.names.iter().any(|n| covers(n, &h)))
+        }
+        None => certs.iter().find(|c| c.names.iter().any(|n| n.parse::<std::net::IpAddr>().is_ok())),
+    };
     named.or_else(|| certs.first())
 }
 
@@ -70,6 +77,31 @@ pub fn peer_ca(ders: &[Vec<u8>]) -> Arc<[WrappedX509]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cert(names: &[&str]) -> ServerCert {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = rcgen::CertificateParams::new(vec!["x.test".to_string()]).unwrap().self_signed(&key).unwrap();
+        let private = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let signing = rustls::crypto::ring::sign::any_supported_type(&private).unwrap();
+        ServerCert {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            key: Arc::new(CertifiedKey::new(vec![der.der().clone()], signing)),
+        }
+    }
+
+    #[test]
+    fn a_client_that_names_no_host_gets_a_certificate_for_an_ip_address() {
+        let certs = [cert(&["gw.test"]), cert(&["*.shop.test"]), cert(&["127.0.0.1", "::1"])];
+        let names = |c: Option<&ServerCert>| c.map(|c| c.names[0].clone());
+        // Positive controls: by name, exactly or by wildcard; an unknown name gets the first.
+        assert_eq!(names(choose(&certs, Some("GW.test"))).as_deref(), Some("gw.test"));
+        assert_eq!(names(choose(&certs, Some("a.shop.test"))).as_deref(), Some("*.shop.test"));
+        assert_eq!(names(choose(&certs, Some("other.test"))).as_deref(), Some("gw.test"));
+        assert_eq!(names(choose(&certs, None)).as_deref(), Some("127.0.0.1"));
+        // Without a certificate for an address: the first.
+        assert_eq!(names(choose(&certs[..2], None)).as_deref(), Some("gw.test"));
+        assert!(choose(&[], None).is_none());
+    }
 
     #[test]
     fn wildcards_cover_one_label() {

@@ -190,25 +190,37 @@ async fn https_upstreams_are_verified_against_the_configured_ca_and_name() {
 }
 
 /// A certificate that names only an IP address (no DNS name): `check` takes it, and the real
-/// process serves it to a client that connects by that address (which sends no SNI).
+/// process serves it to a client that connects by that address (which sends no SNI), though a
+/// certificate for a name comes first; a client naming that name still gets its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_for_an_ip_address_only_is_checked_and_served() {
     use common::process::{config, route, ConfigDir, Process};
-    let p = pki(&["127.0.0.1"]);
+    let p = pki(&["gw.test", "127.0.0.1"]);
     let up = Recorder::default();
     let up_srv = openid_gateway::server::start_on(ListeningService::new("up".into(), up.clone()), listener()).unwrap();
-    let tls = "[tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{ cert = \"ip.pem\", key = { file = \"ip.key\" } }]\n";
+    let tls = "[tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{ cert = \"gw.pem\", key = { file = \"gw.key\" } }, \
+               { cert = \"ip.pem\", key = { file = \"ip.key\" } }]\n";
     let dir = ConfigDir::new(&config("http://127.0.0.1:9", "", &format!("{tls}{}", route("/", &up_srv.url()))));
-    for (name, content) in files(&p, &["ip"]) {
+    for (name, content) in files(&p, &["gw", "ip"]) {
         std::fs::write(dir.path().join(name), content).unwrap();
     }
     let checked = common::process::bin().arg("check").arg("-c").arg(dir.config()).output().unwrap();
     assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
 
     let gw = Process::start(&dir, "gateway", &[]).await;
-    let ca = reqwest::Certificate::from_pem(p.ca_pem.as_bytes()).unwrap();
-    let client = reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap();
-    let res = client.get(format!("https://{}/ip", gw.addr("tls.listen"))).send().await.unwrap();
+    let addr = gw.addr("tls.listen");
+    let ca = || reqwest::Certificate::from_pem(p.ca_pem.as_bytes()).unwrap();
+    // Positive control: by name (SNI gw.test), the name's certificate.
+    let by_name = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca())
+        .resolve("gw.test", addr)
+        .build()
+        .unwrap();
+    let res = by_name.get(format!("https://gw.test:{}/name", addr.port())).send().await.unwrap();
+    assert_eq!(res.status(), 200, "verified against gw.test");
+    let by_ip = reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca()).build().unwrap();
+    let res = by_ip.get(format!("https://{addr}/ip")).send().await.unwrap();
     assert_eq!(res.status(), 200, "verified against the IP address in the certificate");
     assert_eq!(up.last().path, "/ip");
 }
