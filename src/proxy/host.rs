@@ -119,7 +119,10 @@ mod tests {
     use super::*;
     use crate::proxy::client::ClientView;
 
-    fn req(target: &str, headers: &[(&str, &[u8])]) -> RequestHeader {
+    /// A header's name and value (bytes: a value need not be text).
+    type Header<'a> = (&'a str, &'a [u8]);
+
+    fn req(target: &str, headers: &[Header]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", target.as_bytes(), None).unwrap();
         for (k, v) in headers {
             r.append_header(k.to_string(), http::HeaderValue::from_bytes(v).unwrap()).unwrap();
@@ -171,7 +174,7 @@ mod tests {
         assert_eq!(named(&req("/", &[]), false), Ok(None));
         assert_eq!(named(&req("/", &[("host", b"")]), false), Ok(None));
 
-        let bad: [(&str, &[(&str, &[u8])]); 6] = [
+        let bad: [(&str, &[Header]); 6] = [
             ("/", &[("host", b"shop.test:evil.test")]),
             ("/", &[("host", b"shop.test"), ("host", b"evil.test")]),
             ("/", &[("host", b"shop.test\xff")]),
