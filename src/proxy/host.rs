@@ -23,6 +23,7 @@ pub fn named(req: &RequestHeader, via_proxy: bool) -> Result<Option<&str>, BadHo
     // whole in `raw_path` only.
     let in_target = match req.uri.authority() {
         Some(a) => Some(a.as_str()),
+        None if req.raw_path().starts_with(b"/") => None,
         None => std::str::from_utf8(req.raw_path()).ok().and_then(authority_of),
     };
     if in_target.is_some_and(|a| !valid_authority(a)) {
