@@ -86,3 +86,17 @@ async fn an_upgrade_with_no_running_gateway_stops_with_one_line() {
     assert_eq!(log.lines().filter(|l| l.starts_with(&line)).count(), 1, "{log}");
     assert!(!log.contains("panicked") && !log.contains("listening: "), "{log}");
 }
+
+#[tokio::test]
+async fn an_upgrade_sock_in_a_missing_folder_stops_with_one_line() {
+    let dir = ConfigDir::new("");
+    let sock = dir.path().join("missing").join("upgrade.sock");
+    let top = format!("upgrade_sock = \"{}\"", sock.display());
+    dir.write(&config("http://127.0.0.1:9", &top, &route("/", UPSTREAM)));
+    let mut gw = Process::spawn(&dir, "gateway", &["--upgrade"]);
+    let status = gw.exit(Duration::from_secs(10)).await;
+    let log = gw.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&format!("upgrade_sock {}: ", sock.display())) && log.contains("is not a directory"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}

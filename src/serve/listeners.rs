@@ -100,6 +100,15 @@ pub fn receive(path: &str) -> Result<Fds, ListenError> {
     if path.len() >= 108 {
         return Err(fail("longer than a Unix socket path may be (107 bytes)".into()));
     }
+    // pingora's receiving end panics where it cannot make the socket: try it here first.
+    let _ = std::fs::remove_file(path);
+    match std::os::unix::net::UnixListener::bind(path) {
+        Ok(probe) => {
+            drop(probe);
+            let _ = std::fs::remove_file(path);
+        }
+        Err(e) => return Err(fail(format!("cannot make the socket here: {}", reason(&e)))),
+    }
     let mut fds = Fds::new();
     fds.get_from_sock(path).map_err(|e| {
         fail(format!("no running gateway handed its sockets over ({e}); start the new process first, then send SIGQUIT to the old one"))
