@@ -4,8 +4,10 @@
 //! A revocation is written, beside its own key, to two keys of one slot (`{rev}`):
 //! - `{rev}:all`, a sorted set of every unexpired revocation (scored by its expiry, pruned of
 //!   expired ones on every write), from which a replica loads the whole set;
-//! - `{rev}:log`, a stream of the new ones (the last ten minutes), which each replica reads from
-//!   where it left off, every [`SYNC_EVERY`].
+//! - `{rev}:log`, a stream of the new ones (about the last [`LOG_KEPT`]), which each replica reads
+//!   from where it left off, every [`SYNC_EVERY`].
+//!
+//! Only commands of Redis 5.0 are used (streams are 5.0's).
 //!
 //! A replica loads the whole set when it starts, after any sync that failed (it may have missed
 //! log entries), every [`FULL_EVERY`], and when `{rev}:epoch` (a random value set once) has
@@ -33,8 +35,9 @@ pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 const FULL_EVERY: Duration = Duration::from_secs(300);
 /// How often it asks for Redis's eviction policy.
 const POLICY_EVERY: Duration = Duration::from_secs(60);
-/// How much of the log Redis keeps: far more than a replica that syncs every second needs.
-const LOG_KEPT_MS: u64 = 600_000;
+/// How many entries of the log Redis keeps (about): far more than a replica that syncs every
+/// second needs; one that fell further behind loads the whole set.
+const LOG_KEPT: usize = 100_000;
 /// Entries read at once.
 const PAGE: usize = 5_000;
 
@@ -85,7 +88,6 @@ pub async fn publish(r: &Remote, record: &Record, now: u64) -> Option<()> {
 
 async fn publish_all(r: &Remote, records: &[Record], now: u64) -> Option<()> {
     let keys = Keys::of(r);
-    let min_id = format!("{}", (now * 1000).saturating_sub(LOG_KEPT_MS));
     r.run("publish a revocation", |mut c| async move {
         for chunk in records.chunks(PAGE) {
             let mut pipe = redis::pipe();
@@ -94,9 +96,9 @@ async fn publish_all(r: &Remote, records: &[Record], now: u64) -> Option<()> {
                 pipe.zadd(&keys.all, &line, record.until()).ignore();
                 pipe.cmd("XADD")
                     .arg(&keys.log)
-                    .arg("MINID")
+                    .arg("MAXLEN")
                     .arg("~")
-                    .arg(&min_id)
+                    .arg(LOG_KEPT)
                     .arg("*")
                     .arg("r")
                     .arg(&line)
@@ -197,11 +199,10 @@ async fn load_all(r: &Remote, keys: &Keys, local: &LocalRevocations, cursor: &mu
         let all = keys.all.clone();
         let lines: Vec<String> = r
             .run("read the revocations", |mut c| async move {
-                redis::cmd("ZRANGE")
+                redis::cmd("ZRANGEBYSCORE")
                     .arg(&all)
                     .arg(format!("({now}"))
                     .arg("+inf")
-                    .arg("BYSCORE")
                     .arg("LIMIT")
                     .arg(offset)
                     .arg(PAGE)
@@ -224,28 +225,24 @@ async fn load_all(r: &Remote, keys: &Keys, local: &LocalRevocations, cursor: &mu
 /// The log entries after the last one applied.
 async fn read_log(r: &Remote, keys: &Keys, local: &LocalRevocations, cursor: &mut Cursor, now: u64) -> Option<()> {
     loop {
-        let (log, after) = (keys.log.clone(), cursor.last_id.clone().unwrap_or_else(|| "0-0".into()));
+        let after = cursor.last_id.clone().unwrap_or_else(|| "0-0".into());
+        let (log, from) = (keys.log.clone(), after.clone());
         let entries: Vec<(String, Vec<(String, String)>)> = r
             .run("read the revocations' log", |mut c| async move {
-                redis::cmd("XRANGE")
-                    .arg(&log)
-                    .arg(format!("({after}"))
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(PAGE)
-                    .query_async(&mut c)
-                    .await
+                // From the last one applied, which comes again (Redis 5 has no exclusive start).
+                redis::cmd("XRANGE").arg(&log).arg(&from).arg("+").arg("COUNT").arg(PAGE + 1).query_async(&mut c).await
             })
             .await?;
-        for (_, fields) in &entries {
+        let new: Vec<_> = entries.iter().filter(|(id, _)| *id != after).collect();
+        for (_, fields) in &new {
             for (_, line) in fields.iter().filter(|(name, _)| name == "r") {
                 apply(local, line, now);
             }
         }
-        if let Some((id, _)) = entries.last() {
+        if let Some((id, _)) = new.last() {
             cursor.last_id = Some(id.clone());
         }
-        if entries.len() < PAGE {
+        if new.len() < PAGE {
             return Some(());
         }
     }
