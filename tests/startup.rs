@@ -72,31 +72,32 @@ async fn a_free_config_starts_and_names_its_listeners() {
     assert!(gw.addr("listen").port() != 0 && gw.addr("admin.listen").port() != 0);
 }
 
+/// `run --upgrade` with `upgrade_sock` at `sock`: it must fail, and its log is returned.
+async fn refused_upgrade(dir: &ConfigDir, sock: &std::path::Path) -> String {
+    let top = format!("upgrade_sock = \"{}\"", sock.display());
+    dir.write(&config("http://127.0.0.1:9", &top, &route("/", UPSTREAM)));
+    let mut gw = Process::spawn(dir, "gateway", &["--upgrade"]);
+    let status = gw.exit(Duration::from_secs(30)).await;
+    let log = gw.log();
+    assert!(!status.success(), "{log}");
+    assert!(!log.contains("panicked") && !log.contains("listening: "), "{log}");
+    log
+}
+
 #[tokio::test]
 async fn an_upgrade_with_no_running_gateway_stops_with_one_line() {
     let dir = ConfigDir::new("");
     let sock = dir.path().join("upgrade.sock");
-    let top = format!("upgrade_sock = \"{}\"", sock.display());
-    dir.write(&config("http://127.0.0.1:9", &top, &route("/", UPSTREAM)));
-    let mut gw = Process::spawn(&dir, "gateway", &["--upgrade"]);
-    let status = gw.exit(Duration::from_secs(30)).await;
-    let log = gw.log();
-    assert!(!status.success(), "{log}");
+    let log = refused_upgrade(&dir, &sock).await;
     let line = format!("openid-gateway: upgrade_sock {}: no running gateway handed its sockets over", sock.display());
     assert_eq!(log.lines().filter(|l| l.starts_with(&line)).count(), 1, "{log}");
-    assert!(!log.contains("panicked") && !log.contains("listening: "), "{log}");
 }
 
 #[tokio::test]
 async fn an_upgrade_sock_in_a_missing_folder_stops_with_one_line() {
     let dir = ConfigDir::new("");
     let sock = dir.path().join("missing").join("upgrade.sock");
-    let top = format!("upgrade_sock = \"{}\"", sock.display());
-    dir.write(&config("http://127.0.0.1:9", &top, &route("/", UPSTREAM)));
-    let mut gw = Process::spawn(&dir, "gateway", &["--upgrade"]);
-    let status = gw.exit(Duration::from_secs(10)).await;
-    let log = gw.log();
-    assert!(!status.success(), "{log}");
-    assert!(log.contains(&format!("upgrade_sock {}: ", sock.display())) && log.contains("is not a directory"), "{log}");
-    assert!(!log.contains("panicked"), "{log}");
+    let log = refused_upgrade(&dir, &sock).await;
+    let line = format!("openid-gateway: upgrade_sock {}: ", sock.display());
+    assert_eq!(log.lines().filter(|l| l.starts_with(&line) && l.contains("is not a directory")).count(), 1, "{log}");
 }

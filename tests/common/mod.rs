@@ -49,6 +49,21 @@ pub fn hs256_token_config() -> openid_gateway::config::TokenConfig {
     }
 }
 
+/// Everything a logger wrote (`logging::init_with(.., Some(Box::new(capture.clone())))`).
+#[derive(Clone, Default)]
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
 pub struct Seen {
