@@ -6,11 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use pingora::services::listening::Service as ListeningService;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::admin::AdminApp;
 use crate::config::Config;
@@ -37,6 +35,8 @@ pub enum RunError {
     Listen(#[from] ListenError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("upgrade: stopped by a signal while waiting for the running gateway's sockets; it keeps them")]
+    Interrupted,
 }
 
 /// How the process was started.
@@ -69,7 +69,9 @@ pub fn run(config: Config, options: RunOptions) -> Result<(), RunError> {
 }
 
 async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
-    let signals = Signals::register().map_err(RunError::Runtime)?;
+    let mut signals = Signals::register().map_err(RunError::Runtime)?;
+    // Before any socket is had: a SIGHUP from then on reloads, never kills.
+    let hangups = signal(SignalKind::hangup()).map_err(RunError::Runtime)?;
     let mut deps = Deps::default();
     deps.state = Arc::new(SharedState::new(&config.state, deps.metrics.clone())?);
     let wanted = sockets(&config);
@@ -84,7 +86,12 @@ async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
     // process being upgraded stops accepting the moment it has handed them over.
     let inherited = if options.upgrade {
         let path = upgrade_sock.clone();
-        let received = tokio::task::spawn_blocking(move || listeners::receive(&path)).await;
+        let receiving = tokio::task::spawn_blocking(move || listeners::receive(&path));
+        // Stopped while waiting: it never takes the sockets, and the old process keeps them.
+        let received = tokio::select! {
+            received = receiving => received,
+            () = signals.stopped() => return Err(RunError::Interrupted),
+        };
         Some(received.map_err(|e| RunError::Runtime(std::io::Error::other(e)))??)
     } else {
         None
@@ -115,9 +122,9 @@ async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
         services.push(Box::new(mock));
         services.push(Box::new(app));
     }
-    let reload = ReloadOnHangup(live.clone());
+    let reloading = live.clone();
     let background: Vec<serve::Background> = vec![Box::new(move |watch| {
-        tokio::spawn(async move { reload.start(watch).await });
+        tokio::spawn(reload_on_hangup(reloading, hangups, watch));
     })];
     serve::serve(signals, services, listeners, activity, live, upgrade_sock, background).await;
     Ok(())
@@ -139,31 +146,23 @@ fn sockets(config: &Config) -> Vec<(&'static str, SocketAddr)> {
     wanted
 }
 
-/// Reloads the config on every SIGHUP, logging what changed or why nothing did.
-struct ReloadOnHangup(Arc<LiveGateway>);
-
-#[async_trait]
-impl BackgroundService for ReloadOnHangup {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            log::error!("cannot listen for SIGHUP: reload by restarting");
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                got = hangups.recv() => if got.is_none() { return },
-            }
-            let file = self.0.path().map_or_else(String::new, |p| p.display().to_string());
-            match self.0.reload() {
-                Ok(done) => {
-                    for w in &done.warnings {
-                        log::warn!("reload: {w}");
-                    }
-                    log::info!("reload: {file} is now serving");
+/// Reloads the config on every SIGHUP, logging what changed or why nothing did, until the
+/// shutdown watch turns true.
+async fn reload_on_hangup(live: Arc<LiveGateway>, mut hangups: Signal, mut shutdown: ShutdownWatch) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            got = hangups.recv() => if got.is_none() { return },
+        }
+        let file = live.path().map_or_else(String::new, |p| p.display().to_string());
+        match live.reload() {
+            Ok(done) => {
+                for w in &done.warnings {
+                    log::warn!("reload: {w}");
                 }
-                Err(e) => log::error!("reload refused, the previous config keeps serving: {file}: {e}"),
+                log::info!("reload: {file} is now serving");
             }
+            Err(e) => log::error!("reload refused, the previous config keeps serving: {file}: {e}"),
         }
     }
 }

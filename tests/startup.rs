@@ -101,3 +101,22 @@ async fn an_upgrade_sock_in_a_missing_folder_stops_with_one_line() {
     let line = format!("openid-gateway: upgrade_sock {}: ", sock.display());
     assert_eq!(log.lines().filter(|l| l.starts_with(&line) && l.contains("is not a directory")).count(), 1, "{log}");
 }
+
+#[tokio::test]
+async fn a_waiting_upgrade_stopped_by_a_signal_exits_without_the_sockets() {
+    let dir = ConfigDir::new("");
+    let sock = dir.path().join("upgrade.sock");
+    let top = format!("upgrade_sock = \"{}\"", sock.display());
+    dir.write(&config("http://127.0.0.1:9", &top, &route("/", UPSTREAM)));
+    let mut gw = Process::spawn(&dir, "gateway", &["--upgrade"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "never waited on upgrade_sock: {}", gw.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal("TERM");
+    let status = gw.exit(Duration::from_secs(5)).await;
+    let log = gw.log();
+    assert!(!status.success() && log.contains("stopped by a signal while waiting"), "{status}: {log}");
+    assert!(!log.contains("listening: ") && !log.contains("panicked"), "{log}");
+}

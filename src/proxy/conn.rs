@@ -210,6 +210,20 @@ pub fn request_done(session: &Session) {
     }
 }
 
+/// Has the drain begun? Then the response closes its connection (`Connection: close`): a
+/// request that began before the signal, answered after it, must not invite the client's next
+/// request onto a connection that is about to close.
+pub fn draining(session: &Session) -> bool {
+    guarded(session).is_some_and(|g| g.activity.deadline().is_some())
+}
+
+/// Answers the current request with `Connection: close` once the drain has begun.
+pub fn close_when_draining(session: &mut Session) {
+    if draining(session) {
+        session.set_keepalive(None);
+    }
+}
+
 fn guarded(session: &Session) -> Option<&Guarded> {
     session.stream()?.as_any().downcast_ref::<Guarded>()
 }

@@ -176,10 +176,11 @@ impl ProxyHttp for GatewayProxy {
     /// Upstream answers to TLS requests carry the gateway's HSTS.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream: &mut pingora::http::ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        conn::close_when_draining(session);
         if let Some(value) = &ctx.hsts {
             upstream.insert_header("strict-transport-security", value.as_str())?;
         }

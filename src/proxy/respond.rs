@@ -13,6 +13,9 @@ use crate::reply::Reply;
 /// Carries out `step`. `Ok(false)`: forward (route and user are now in `ctx`); `Ok(true)`:
 /// answered here, with the page, or JSON for a script, of an error.
 pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, step: Step) -> Result<bool> {
+    if !matches!(step, Step::Forward { .. }) {
+        super::conn::close_when_draining(session);
+    }
     match step {
         Step::Forward { route, user } => {
             ctx.route = Some(route);

@@ -46,15 +46,16 @@ impl Listeners {
     /// address fits, else a new one. Inherited sockets that fit no key are closed.
     pub fn open(wanted: &[(&'static str, SocketAddr)], inherited: Option<Fds>) -> Result<Self, ListenError> {
         let mut inherited = Inherited::read(inherited.unwrap_or_else(Fds::new));
+        let claimed: Vec<Option<Bound>> = wanted.iter().map(|&(key, addr)| inherited.claim(key, addr)).collect();
+        // Before binding anew: a key may move onto an address another key gave up.
+        inherited.close_unclaimed();
         let mut bound = Vec::with_capacity(wanted.len());
-        for &(key, addr) in wanted {
-            let socket = match inherited.claim(key, addr) {
+        for (&(key, addr), claimed) in wanted.iter().zip(claimed) {
+            bound.push(match claimed {
                 Some(socket) => socket,
                 None => bind(key, addr)?,
-            };
-            bound.push(socket);
+            });
         }
-        inherited.close_unclaimed();
         Ok(Self { bound })
     }
 
@@ -137,7 +138,8 @@ fn reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Sockets handed over by the previous process, by `key=address` name.
+/// Sockets handed over by the previous process, by `key=address` name (or by address alone,
+/// from a gateway of a release that handed them over by address).
 struct Inherited {
     fds: Fds,
     names: Vec<(String, SocketAddr, String)>,
@@ -150,7 +152,7 @@ impl Inherited {
         let names = names
             .into_iter()
             .filter_map(|name| {
-                let (key, addr) = name.split_once('=')?;
+                let (key, addr) = name.split_once('=').unwrap_or(("", name.as_str()));
                 Some((key.to_string(), addr.parse().ok()?, name))
             })
             .collect();
@@ -159,9 +161,12 @@ impl Inherited {
 
     /// The socket handed over for `key`, when `wanted` is its address (or the same IP with port 0).
     fn claim(&mut self, key: &'static str, wanted: SocketAddr) -> Option<Bound> {
-        let (_, addr, name) = self.names.iter().find(|(k, addr, _)| {
-            k == key && addr.ip() == wanted.ip() && (wanted.port() == 0 || addr.port() == wanted.port())
-        })?;
+        let fits = |addr: &SocketAddr| addr.ip() == wanted.ip() && (wanted.port() == 0 || addr.port() == wanted.port());
+        let (_, addr, name) = self
+            .names
+            .iter()
+            .filter(|(_, _, name)| !self.claimed.contains(name))
+            .find(|(k, addr, _)| (k == key || k.is_empty()) && fits(addr))?;
         let fd = *self.fds.get(name)?;
         self.claimed.insert(name.clone());
         Some(Bound { key, addr: *addr, fd })
@@ -207,6 +212,23 @@ mod tests {
         let next = Listeners::open(&[("listen", any), ("tls.listen", any)], Some(sent)).unwrap();
         let got = next.get("listen").unwrap();
         assert_eq!((got.addr, got.fd), (listen.addr, listen.fd), "the same socket, not a new one");
-        assert_ne!(next.get("tls.listen").unwrap().fd, old.get("admin.listen").unwrap().fd);
+        assert_ne!(next.get("tls.listen").unwrap().addr.port(), 0, "a key not handed over is bound anew");
+        let unclaimed = old.get("admin.listen").unwrap().addr;
+        assert!(std::net::TcpStream::connect(unclaimed).is_err(), "a socket no key claims is closed");
+    }
+
+    #[test]
+    fn sockets_handed_over_by_address_alone_are_claimed_by_address() {
+        // As a gateway of the release before key names handed them over.
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let old = Listeners::open(&[("listen", any), ("admin.listen", any)], None).unwrap();
+        let mut sent = Fds::new();
+        for b in old.bound() {
+            sent.add(b.addr.to_string(), b.fd);
+        }
+        let (listen, admin) = (old.get("listen").unwrap().clone(), old.get("admin.listen").unwrap().clone());
+        let next = Listeners::open(&[("listen", listen.addr), ("admin.listen", admin.addr)], Some(sent)).unwrap();
+        assert_eq!(next.get("listen").unwrap().fd, listen.fd);
+        assert_eq!(next.get("admin.listen").unwrap().fd, admin.fd);
     }
 }

@@ -53,6 +53,14 @@ impl Signals {
             quit: signal(SignalKind::quit())?,
         })
     }
+
+    /// The next SIGTERM or SIGINT.
+    pub async fn stopped(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// Starts `services` on `listeners` and serves until a signal ends the process (module docs);
