@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::redis_server::{RedisCluster, RedisServer};
 use common::replicas::{redis_state, url, Cluster};
 use common::*;
-use openid_gateway::state::digest;
+use openid_gateway::state::{digest, Eviction};
 
 /// Polls `check` until it holds, 5 s at most: another replica learns a revocation once its
 /// `revocation_cache` has passed, or from its copy within a second.
@@ -115,6 +115,10 @@ async fn killing_redis_degrades_logins_but_never_breaks_them_and_sharing_resumes
         }
     };
     assert_eq!(ready(0).await.1["state"]["status"], "ok");
+    // Each replica has loaded the revocations (else its /readyz would say it knows none).
+    for replica in &c.replicas {
+        eventually("the first sync", || async { replica.state.eviction() == Eviction::Never }).await;
+    }
 
     redis.kill();
     for replica in 0..2 {

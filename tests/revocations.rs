@@ -156,11 +156,20 @@ async fn a_replica_started_while_redis_is_unreachable_knows_no_revocation_until_
     assert!(during.forwarded(0, "/shop", &kept).await);
     assert!(during.forwarded(0, "/shop", &ended).await, "a replica started during the outage knew the logout?");
     holds(&first, &ended, &kept).await.unwrap();
+    // Its /readyz says so (still ready: revocation_fail = "open" chose to serve).
+    let unloaded = || async {
+        let (status, body) = ready(&during, 0).await;
+        status == 200 && body["state"]["warning"].as_str().is_some_and(|w| w.contains("not loaded the revocations"))
+    };
+    eventually("the newcomer's /readyz says it knows no revocation", unloaded).await;
+    assert!(ready(&first, 0).await.1["state"].get("warning").is_none(), "the replica that loaded them warns");
 
     // Redis back, empty: the replica that knew writes it back, and the newcomer learns it.
     redis.restart();
     eventually("the newcomer learns the logout", || async { !during.forwarded(0, "/shop", &ended).await }).await;
     holds(&during, &ended, &kept).await.unwrap();
+    eventually("the newcomer's warning goes", || async { ready(&during, 0).await.1["state"].get("warning").is_none() })
+        .await;
 }
 
 /// Everything the process logged (the first test to ask starts the logger).

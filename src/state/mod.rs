@@ -129,21 +129,26 @@ impl SharedState {
         self.revocations.eviction.lock().clone()
     }
 
-    /// What to tell the operator about revocations that may be lost, if anything: a Redis
-    /// that may evict them, or unexpired ones this replica's copy had to drop at its bound.
+    /// What to tell the operator about revocations that may be lost or unknown here, if
+    /// anything: a Redis that may evict them, unexpired ones this replica's copy had to give up
+    /// at its bound, and a copy never loaded from a Redis that does not answer (a replica
+    /// started during an outage knows only the revocations made on it).
     pub fn revocation_warning(&self) -> Option<String> {
-        let local = &self.revocations.local;
-        let dropped = local.dropped();
-        let evicts = self.revocations.eviction.lock().warning();
-        match (evicts, dropped) {
-            (None, 0) => None,
-            (Some(w), 0) => Some(w),
-            (w, n) => Some(format!(
-                "{}this replica gave up {n} unexpired revocation(s) at its bound of {} of a kind",
-                w.map(|w| format!("{w}; ")).unwrap_or_default(),
-                local.bound()
-            )),
+        let rev = &self.revocations;
+        let mut parts: Vec<String> = rev.eviction.lock().warning().into_iter().collect();
+        let dropped = rev.local.dropped();
+        if dropped > 0 {
+            parts.push(format!(
+                "this replica gave up {dropped} unexpired revocation(s) at its bound of {} of a kind",
+                rev.local.bound()
+            ));
         }
+        if self.remote.as_ref().is_some_and(|r| !r.healthy()) && !rev.loaded() {
+            parts.push(
+                "this replica has not loaded the revocations from Redis yet: while Redis does not answer, it knows only those made here".into(),
+            );
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Are sessions refused while Redis is unreachable?

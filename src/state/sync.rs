@@ -22,7 +22,7 @@
 //! `maxmemory-policy` ([`super::eviction`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -109,6 +109,15 @@ pub struct Revocations {
     pub local: LocalRevocations,
     pub unshared: Unshared,
     pub eviction: Mutex<Eviction>,
+    /// The whole set was loaded from Redis once.
+    loaded: AtomicBool,
+}
+
+impl Revocations {
+    /// Has this replica loaded the whole set from Redis since it started?
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
+    }
 }
 
 /// Revocations made here that Redis did not take (unreachable), oldest first, for the next
@@ -226,6 +235,7 @@ async fn step(r: &Remote, rev: &Revocations, cursor: &mut Cursor) -> Option<()> 
     if full {
         load_all(r, &keys, local, cursor, now).await?;
         cursor.full_at = Some(Instant::now());
+        rev.loaded.store(true, Ordering::Relaxed);
     } else {
         read_log(r, &keys, local, cursor, now).await?;
     }
