@@ -3,11 +3,11 @@
 //! revocation any replica has seen holds on every replica while Redis is unreachable.
 //!
 //! Each entry lives until its own expiry (the time the revoked sessions would have ended
-//! anyway): every change, and the sync loop once a second, sweeps the expired ones first, in
-//! order of expiry, never by scanning. The copy is bounded ([`MAX_ENTRIES`] of each kind):
-//! should it be full of unexpired entries, the one that expires soonest gives way (the new one,
-//! if it is the soonest), counted (`/readyz` shows the count) and logged; Redis keeps it while
-//! it answers. A lookup takes one shared read lock, never held across an await.
+//! anyway): every change, and the sync loop once a second, sweeps the expired ones, in order of
+//! expiry, never by scanning, a batch at a time. The copy is bounded ([`MAX_ENTRIES`] of each
+//! kind): should it be full of unexpired entries, the one that expires soonest gives way (the
+//! new one, if it is the soonest), counted (`/readyz` shows the count) and logged; Redis keeps
+//! it while it answers. A lookup takes one shared read lock, never held across an await.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +19,8 @@ use super::digest;
 
 /// Entries of each kind (sessions, users, apps) a replica keeps at most.
 pub const MAX_ENTRIES: usize = 500_000;
+/// Expired entries of each kind swept under one lock.
+const SWEEP_AT_ONCE: usize = 1024;
 
 /// One revocation as replicas exchange it: a line of words, never a plain openid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,10 +91,15 @@ struct Kinds {
 }
 
 impl Kinds {
-    fn sweep(&mut self, now: u64) {
-        self.sessions.sweep(now);
-        self.users.sweep(now);
-        self.apps.sweep(now);
+    /// Drops up to `most` entries of each kind expired at `now`.
+    fn sweep(&mut self, now: u64, most: usize) {
+        self.sessions.sweep(now, most);
+        self.users.sweep(now, most);
+        self.apps.sweep(now, most);
+    }
+
+    fn due(&self, now: u64) -> bool {
+        self.sessions.due(now) || self.users.due(now) || self.apps.due(now)
     }
 }
 
@@ -117,7 +124,8 @@ impl LocalRevocations {
         let bound = self.bound;
         let dropped = {
             let mut kinds = self.kinds.write();
-            kinds.sweep(now);
+            // A batch: so no expired entry is left once the bound is reached.
+            kinds.sweep(now, SWEEP_AT_ONCE);
             match record {
                 Record::Session { appid, sid, until } => kinds.sessions.keep(&sid, until, appid, bound),
                 Record::User { user, at, until } => kinds.users.keep(&user, until, at, bound),
@@ -136,9 +144,9 @@ impl LocalRevocations {
 
     /// Drops the entries expired at `now` (a read lock when there are none).
     pub fn sweep(&self, now: u64) {
-        let due = |k: &Kinds| k.sessions.due(now) || k.users.due(now) || k.apps.due(now);
-        if due(&self.kinds.read()) {
-            self.kinds.write().sweep(now);
+        // A batch at a time: lookups wait for one batch at most.
+        while self.kinds.read().due(now) {
+            self.kinds.write().sweep(now, SWEEP_AT_ONCE);
         }
     }
 
@@ -225,8 +233,12 @@ impl<T: Merge> Expiring<T> {
         self.by_expiry.first().is_some_and(|(until, _)| *until <= now)
     }
 
-    fn sweep(&mut self, now: u64) {
-        while self.due(now) {
+    /// Drops up to `most` entries expired at `now`, the first to expire first.
+    fn sweep(&mut self, now: u64, most: usize) {
+        for _ in 0..most {
+            if !self.due(now) {
+                return;
+            }
             if let Some((_, key)) = self.by_expiry.pop_first() {
                 self.entries.remove(&key);
             }
@@ -239,8 +251,9 @@ impl<T: Merge> Expiring<T> {
     }
 
     /// Keeps `key` until `until` (an entry already there is merged and keeps the later
-    /// expiry). At `bound` (expired entries swept first) the entry that expires soonest gives
-    /// way, which may be the new one. Whether an unexpired entry was given up.
+    /// expiry). At `bound` the entry that expires soonest gives way, which may be the new one:
+    /// the caller sweeps a batch first, so no expired entry is left once the bound is reached.
+    /// Whether an unexpired entry was given up.
     fn keep(&mut self, key: &str, until: u64, value: T, bound: usize) -> bool {
         if let Some((old_until, old)) = self.entries.get_mut(key) {
             old.merge(value);
@@ -330,6 +343,31 @@ mod tests {
         assert_eq!(r.len(), 19 + 1);
         assert_eq!(r.records(1080).len(), 20);
         assert_eq!(r.dropped(), 0, "expiry is not loss");
+        // Many more than one batch.
+        let many = 3 * SWEEP_AT_ONCE as u64;
+        for i in 0..many {
+            r.apply(session(&format!("m{i}"), 2000 + i % 7), 1080);
+        }
+        r.sweep(3000);
+        assert_eq!(r.len(), 1, "only the app's, until 5000");
+    }
+
+    #[test]
+    fn a_full_copy_never_gives_up_an_unexpired_entry_while_expired_ones_remain() {
+        for expired in [1, SWEEP_AT_ONCE, 3 * SWEEP_AT_ONCE] {
+            let bound = 3 * SWEEP_AT_ONCE;
+            let r = LocalRevocations::with_bound(bound);
+            for i in 0..bound {
+                let until = if i < expired { 2000 } else { 9000 };
+                r.apply(session(&format!("s{i}"), until), 1000);
+            }
+            r.apply(session("new", 9000), 2000);
+            assert_eq!(r.dropped(), 0, "{expired} expired");
+            assert!(r.is_revoked("wx", "o", "new", 0, 2000));
+            let last = format!("s{}", bound - 1);
+            assert_eq!(r.is_revoked("wx", "o", &last, 0, 2000), expired < bound);
+            assert_eq!(r.len(), bound - expired.min(SWEEP_AT_ONCE) + 1);
+        }
     }
 
     #[test]
