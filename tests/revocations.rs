@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, Reply};
 use common::replicas::{redis_state, url, Cluster};
+use common::Capture;
 use openid_gateway::config::LogFormat;
 use openid_gateway::state::Eviction;
 
@@ -174,17 +174,6 @@ async fn a_replica_started_while_redis_is_unreachable_knows_no_revocation_until_
 
 /// Everything the process logged (the first test to ask starts the logger).
 fn logs() -> Arc<Mutex<Vec<u8>>> {
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     static LOGS: OnceLock<Capture> = OnceLock::new();
     LOGS.get_or_init(|| {
         let capture = Capture::default();
