@@ -10,6 +10,7 @@
 
 mod eviction;
 mod local;
+mod record;
 pub mod remote;
 mod sync;
 
@@ -23,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StateConfig;
 use crate::metrics::Metrics;
-use local::{user_key, Record};
+use record::{user_key, Record};
 use remote::{Remote, SetupError};
 use sync::Revocations;
 

@@ -31,7 +31,8 @@ use redis::AsyncCommands;
 use tokio::time::Instant;
 
 use super::eviction::{self, Eviction};
-use super::local::{LocalRevocations, Record, MAX_ENTRIES};
+use super::local::{LocalRevocations, MAX_ENTRIES};
+use super::record::Record;
 use super::remote::Remote;
 use crate::clock::{Clock, SystemClock};
 
