@@ -3,6 +3,8 @@
 //! installs it, or `apt-get install redis-server`):
 //! - `session_check`: the revocation check every request with a session makes; with Redis a
 //!   round trip when the in-process answer (`revocation_cache`) is stale, else none;
+//!   `memory_many_revoked` looks it up in a copy holding 200,000 revoked sessions and 20,000
+//!   revoked users (every request pays this lookup first, whatever the backend);
 //! - `login_shared_ops`: what a login adds: the login-start and callback rate buckets, the
 //!   claim on the code, the login nonce and publishing the exchange's outcome.
 //!
@@ -74,6 +76,15 @@ fn benches(c: &mut Criterion) {
     };
     let now = 1_800_000_000;
     let memory = SharedState::memory();
+    let many_revoked = SharedState::memory();
+    rt.block_on(async {
+        for i in 0..200_000 {
+            many_revoked.revoke_session("wx1", &format!("sid{i}"), now + 3600, now).await;
+        }
+        for i in 0..20_000 {
+            many_revoked.revoke_all("wx1", Some(&format!("oOther{i}")), now, 3600).await;
+        }
+    });
     let uncached = redis_state(port, Duration::ZERO);
     let cached = redis_state(port, Duration::from_secs(3600));
     let check = |s: &SharedState| rt.block_on(s.standing("wx1", "oUser", "sid123", "", now - 10, now));
@@ -81,6 +92,7 @@ fn benches(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("session_check");
     g.bench_function("memory", |b| b.iter(|| check(&memory)));
+    g.bench_function("memory_many_revoked", |b| b.iter(|| check(&many_revoked)));
     g.bench_function("redis_cached", |b| b.iter(|| check(&cached)));
     g.bench_function("redis_round_trip", |b| b.iter(|| check(&uncached)));
     g.finish();

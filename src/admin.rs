@@ -104,6 +104,11 @@ async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
     if let Some(warning) = gw.state.revocation_warning() {
         state["warning"] = json!(warning);
     }
+    // Revocations made here while Redis did not answer, which the others do not know yet.
+    let unshared = gw.state.revocations_unshared();
+    if unshared > 0 {
+        state["revocations_unshared"] = json!(unshared);
+    }
     // Unless sessions are refused without it: then a replica without Redis is not ready.
     let ready = ready && (healthy || !gw.state.fails_closed());
     (ready, json!({"ready": ready, "config": "loaded", "state": state, "upstreams": upstreams}))
@@ -166,7 +171,7 @@ async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
         _ => return bad("give openid=OPENID, or all=true for every session of the app"),
     };
     if !everywhere {
-        let body = json!({"error": "state_unavailable", "message": "revoked on this replica only: Redis did not answer; try again"});
+        let body = json!({"error": "state_unavailable", "message": "Redis did not answer: revoked on this replica now, on the others once Redis answers again"});
         return reply(503, "application/json", body.to_string().into_bytes());
     }
     reply(200, "application/json", body.to_string().into_bytes())

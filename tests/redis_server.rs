@@ -1,6 +1,7 @@
-//! The real Redis of tests/common/redis_server.rs: a server keeps what it is given, dies when killed
-//! and comes back on the same port; a password server refuses strangers; a three-node cluster
-//! agrees and sends every key to the node owning its slot; nothing outlives its test.
+//! The real Redis of tests/common/redis_server.rs: a server keeps what it is given, dies when
+//! killed and comes back on the same port (its own, below the ephemeral range, with its
+//! options); a password server refuses strangers; a three-node cluster agrees and sends every
+//! key to the node owning its slot; nothing outlives its test.
 
 mod common;
 
@@ -34,6 +35,26 @@ fn a_server_keeps_values_dies_when_killed_and_restarts_on_its_port() {
     let mut conn = server.connect();
     assert_eq!(conn.command(&["PING"]).unwrap(), status("PONG"));
     assert_eq!(conn.command(&["GET", "greeting"]).unwrap(), Reply::Bulk(None), "nothing is saved");
+}
+
+#[test]
+fn servers_listen_below_the_ephemeral_range_on_ports_of_their_own_and_keep_their_options() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let ephemeral: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let mut one = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let policy = |s: &RedisServer| s.connect().command(&["CONFIG", "GET", "maxmemory-policy"]).unwrap();
+    let lru = Reply::Array(Some(vec![bulk("maxmemory-policy"), bulk("allkeys-lru")]));
+    assert_eq!(policy(&one), lru);
+    // Servers started while one is down are on ports of their own; it comes back on its own.
+    one.kill();
+    let others: Vec<_> = (0..8).map(|_| RedisServer::start()).collect();
+    one.restart();
+    assert_eq!(policy(&one), lru, "a restart gives the options again");
+    let mut ports: Vec<u16> = others.iter().map(|s| s.port).chain([one.port]).collect();
+    assert!(ports.iter().all(|p| *p < ephemeral), "{ports:?} not below {ephemeral}");
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 9, "two servers on one port");
 }
 
 #[test]

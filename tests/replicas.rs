@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::redis_server::{RedisCluster, RedisServer};
 use common::replicas::{redis_state, url, Cluster};
 use common::*;
-use openid_gateway::state::digest;
+use openid_gateway::state::{digest, Eviction};
 
 /// Polls `check` until it holds, 5 s at most: another replica learns a revocation once its
 /// `revocation_cache` has passed, or from its copy within a second.
@@ -115,6 +115,10 @@ async fn killing_redis_degrades_logins_but_never_breaks_them_and_sharing_resumes
         }
     };
     assert_eq!(ready(0).await.1["state"]["status"], "ok");
+    // Each replica has loaded the revocations (else its /readyz would say it knows none).
+    for replica in &c.replicas {
+        eventually("the first sync", || async { replica.state.eviction() == Eviction::Never }).await;
+    }
 
     redis.kill();
     for replica in 0..2 {
@@ -190,10 +194,17 @@ async fn an_outcome_copied_to_another_code_in_redis_logs_no_one_in() {
     let callback = b.callback_url(&url("/shop")).await;
     let code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
     assert_eq!(b.get(&callback).await.status, 302);
+    // Published once this replica's own waiters have it: after the answer, maybe.
     let mut conn = redis.connect();
-    let blob = conn.command(&["GET", &format!("ogw:{{c:{}}}:result", digest(&[APPID, &code]))]).unwrap();
-    let common::redis_server::Reply::Bulk(Some(blob)) = blob else { panic!("no published outcome: {blob:?}") };
-    let blob = String::from_utf8(blob).unwrap();
+    let key = format!("ogw:{{c:{}}}:result", digest(&[APPID, &code]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let blob = loop {
+        match conn.command(&["GET", &key]).unwrap() {
+            common::redis_server::Reply::Bulk(Some(blob)) => break String::from_utf8(blob).unwrap(),
+            other => assert!(std::time::Instant::now() < deadline, "no published outcome: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
 
     // Someone who can write to Redis plants it for a made-up code, claimed for their own login.
     let mallory = c.browser(1);

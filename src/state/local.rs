@@ -3,186 +3,240 @@
 //! revocation any replica has seen holds on every replica while Redis is unreachable.
 //!
 //! Each entry lives until its own expiry (the time the revoked sessions would have ended
-//! anyway) and is then swept. The copy is bounded ([`MAX_ENTRIES`] of each kind): at the bound,
-//! expired entries go first; should it still be full, the entry that expires soonest is dropped,
-//! counted (`/readyz` shows the count) and logged (Redis keeps it while it answers).
+//! anyway): every change, and the sync loop once a second, sweeps the expired ones, in order of
+//! expiry, never by scanning, a batch at a time. The copy is bounded ([`MAX_ENTRIES`] of each
+//! kind): should it be full of unexpired entries, the one that expires soonest gives way (the
+//! new one, if it is the soonest), counted (`/readyz` shows the count) and logged; Redis keeps
+//! it while it answers. A lookup takes one shared read lock, never held across an await.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
-use super::digest;
+use super::record::{user_key, Record};
 
 /// Entries of each kind (sessions, users, apps) a replica keeps at most.
 pub const MAX_ENTRIES: usize = 500_000;
-
-/// One revocation as replicas exchange it: a line of words, never a plain openid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// Session (or login family) `sid` of `appid`, until `until`.
-    Session { appid: String, sid: String, until: u64 },
-    /// Every session of one user (`user` = [`user_key`]) issued up to `at`, until `until`.
-    User { user: String, at: u64, until: u64 },
-    /// Every session of `appid` issued up to `at`, until `until`.
-    App { appid: String, at: u64, until: u64 },
-}
-
-impl Record {
-    /// `s <appid> <sid> <until>`, `u <user key> <at> <until>` or `a <appid> <at> <until>`.
-    pub fn line(&self) -> String {
-        match self {
-            Record::Session { appid, sid, until } => format!("s {appid} {sid} {until}"),
-            Record::User { user, at, until } => format!("u {user} {at} {until}"),
-            Record::App { appid, at, until } => format!("a {appid} {at} {until}"),
-        }
-    }
-
-    /// The record of [`Record::line`]; `None` for anything else.
-    pub fn parse(line: &str) -> Option<Self> {
-        let words: Vec<&str> = line.split(' ').collect();
-        let num = |i: usize| words.get(i)?.parse::<u64>().ok();
-        let word = |i: usize| words.get(i).filter(|w| !w.is_empty()).map(|w| w.to_string());
-        match (words.first().copied(), words.len()) {
-            (Some("s"), 4) => Some(Record::Session { appid: word(1)?, sid: word(2)?, until: num(3)? }),
-            (Some("u"), 4) => Some(Record::User { user: word(1)?, at: num(2)?, until: num(3)? }),
-            (Some("a"), 4) => Some(Record::App { appid: word(1)?, at: num(2)?, until: num(3)? }),
-            _ => None,
-        }
-    }
-
-    /// When it stops mattering (seconds).
-    pub fn until(&self) -> u64 {
-        match self {
-            Record::Session { until, .. } | Record::User { until, .. } | Record::App { until, .. } => *until,
-        }
-    }
-}
-
-/// The key of one user of one app: a digest, so no openid is kept or sent as such.
-pub fn user_key(appid: &str, openid: &str) -> String {
-    digest(&[appid, openid])
-}
+/// Expired entries of each kind swept under one lock.
+const SWEEP_AT_ONCE: usize = 1024;
 
 /// Revoked sessions, users and apps, each until its expiry (seconds).
-#[derive(Default)]
 pub struct LocalRevocations {
     /// Nothing was ever revoked here: the common case costs one load.
     any: AtomicBool,
-    /// Session id -> (until, its app).
-    sessions: Mutex<HashMap<String, (u64, String)>>,
-    /// [`user_key`] -> (revoked at, until).
-    users: Mutex<HashMap<String, (u64, u64)>>,
-    /// appid -> (revoked at, until).
-    apps: Mutex<HashMap<String, (u64, u64)>>,
-    /// Unexpired entries dropped at the bound.
+    kinds: RwLock<Kinds>,
+    /// Entries of each kind kept at most.
+    bound: usize,
+    /// Unexpired entries given up at the bound.
     dropped: AtomicU64,
 }
 
+#[derive(Default)]
+struct Kinds {
+    /// Session id (or login family) -> its app.
+    sessions: Expiring<String>,
+    /// [`user_key`] -> revoked at.
+    users: Expiring<u64>,
+    /// appid -> revoked at.
+    apps: Expiring<u64>,
+}
+
+impl Kinds {
+    /// Drops up to `most` entries of each kind expired at `now`.
+    fn sweep(&mut self, now: u64, most: usize) {
+        self.sessions.sweep(now, most);
+        self.users.sweep(now, most);
+        self.apps.sweep(now, most);
+    }
+
+    fn due(&self, now: u64) -> bool {
+        self.sessions.due(now) || self.users.due(now) || self.apps.due(now)
+    }
+}
+
+impl Default for LocalRevocations {
+    fn default() -> Self {
+        Self::with_bound(MAX_ENTRIES)
+    }
+}
+
 impl LocalRevocations {
+    /// A copy keeping `bound` entries of each kind at most.
+    pub fn with_bound(bound: usize) -> Self {
+        Self { any: AtomicBool::new(false), kinds: RwLock::default(), bound: bound.max(1), dropped: AtomicU64::new(0) }
+    }
+
     /// Keeps `record` (a later or longer one of the same key wins); `now` sweeps.
     pub fn apply(&self, record: Record, now: u64) {
         if record.until() <= now {
             return;
         }
-        self.any.store(true, Ordering::Relaxed);
-        let dropped = match record {
-            Record::Session { appid, sid, until } => keep(
-                &mut self.sessions.lock(),
-                sid,
-                (until, appid),
-                now,
-                |(u, _)| *u,
-                |old, new| old.0 = old.0.max(new.0),
-            ),
-            Record::User { user, at, until } => {
-                keep(&mut self.users.lock(), user, (at, until), now, |(_, u)| *u, merge)
-            }
-            Record::App { appid, at, until } => {
-                keep(&mut self.apps.lock(), appid, (at, until), now, |(_, u)| *u, merge)
+        self.any.store(true, Ordering::Release);
+        let bound = self.bound;
+        let dropped = {
+            let mut kinds = self.kinds.write();
+            // A batch: so no expired entry is left once the bound is reached.
+            kinds.sweep(now, SWEEP_AT_ONCE);
+            match record {
+                Record::Session { appid, sid, until } => kinds.sessions.keep(&sid, until, appid, bound),
+                Record::User { user, at, until } => kinds.users.keep(&user, until, at, bound),
+                Record::App { appid, at, until } => kinds.apps.keep(&appid, until, at, bound),
             }
         };
         if dropped {
             let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if total.is_power_of_two() {
                 log::warn!(
-                    "revocations: this replica keeps {MAX_ENTRIES} of a kind at most; {total} unexpired one(s) dropped, the soonest to expire first (Redis still holds them while it answers)"
+                    "revocations: this replica keeps {bound} of a kind at most; {total} unexpired one(s) given up, the soonest to expire first (Redis still holds them while it answers)"
                 );
             }
         }
     }
 
-    /// Unexpired entries dropped at the bound so far.
+    /// Drops the entries expired at `now` (a read lock when there are none).
+    pub fn sweep(&self, now: u64) {
+        // A batch at a time: lookups wait for one batch at most.
+        while self.kinds.read().due(now) {
+            self.kinds.write().sweep(now, SWEEP_AT_ONCE);
+        }
+    }
+
+    /// Unexpired entries given up at the bound so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// The bound of each kind.
+    pub fn bound(&self) -> usize {
+        self.bound
+    }
+
     /// Every unexpired entry, as records (to write them back to a Redis that lost them).
     pub fn records(&self, now: u64) -> Vec<Record> {
-        let mut out = Vec::new();
-        for (sid, (until, appid)) in self.sessions.lock().iter().filter(|(_, (u, _))| now < *u) {
-            out.push(Record::Session { appid: appid.clone(), sid: sid.clone(), until: *until });
-        }
-        for (user, (at, until)) in self.users.lock().iter().filter(|(_, (_, u))| now < *u) {
-            out.push(Record::User { user: user.clone(), at: *at, until: *until });
-        }
-        for (appid, (at, until)) in self.apps.lock().iter().filter(|(_, (_, u))| now < *u) {
-            out.push(Record::App { appid: appid.clone(), at: *at, until: *until });
-        }
-        out
+        let kinds = self.kinds.read();
+        let sessions = kinds.sessions.live(now).map(|(sid, until, appid)| Record::Session {
+            appid: appid.clone(),
+            sid: sid.into(),
+            until,
+        });
+        let users = kinds.users.live(now).map(|(user, until, at)| Record::User { user: user.into(), at: *at, until });
+        let apps = kinds.apps.live(now).map(|(appid, until, at)| Record::App { appid: appid.into(), at: *at, until });
+        sessions.chain(users).chain(apps).collect()
     }
 
     /// How many entries are kept (expired ones not yet swept included).
     pub fn len(&self) -> usize {
-        self.sessions.lock().len() + self.users.lock().len() + self.apps.lock().len()
+        let kinds = self.kinds.read();
+        kinds.sessions.entries.len() + kinds.users.entries.len() + kinds.apps.entries.len()
     }
 
     /// Is a session `sid` of `openid` in `appid`, issued at `issued`, revoked at `now`?
     pub fn is_revoked(&self, appid: &str, openid: &str, sid: &str, issued: u64, now: u64) -> bool {
-        if !self.any.load(Ordering::Relaxed) {
+        if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        let by_session = !sid.is_empty() && self.sessions.lock().get(sid).is_some_and(|(until, _)| now < *until);
-        let by_time = |entry: Option<&(u64, u64)>| entry.is_some_and(|(at, until)| now < *until && issued <= *at);
-        by_session || by_time(self.apps.lock().get(appid)) || {
-            let users = self.users.lock();
-            !users.is_empty() && by_time(users.get(&user_key(appid, openid)))
-        }
+        let kinds = self.kinds.read();
+        let by_time = |at: Option<&u64>| at.is_some_and(|at| issued <= *at);
+        (!sid.is_empty() && kinds.sessions.get(sid, now).is_some_and(|app| app == appid))
+            || by_time(kinds.apps.get(appid, now))
+            || (!kinds.users.entries.is_empty() && by_time(kinds.users.get(&user_key(appid, openid), now)))
     }
 }
 
-/// Two revocations of one user or app: the later one covers more sessions, the longer one
-/// lasts longer.
-fn merge(old: &mut (u64, u64), new: (u64, u64)) {
-    *old = (old.0.max(new.0), old.1.max(new.1));
+/// Entries of one kind, each until its expiry, indexed by expiry too: sweeping the expired
+/// ones and finding the soonest to expire cost a step each, never a scan.
+struct Expiring<T> {
+    entries: HashMap<Arc<str>, (u64, T)>,
+    /// (until, key) of every entry.
+    by_expiry: BTreeSet<(u64, Arc<str>)>,
 }
 
-/// Inserts `key`; at the bound sweeps expired entries, then drops the soonest to expire.
-/// Returns whether an unexpired entry was dropped.
-fn keep<V>(
-    m: &mut HashMap<String, V>,
-    key: String,
-    value: V,
-    now: u64,
-    until: impl Fn(&V) -> u64,
-    merge: impl Fn(&mut V, V),
-) -> bool {
-    if let Some(old) = m.get_mut(&key) {
-        merge(old, value);
-        return false;
+impl<T> Default for Expiring<T> {
+    fn default() -> Self {
+        Self { entries: HashMap::new(), by_expiry: BTreeSet::new() }
     }
-    let mut dropped = false;
-    if m.len() >= MAX_ENTRIES {
-        m.retain(|_, v| now < until(v));
-        if m.len() >= MAX_ENTRIES {
-            if let Some(first) = m.iter().min_by_key(|(_, v)| until(v)).map(|(k, _)| k.clone()) {
-                m.remove(&first);
-                dropped = true;
+}
+
+/// What two revocations of one key keep: for a user or an app, the later one covers more
+/// sessions; a session's app stays.
+trait Merge {
+    fn merge(&mut self, new: Self);
+}
+
+impl Merge for u64 {
+    fn merge(&mut self, new: u64) {
+        *self = (*self).max(new);
+    }
+}
+
+impl Merge for String {
+    fn merge(&mut self, _: String) {}
+}
+
+impl<T: Merge> Expiring<T> {
+    /// The value of `key` if it has not expired at `now`.
+    fn get(&self, key: &str, now: u64) -> Option<&T> {
+        self.entries.get(key).filter(|(until, _)| now < *until).map(|(_, v)| v)
+    }
+
+    /// Has any entry expired at `now`?
+    fn due(&self, now: u64) -> bool {
+        self.by_expiry.first().is_some_and(|(until, _)| *until <= now)
+    }
+
+    /// Drops up to `most` entries expired at `now`, the first to expire first.
+    fn sweep(&mut self, now: u64, most: usize) {
+        for _ in 0..most {
+            if !self.due(now) {
+                return;
+            }
+            if let Some((_, key)) = self.by_expiry.pop_first() {
+                self.entries.remove(&key);
             }
         }
     }
-    m.insert(key, value);
-    dropped
+
+    /// The unexpired entries: (key, until, value).
+    fn live(&self, now: u64) -> impl Iterator<Item = (&str, u64, &T)> {
+        self.entries.iter().filter(move |(_, (until, _))| now < *until).map(|(k, (until, v))| (&**k, *until, v))
+    }
+
+    /// Keeps `key` until `until` (an entry already there is merged and keeps the later
+    /// expiry). At `bound` the entry that expires soonest gives way, which may be the new one:
+    /// the caller sweeps a batch first, so no expired entry is left once the bound is reached.
+    /// Whether an unexpired entry was given up.
+    fn keep(&mut self, key: &str, until: u64, value: T, bound: usize) -> bool {
+        if let Some((old_until, old)) = self.entries.get_mut(key) {
+            old.merge(value);
+            if until > *old_until {
+                let probe: (u64, Arc<str>) = (*old_until, key.into());
+                let key = self.by_expiry.take(&probe).map_or(probe.1, |(_, k)| k);
+                self.by_expiry.insert((until, key));
+                *old_until = until;
+            }
+            return false;
+        }
+        if self.entries.len() >= bound {
+            if self.by_expiry.first().is_some_and(|(soonest, _)| until <= *soonest) {
+                return true;
+            }
+            if let Some((_, key)) = self.by_expiry.pop_first() {
+                self.entries.remove(&key);
+            }
+            self.insert(key, until, value);
+            return true;
+        }
+        self.insert(key, until, value);
+        false
+    }
+
+    fn insert(&mut self, key: &str, until: u64, value: T) {
+        let key: Arc<str> = key.into();
+        self.by_expiry.insert((until, key.clone()));
+        self.entries.insert(key, (until, value));
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +255,7 @@ mod tests {
         assert!(r.is_revoked("wx", "o1", "s1", 900, 1500));
         assert!(!r.is_revoked("wx", "o1", "s1", 900, 2000), "expired with the session");
         assert!(!r.is_revoked("wx", "o1", "s2", 900, 1500));
+        assert!(!r.is_revoked("wx9", "o1", "s1", 900, 1500), "a session id of another app");
         r.apply(Record::User { user: user_key("wx", "o2"), at: 1000, until: 5000 }, 1000);
         assert!(r.is_revoked("wx", "o2", "", 999, 1500));
         assert!(!r.is_revoked("wx", "o2", "", 1001, 1500), "a login after the revocation stands");
@@ -212,32 +267,84 @@ mod tests {
     }
 
     #[test]
-    fn records_travel_as_lines_and_nothing_else_parses() {
-        for r in [
-            session("sAbC09", 1_800_000_000),
-            Record::User { user: user_key("wx1", "oAbc"), at: 5, until: 9 },
-            Record::App { appid: "wx1".into(), at: 5, until: 9 },
-        ] {
-            assert_eq!(Record::parse(&r.line()), Some(r.clone()));
-            assert!(!r.line().contains("oAbc"), "no openid in a record");
+    fn a_second_revocation_of_one_key_keeps_the_later_time_and_expiry() {
+        let r = LocalRevocations::default();
+        let user = |at, until| Record::User { user: user_key("wx", "o"), at, until };
+        r.apply(user(1000, 3000), 1000);
+        r.apply(user(1200, 2000), 1200);
+        assert!(r.is_revoked("wx", "o", "", 1100, 2500), "the earlier one's expiry stays");
+        assert!(r.is_revoked("wx", "o", "", 1200, 1500), "the later one covers more sessions");
+        r.apply(session("s", 2000), 1000);
+        r.apply(session("s", 4000), 1000);
+        r.sweep(2500);
+        assert!(r.is_revoked("wx", "o", "s", 0, 3500), "a longer one outlives the first's expiry");
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn the_copy_sweeps_what_expired_without_waiting_for_its_bound() {
+        let r = LocalRevocations::default();
+        for i in 0..100 {
+            r.apply(session(&format!("s{i}"), 1000 + i), 900);
         }
-        for bad in ["", "s wx sid", "s wx sid x", "x wx sid 5", "s  sid 5", "s wx sid 5 6", "u k 1"] {
-            assert_eq!(Record::parse(bad), None, "{bad:?}");
+        assert_eq!(r.len(), 100);
+        r.sweep(1050);
+        assert_eq!(r.len(), 49, "the 51 expired by 1050 are gone");
+        assert!(!r.is_revoked("wx", "o", "s50", 0, 1050) && r.is_revoked("wx", "o", "s51", 0, 1050));
+        // A change sweeps too.
+        r.apply(Record::App { appid: "wx".into(), at: 1080, until: 5000 }, 1080);
+        assert_eq!(r.len(), 19 + 1);
+        assert_eq!(r.records(1080).len(), 20);
+        assert_eq!(r.dropped(), 0, "expiry is not loss");
+        // Many more than one batch.
+        let many = 3 * SWEEP_AT_ONCE as u64;
+        for i in 0..many {
+            r.apply(session(&format!("m{i}"), 2000 + i % 7), 1080);
+        }
+        r.sweep(3000);
+        assert_eq!(r.len(), 1, "only the app's, until 5000");
+    }
+
+    #[test]
+    fn a_full_copy_never_gives_up_an_unexpired_entry_while_expired_ones_remain() {
+        for expired in [1, SWEEP_AT_ONCE, 3 * SWEEP_AT_ONCE] {
+            let bound = 3 * SWEEP_AT_ONCE;
+            let r = LocalRevocations::with_bound(bound);
+            for i in 0..bound {
+                let until = if i < expired { 2000 } else { 9000 };
+                r.apply(session(&format!("s{i}"), until), 1000);
+            }
+            r.apply(session("new", 9000), 2000);
+            assert_eq!(r.dropped(), 0, "{expired} expired");
+            assert!(r.is_revoked("wx", "o", "new", 0, 2000));
+            let last = format!("s{}", bound - 1);
+            assert_eq!(r.is_revoked("wx", "o", &last, 0, 2000), expired < bound);
+            assert_eq!(r.len(), bound - expired.min(SWEEP_AT_ONCE) + 1);
         }
     }
 
     #[test]
-    fn the_copy_is_bounded_and_drops_the_soonest_to_expire_first() {
-        let mut m = HashMap::new();
-        for i in 0..MAX_ENTRIES as u64 {
-            m.insert(format!("s{i}"), 10_000 + i);
+    fn at_its_bound_the_copy_gives_up_the_soonest_to_expire_and_counts_it() {
+        let r = LocalRevocations::with_bound(3);
+        for (sid, until) in [("a", 2000), ("b", 3000), ("c", 4000)] {
+            r.apply(session(sid, until), 1000);
         }
-        let merge = |old: &mut u64, new: u64| *old = (*old).max(new);
-        assert!(keep(&mut m, "late".into(), 99_999, 100, |u| *u, merge), "full of unexpired: one dropped");
-        assert_eq!(m.len(), MAX_ENTRIES);
-        assert!(!m.contains_key("s0") && m.contains_key("s1") && m.contains_key("late"));
-        // Expired entries make room first, without dropping an unexpired one.
-        assert!(!keep(&mut m, "later".into(), 99_999, 10_010, |u| *u, merge));
-        assert!(m.len() < MAX_ENTRIES);
+        assert_eq!(r.dropped(), 0);
+        r.apply(session("d", 5000), 1000);
+        assert_eq!((r.len(), r.dropped()), (3, 1), "full of unexpired: one given up, counted");
+        assert!(!r.is_revoked("wx", "o", "a", 0, 1500), "the soonest to expire went");
+        assert!(["b", "c", "d"].iter().all(|s| r.is_revoked("wx", "o", s, 0, 1500)));
+        // A new one that expires sooner than all kept is the one given up.
+        r.apply(session("e", 2500), 1000);
+        assert_eq!(r.dropped(), 2);
+        assert!(!r.is_revoked("wx", "o", "e", 0, 1500) && r.is_revoked("wx", "o", "b", 0, 1500));
+        // Expired entries make room first, without giving up an unexpired one.
+        r.apply(session("f", 6000), 3500);
+        assert_eq!((r.len(), r.dropped()), (3, 2));
+        assert!(["c", "d", "f"].iter().all(|s| r.is_revoked("wx", "o", s, 0, 3500)));
+        // Updating a kept key never gives anything up; each kind has its own bound.
+        r.apply(session("c", 7000), 3500);
+        r.apply(Record::App { appid: "wx".into(), at: 3500, until: 9000 }, 3500);
+        assert_eq!((r.len(), r.dropped()), (4, 2));
     }
 }

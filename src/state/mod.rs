@@ -8,7 +8,9 @@
 //! Every method that asks Redis returns `None` when there is no Redis or it did not answer:
 //! the caller then decides locally, as with the memory backend.
 
+mod eviction;
 mod local;
+mod record;
 pub mod remote;
 mod sync;
 
@@ -22,11 +24,13 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StateConfig;
 use crate::metrics::Metrics;
-use local::{user_key, LocalRevocations, Record};
+use record::{user_key, Record};
 use remote::{Remote, SetupError};
+use sync::Revocations;
 
+pub use eviction::Eviction;
 pub use local::MAX_ENTRIES as MAX_LOCAL_REVOCATIONS;
-pub use sync::{Eviction, SYNC_EVERY};
+pub use sync::SYNC_EVERY;
 
 /// How often a waiting replica looks for the result of an exchange another one is making.
 pub const POLL_EVERY: Duration = Duration::from_millis(25);
@@ -68,10 +72,9 @@ pub enum Standing {
 /// The shared state of the gateway; outlives reloads.
 pub struct SharedState {
     remote: Option<Arc<Remote>>,
-    /// Every revocation this replica knows: its own, and with Redis every replica's.
-    local: Arc<LocalRevocations>,
-    /// Whether the Redis in use may evict revocations.
-    eviction: Arc<Mutex<Eviction>>,
+    /// Every revocation this replica knows (its own, and with Redis every replica's), those
+    /// Redis has yet to take, and whether Redis may evict them.
+    revocations: Arc<Revocations>,
     /// (appid, openid, sid, issued) -> (revoked, when asked).
     cache: Mutex<HashMap<String, (bool, Instant)>>,
     cache_for: Duration,
@@ -85,8 +88,7 @@ impl SharedState {
     pub fn memory() -> Self {
         Self {
             remote: None,
-            local: Arc::default(),
-            eviction: Arc::default(),
+            revocations: Arc::default(),
             cache: Mutex::default(),
             cache_for: Duration::ZERO,
             fail_open: true,
@@ -105,7 +107,7 @@ impl SharedState {
                     ..Self::memory()
                 };
                 if let Some(remote) = &state.remote {
-                    sync::start(remote, &state.local, &state.eviction);
+                    sync::start(remote, &state.revocations);
                 }
                 Ok(state)
             }
@@ -115,28 +117,39 @@ impl SharedState {
     /// Revocations this replica knows (its own and, with Redis, every replica's), expired ones
     /// not yet swept included.
     pub fn revocations_known(&self) -> usize {
-        self.local.len()
+        self.revocations.local.len()
+    }
+
+    /// Revocations made here that Redis has yet to take (it did not answer).
+    pub fn revocations_unshared(&self) -> usize {
+        self.revocations.unshared.len()
     }
 
     /// Whether the Redis in use may evict revocations, as last asked.
     pub fn eviction(&self) -> Eviction {
-        self.eviction.lock().clone()
+        self.revocations.eviction.lock().clone()
     }
 
-    /// What to tell the operator about revocations that may be lost, if anything: a Redis
-    /// that may evict them, or unexpired ones this replica's copy had to drop at its bound.
+    /// What to tell the operator about revocations that may be lost or unknown here, if
+    /// anything: a Redis that may evict them, unexpired ones this replica's copy had to give up
+    /// at its bound, and a copy never loaded from a Redis that does not answer (a replica
+    /// started during an outage knows only the revocations made on it).
     pub fn revocation_warning(&self) -> Option<String> {
-        let dropped = self.local.dropped();
-        let evicts = self.eviction.lock().warning();
-        match (evicts, dropped) {
-            (None, 0) => None,
-            (Some(w), 0) => Some(w),
-            (w, n) => Some(format!(
-                "{}this replica dropped {n} unexpired revocation(s) at its bound of {} of a kind",
-                w.map(|w| format!("{w}; ")).unwrap_or_default(),
-                local::MAX_ENTRIES
-            )),
+        let rev = &self.revocations;
+        let mut parts: Vec<String> = rev.eviction.lock().warning().into_iter().collect();
+        let dropped = rev.local.dropped();
+        if dropped > 0 {
+            parts.push(format!(
+                "this replica gave up {dropped} unexpired revocation(s) at its bound of {} of a kind",
+                rev.local.bound()
+            ));
         }
+        if self.remote.as_ref().is_some_and(|r| !r.healthy()) && !rev.loaded() {
+            parts.push(
+                "this replica has not loaded the revocations from Redis yet: while Redis does not answer, it knows only those made here".into(),
+            );
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Are sessions refused while Redis is unreachable?
@@ -235,36 +248,44 @@ impl SharedState {
         .await
     }
 
-    /// Ends session `sid` (of `appid`) until `until` (seconds).
+    /// Ends session `sid` (of `appid`) until `until` (seconds): at once on this replica, on the
+    /// others once Redis has it (now, or when it answers again).
     pub async fn revoke_session(&self, appid: &str, sid: &str, until: u64, now: u64) {
-        // Local revocations are checked before the cache: it needs no clearing.
+        // The copy is checked before the cache: it needs no clearing.
         let record = Record::Session { appid: appid.into(), sid: sid.into(), until };
-        self.local.apply(record.clone(), now);
+        self.revocations.local.apply(record.clone(), now);
         let Some(r) = self.remote.as_ref() else { return };
         let key = r.key(&format!("{{rev:{appid}}}:sid:{sid}"));
         let ms = until.saturating_sub(now).max(1) * 1000;
         r.run("revoke a session", |mut c| async move { c.pset_ex::<_, _, ()>(&key, 1, ms).await }).await;
-        sync::publish(r, &record, now).await;
+        if sync::publish(r, &record, now).await.is_none() {
+            self.revocations.unshared.push(record);
+        }
     }
 
     /// Ends every session of `openid` in `appid` (`None`: of everyone in `appid`) issued up to
     /// `now`, for `lifetime` (seconds): as long as any such session could live. `false` when
-    /// only this replica knows (Redis did not answer).
+    /// Redis did not take it: it holds on this replica now, and on the others once Redis
+    /// answers again.
     pub async fn revoke_all(&self, appid: &str, openid: Option<&str>, now: u64, lifetime: u64) -> bool {
         let until = now + lifetime;
         let record = match openid {
             Some(o) => Record::User { user: user_key(appid, o), at: now, until },
             None => Record::App { appid: appid.into(), at: now, until },
         };
-        self.local.apply(record.clone(), now);
+        self.revocations.local.apply(record.clone(), now);
         let Some(r) = self.remote.as_ref() else { return true };
-        sync::publish(r, &record, now).await;
+        let published = sync::publish(r, &record, now).await.is_some();
+        if !published {
+            self.revocations.unshared.push(record);
+        }
         let key = match openid {
             Some(o) => r.key(&format!("{{rev:{appid}}}:user:{}", digest(&[o]))),
             None => r.key(&format!("{{rev:{appid}}}:app")),
         };
         let ms = lifetime.max(1) * 1000;
-        r.run("revoke sessions", |mut c| async move { c.pset_ex::<_, _, ()>(&key, now, ms).await }).await.is_some()
+        let kept = r.run("revoke sessions", |mut c| async move { c.pset_ex::<_, _, ()>(&key, now, ms).await }).await;
+        published && kept.is_some()
     }
 
     /// Does a session (`sid` of `openid` in `appid`, issued at `issued`, handed from the
@@ -279,8 +300,9 @@ impl SharedState {
         issued: u64,
         now: u64,
     ) -> Standing {
-        if self.local.is_revoked(appid, openid, sid, issued, now)
-            || (!family.is_empty() && self.local.is_revoked(appid, openid, family, issued, now))
+        let local = &self.revocations.local;
+        if local.is_revoked(appid, openid, sid, issued, now)
+            || (!family.is_empty() && local.is_revoked(appid, openid, family, issued, now))
         {
             return Standing::Revoked;
         }

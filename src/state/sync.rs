@@ -15,9 +15,14 @@
 //! replica first writes every unexpired revocation it knows back, so the revocations survive
 //! in Redis as long as one replica that knew them runs.
 //!
-//! The same loop asks Redis for its `maxmemory-policy`: anything but `noeviction` may evict
-//! revocations, which `/readyz` and the log then say.
+//! A revocation Redis did not take (unreachable) waits in [`Unshared`] and is published by the
+//! first sync that reaches Redis again, so it comes to hold on every replica after the outage.
+//!
+//! The same loop sweeps expired entries from the copy, and asks Redis for its
+//! `maxmemory-policy` ([`super::eviction`]).
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -25,7 +30,9 @@ use parking_lot::Mutex;
 use redis::AsyncCommands;
 use tokio::time::Instant;
 
-use super::local::{LocalRevocations, Record};
+use super::eviction::{self, Eviction};
+use super::local::{LocalRevocations, MAX_ENTRIES};
+use super::record::Record;
 use super::remote::Remote;
 use crate::clock::{Clock, SystemClock};
 
@@ -40,33 +47,6 @@ const POLICY_EVERY: Duration = Duration::from_secs(60);
 const LOG_KEPT: usize = 100_000;
 /// Entries read at once.
 const PAGE: usize = 5_000;
-
-/// Whether the Redis in use may evict revocations.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Eviction {
-    /// Not asked yet.
-    #[default]
-    Unchecked,
-    /// `maxmemory-policy noeviction`.
-    Never,
-    /// Any other policy (its name): revocation keys may go.
-    May(String),
-    /// Redis would not say (`CONFIG` disabled or renamed).
-    Unknown(String),
-}
-
-impl Eviction {
-    /// What `/readyz` and the log say, if anything needs saying.
-    pub fn warning(&self) -> Option<String> {
-        match self {
-            Eviction::Unchecked | Eviction::Never => None,
-            Eviction::May(policy) => Some(format!(
-                "Redis maxmemory-policy is {policy}: it may evict revocations (set noeviction; see README, Scaling out)"
-            )),
-            Eviction::Unknown(why) => Some(format!("Redis maxmemory-policy could not be checked ({why})")),
-        }
-    }
-}
 
 /// The keys of the shared revocations.
 struct Keys {
@@ -123,34 +103,104 @@ struct Cursor {
     policy_at: Option<Instant>,
 }
 
-/// Starts the loop that keeps `local` in step with `remote`; it ends once the state is gone.
-pub fn start(remote: &Arc<Remote>, local: &Arc<LocalRevocations>, eviction: &Arc<Mutex<Eviction>>) {
+/// This replica's side of the revocations: its copy, what Redis has not taken yet, and
+/// whether Redis may evict them.
+#[derive(Default)]
+pub struct Revocations {
+    pub local: LocalRevocations,
+    pub unshared: Unshared,
+    pub eviction: Mutex<Eviction>,
+    /// The whole set was loaded from Redis once.
+    loaded: AtomicBool,
+}
+
+impl Revocations {
+    /// Has this replica loaded the whole set from Redis since it started?
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Relaxed)
+    }
+}
+
+/// Revocations made here that Redis did not take (unreachable), oldest first, for the next
+/// sync that reaches Redis to publish. They hold on this replica meanwhile (its copy has them).
+#[derive(Default)]
+pub struct Unshared {
+    waiting: Mutex<VecDeque<Record>>,
+    /// Given up at the bound: they hold on this replica only.
+    dropped: AtomicU64,
+}
+
+impl Unshared {
+    /// Keeps `record` for the next sync; past [`MAX_ENTRIES`] the oldest waiting gives way
+    /// (logged).
+    pub fn push(&self, record: Record) {
+        let mut waiting = self.waiting.lock();
+        if waiting.len() >= MAX_ENTRIES {
+            waiting.pop_front();
+            let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if total.is_power_of_two() {
+                log::warn!(
+                    "revocations: {MAX_ENTRIES} wait for Redis at most; {total} made while it did not answer will hold on this replica only"
+                );
+            }
+        }
+        waiting.push_back(record);
+    }
+
+    /// How many wait.
+    pub fn len(&self) -> usize {
+        self.waiting.lock().len()
+    }
+
+    /// Those still unexpired at `now`, to publish.
+    fn take(&self, now: u64) -> Vec<Record> {
+        self.waiting.lock().drain(..).filter(|r| now < r.until()).collect()
+    }
+
+    /// Publishing `records` failed: they wait again, before any newer ones.
+    fn put_back(&self, records: Vec<Record>) {
+        let mut waiting = self.waiting.lock();
+        for record in records.into_iter().rev() {
+            if waiting.len() >= MAX_ENTRIES {
+                break;
+            }
+            waiting.push_front(record);
+        }
+    }
+}
+
+/// Starts the loop that keeps `revocations` in step with `remote`; it ends once the state is
+/// gone.
+pub fn start(remote: &Arc<Remote>, revocations: &Arc<Revocations>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         log::warn!("revocations: no runtime to keep this replica's copy in step; it holds its own only");
         return;
     };
-    let (remote, local, eviction) = (Arc::downgrade(remote), Arc::downgrade(local), Arc::downgrade(eviction));
-    runtime.spawn(run(remote, local, eviction));
+    runtime.spawn(run(Arc::downgrade(remote), Arc::downgrade(revocations)));
 }
 
-async fn run(remote: Weak<Remote>, local: Weak<LocalRevocations>, eviction: Weak<Mutex<Eviction>>) {
+async fn run(remote: Weak<Remote>, revocations: Weak<Revocations>) {
     let mut cursor = Cursor::default();
     loop {
         {
-            let (Some(r), Some(l), Some(e)) = (remote.upgrade(), local.upgrade(), eviction.upgrade()) else { return };
-            let ok = step(&r, &l, &mut cursor).await.is_some();
+            let (Some(r), Some(rev)) = (remote.upgrade(), revocations.upgrade()) else { return };
+            // Whether Redis answers or not.
+            rev.local.sweep(SystemClock.now());
+            let ok = step(&r, &rev, &mut cursor).await.is_some();
             cursor.failed = !ok;
             if ok && cursor.policy_at.is_none_or(|at| at.elapsed() >= POLICY_EVERY) {
                 cursor.policy_at = Some(Instant::now());
-                check_policy(&r, &e).await;
+                eviction::check(&r, &rev.eviction).await;
             }
         }
         tokio::time::sleep(SYNC_EVERY).await;
     }
 }
 
-/// One sync: the epoch, then the whole set or the log since the last entry applied.
-async fn step(r: &Remote, local: &LocalRevocations, cursor: &mut Cursor) -> Option<()> {
+/// One sync: the epoch (and the write-back of a lost set), what waits to be shared, then the
+/// whole set or the log since the last entry applied.
+async fn step(r: &Remote, rev: &Revocations, cursor: &mut Cursor) -> Option<()> {
+    let local = &rev.local;
     let keys = Keys::of(r);
     let now = SystemClock.now();
     let fresh: String = format!("{:016x}", rand::random::<u64>());
@@ -170,6 +220,14 @@ async fn step(r: &Remote, local: &LocalRevocations, cursor: &mut Cursor) -> Opti
         );
         publish_all(r, &known, now).await?;
     }
+    let waiting = rev.unshared.take(now);
+    if !waiting.is_empty() {
+        if publish_all(r, &waiting, now).await.is_none() {
+            rev.unshared.put_back(waiting);
+            return None;
+        }
+        log::info!("revocations: {} made while Redis did not answer are shared now", waiting.len());
+    }
     let full = lost
         || cursor.failed
         || cursor.last_id.is_none()
@@ -178,6 +236,7 @@ async fn step(r: &Remote, local: &LocalRevocations, cursor: &mut Cursor) -> Opti
     if full {
         load_all(r, &keys, local, cursor, now).await?;
         cursor.full_at = Some(Instant::now());
+        rev.loaded.store(true, Ordering::Relaxed);
     } else {
         read_log(r, &keys, local, cursor, now).await?;
     }
@@ -252,36 +311,5 @@ fn apply(local: &LocalRevocations, line: &str, now: u64) {
     match Record::parse(line) {
         Some(record) => local.apply(record, now),
         None => log::warn!("revocations: an entry in Redis is not one (ignored)"),
-    }
-}
-
-/// Asks Redis for its eviction policy; says so in the log when it changes to a worrying one.
-async fn check_policy(r: &Remote, eviction: &Mutex<Eviction>) {
-    let asked = r
-        .run("read maxmemory-policy", |mut c| async move {
-            let got = redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query_async::<Vec<String>>(&mut c).await;
-            match got {
-                Ok(pairs) => Ok(Ok(pairs)),
-                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => Err(e),
-                // A refusal (CONFIG disabled or renamed) is an answer here.
-                Err(e) => Ok(Err(e.to_string())),
-            }
-        })
-        .await;
-    let now = match asked {
-        Some(Ok(pairs)) => match pairs.get(1) {
-            Some(policy) if policy == "noeviction" => Eviction::Never,
-            Some(policy) => Eviction::May(policy.clone()),
-            None => Eviction::Unknown("CONFIG GET answered nothing".into()),
-        },
-        Some(Err(e)) => Eviction::Unknown(e),
-        None => return,
-    };
-    let mut current = eviction.lock();
-    if *current != now {
-        if let Some(w) = now.warning() {
-            log::warn!("revocations: {w}");
-        }
-        *current = now;
     }
 }

@@ -2,6 +2,12 @@
 //! ([`super::prepare`]), started by each test on free `127.0.0.1` ports in its own temporary
 //! folder, without persistence, and killed and reaped when the test drops it.
 //!
+//! Ports come from below the kernel's ephemeral range, chosen at random: a `bind` to port 0
+//! and every outgoing connection take theirs from that range, so nothing takes one of ours
+//! by chance, and a server killed by its test comes back on its port. No two servers of one
+//! test process are given the same port (a killed one keeps its port until dropped). Should
+//! another process hold a port anyway, `redis-server` says so and the next port is tried.
+//!
 //! A server is up when it has printed `Ready to accept connections` and answered `PING`: no
 //! sleeps. Only the cluster's convergence is polled, for want of anything to wait on. Every
 //! server runs under `setpriv --pdeathsig KILL`, spawned by one thread that lives as long as
@@ -9,6 +15,7 @@
 //! (Installing the package starts no system Redis in our containers, whose `policy-rc.d`
 //! refuses services; where one does start, it listens on 6379, which no test uses.)
 
+use std::collections::HashSet;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,8 +35,10 @@ const PRESENT: [&str; 2] = [REDIS_SERVER, "/usr/bin/redis-cli"];
 const PATIENCE: Duration = Duration::from_secs(15);
 const READY: &str = "Ready to accept connections";
 const PORT_TAKEN: &str = "Address already in use";
-/// Fresh ports tried before giving up (another process may take a port we just freed).
-const ATTEMPTS: usize = 5;
+/// Fresh ports tried before giving up (another process may hold the one tried).
+const ATTEMPTS: usize = 20;
+/// The lowest port given out, when the ephemeral range starts high enough above it.
+const LOWEST_PORT: u16 = 10_000;
 
 /// Debian's `redis-server`, installed with `redis-tools` (for `redis-cli`) when missing.
 pub fn redis_server_bin() -> PathBuf {
@@ -48,9 +57,13 @@ pub struct RedisServer {
     /// The cluster bus port, for a cluster node.
     bus_port: Option<u16>,
     password: Option<String>,
+    /// More `redis-server` options, given again on a restart.
+    options: Vec<String>,
     dir: TempDir,
     child: Child,
     log: Log,
+    /// Given back once the server is dropped (after it is killed).
+    _ports: Ports,
 }
 
 /// Everything a server printed, across restarts, for failure messages.
@@ -62,12 +75,18 @@ struct Taken;
 impl RedisServer {
     /// A server without a password.
     pub fn start() -> Self {
-        Self::launch(None, false)
+        Self::launch(None, false, &[])
     }
 
     /// A server refusing every command but `AUTH` until given `password`.
     pub fn start_with_password(password: &str) -> Self {
-        Self::launch(Some(password.into()), false)
+        Self::launch(Some(password.into()), false, &[])
+    }
+
+    /// A server given more options, as `redis-server` takes them on its command line
+    /// (`["--maxmemory-policy", "allkeys-lru"]`); a restart gives them again.
+    pub fn start_with(options: &[&str]) -> Self {
+        Self::launch(None, false, options)
     }
 
     /// `redis://127.0.0.1:<port>`, without the password (see [`RedisServer::password`]).
@@ -110,7 +129,7 @@ impl RedisServer {
     /// Kills the server if it runs, and starts it again on the same port and folder.
     pub fn restart(&mut self) {
         self.kill();
-        let cmd = command(self.port, self.bus_port, self.password.as_deref(), self.dir.path());
+        let cmd = command(self.port, self.bus_port, self.password.as_deref(), &self.options, self.dir.path());
         match spawn(cmd, &self.log) {
             Ok(child) => self.child = child,
             Err(Taken) => panic!("redis port {} was taken while the server was down", self.port),
@@ -118,15 +137,17 @@ impl RedisServer {
         self.ping();
     }
 
-    fn launch(password: Option<String>, cluster: bool) -> Self {
+    fn launch(password: Option<String>, cluster: bool, options: &[&str]) -> Self {
         redis_server_bin();
         let dir = tempfile::tempdir().expect("creating redis's folder");
         let log = Log::default();
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
         for _ in 0..ATTEMPTS {
-            let ports = free_ports(if cluster { 2 } else { 1 });
-            let (port, bus_port) = (ports[0], ports.get(1).copied());
-            if let Ok(child) = spawn(command(port, bus_port, password.as_deref(), dir.path()), &log) {
-                let server = RedisServer { port, bus_port, password, dir, child, log };
+            let ports = Ports::take(if cluster { 2 } else { 1 });
+            let (port, bus_port) = (ports.0[0], ports.0.get(1).copied());
+            let cmd = command(port, bus_port, password.as_deref(), &options, dir.path());
+            if let Ok(child) = spawn(cmd, &log) {
+                let server = RedisServer { port, bus_port, password, options, dir, child, log, _ports: ports };
                 server.ping();
                 return server;
             }
@@ -147,14 +168,58 @@ impl Drop for RedisServer {
     }
 }
 
-/// `count` distinct ports that were free a moment ago.
-fn free_ports(count: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0")).collect();
-    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
+/// Ports given to a server of this process, given back when dropped.
+struct Ports(Vec<u16>);
+
+/// The ports servers of this process have (a killed server keeps its own).
+fn given() -> std::sync::MutexGuard<'static, HashSet<u16>> {
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    GIVEN.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ports {
+    /// `count` distinct ports that no server of this process has and that were free a moment
+    /// ago, below the ephemeral range when it leaves room (else from it, through port 0).
+    fn take(count: usize) -> Self {
+        use rand::Rng;
+        let below = ephemeral_start().filter(|start| *start > LOWEST_PORT + 1_000);
+        let mut given = given();
+        let (mut ports, mut tries) = (Vec::new(), 0);
+        while ports.len() < count {
+            tries += 1;
+            assert!(tries <= 10_000, "no {count} free ports found on 127.0.0.1");
+            let port = match below {
+                Some(start) => rand::thread_rng().gen_range(LOWEST_PORT..start),
+                None => {
+                    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding 127.0.0.1:0").port()
+                }
+            };
+            if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.insert(port);
+                ports.push(port);
+            }
+        }
+        Ports(ports)
+    }
+}
+
+impl Drop for Ports {
+    fn drop(&mut self) {
+        let mut given = given();
+        for port in &self.0 {
+            given.remove(port);
+        }
+    }
+}
+
+/// The first port of the kernel's ephemeral range, if it says.
+fn ephemeral_start() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// `redis-server` in the foreground, without persistence, dying with the test process.
-fn command(port: u16, bus_port: Option<u16>, password: Option<&str>, dir: &Path) -> Command {
+fn command(port: u16, bus_port: Option<u16>, password: Option<&str>, options: &[String], dir: &Path) -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.args(["--pdeathsig", "KILL", REDIS_SERVER, "--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
         .arg(dir)
@@ -162,6 +227,7 @@ fn command(port: u16, bus_port: Option<u16>, password: Option<&str>, dir: &Path)
     if let Some(password) = password {
         cmd.args(["--requirepass", password]);
     }
+    cmd.args(options);
     if let Some(bus) = bus_port {
         cmd.args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()]).args([
             "--cluster-config-file",
@@ -241,7 +307,7 @@ impl RedisCluster {
     /// returns once every node says `cluster_state:ok`.
     pub fn start() -> Self {
         const SLOTS: usize = 16384;
-        let nodes: Vec<_> = (0..3).map(|_| RedisServer::launch(None, true)).collect();
+        let nodes: Vec<_> = (0..3).map(|_| RedisServer::launch(None, true, &[])).collect();
         let mut first = nodes[0].connect();
         for (i, node) in nodes.iter().enumerate() {
             let (low, high) = (i * SLOTS / nodes.len(), (i + 1) * SLOTS / nodes.len() - 1);
