@@ -9,19 +9,12 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::{RedisCluster, RedisServer};
-use common::replicas::{redis_state, url, Cluster};
+use common::replicas::{eventually, redis_state, url, Cluster};
 use common::*;
 use openid_gateway::state::{digest, Eviction};
 
-/// Polls `check` until it holds, 5 s at most: another replica learns a revocation once its
-/// `revocation_cache` has passed, or from its copy within a second.
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "{what}: never");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a replica may take to learn what another did.
+const SETTLE: Duration = Duration::from_secs(5);
 
 /// The callback of a login started on `replica` 0, presented on replicas 0 and 1 at once, with
 /// the same login cookie, as WeChat's double callback does.
@@ -68,8 +61,10 @@ async fn logout_and_revocation_hold_on_every_replica() {
     // Logout on replica 0: a copy of the cookie made before is refused on replica 1.
     let b = c.browser(0);
     assert_eq!(b.get_with(&url("/.gateway/logout"), &[("cookie", &kept)]).await.status, 302);
-    eventually("the logged-out cookie is refused on replica 1", || async { !c.forwarded(1, "/shop", &kept).await })
-        .await;
+    eventually("the logged-out cookie is refused on replica 1", SETTLE, || async {
+        !c.forwarded(1, "/shop", &kept).await
+    })
+    .await;
     assert!(!c.forwarded(0, "/shop", &kept).await);
 
     // Revoke every session of the user from replica 0's admin listener.
@@ -81,7 +76,7 @@ async fn logout_and_revocation_hold_on_every_replica() {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     for (replica, cookie) in [(0, &s1), (1, &s1), (0, &s2), (1, &s2)] {
         let refused = || async { !c.forwarded(replica, "/shop", cookie).await };
-        eventually(&format!("the revoked session is refused on replica {replica}"), refused).await;
+        eventually(&format!("the revoked session is refused on replica {replica}"), SETTLE, refused).await;
     }
     // A login after the revocation stands (revocations cover sessions issued up to their second).
     c.clock.advance(1);
@@ -117,7 +112,7 @@ async fn killing_redis_degrades_logins_but_never_breaks_them_and_sharing_resumes
     assert_eq!(ready(0).await.1["state"]["status"], "ok");
     // Each replica has loaded the revocations (else its /readyz would say it knows none).
     for replica in &c.replicas {
-        eventually("the first sync", || async { replica.state.eviction() == Eviction::Never }).await;
+        eventually("the first sync", SETTLE, || async { replica.state.eviction() == Eviction::Never }).await;
     }
 
     redis.kill();
@@ -179,7 +174,7 @@ async fn revocation_can_fail_closed_while_redis_is_unreachable() {
     redis.kill();
     // Once its revocation_cache has passed.
     let refused = || async { c.browser(0).get_with(&url("/shop"), &[("cookie", &session)]).await.status == 503 };
-    eventually("the session is refused while Redis is unreachable", refused).await;
+    eventually("the session is refused while Redis is unreachable", SETTLE, refused).await;
     let page = c.browser(0).get_with(&url("/shop"), &[("cookie", &session)]).await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("暂时无法确认登录状态"));
@@ -260,6 +255,6 @@ async fn app_host_replicas_share_spent_tickets_and_global_logout() {
         copy.get("http://members.test/b").await;
         c.upstream.seen().len() == before
     };
-    eventually("replica 2 refuses a session of the ended login", refused).await;
+    eventually("replica 2 refuses a session of the ended login", SETTLE, refused).await;
     assert_eq!(c.exchanges(), 1);
 }

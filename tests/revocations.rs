@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, Reply};
-use common::replicas::{redis_state, url, Cluster};
+use common::replicas::{eventually, redis_state, url, Cluster};
 use common::Capture;
 use openid_gateway::config::LogFormat;
 use openid_gateway::state::Eviction;
@@ -18,14 +18,8 @@ use openid_gateway::state::Eviction;
 /// The tests' `revocation_cache` (see [`redis_state`]), past which a replica asks Redis again.
 const CACHE: Duration = Duration::from_millis(100);
 
-/// Polls `check` until it holds, 15 s at most.
-async fn eventually<F: std::future::Future<Output = bool>>(what: &str, check: impl Fn() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: never");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How long a replica may take to learn what another did.
+const SETTLE: Duration = Duration::from_secs(15);
 
 /// Checks `check` over and over until `window` has passed: it must hold every time.
 async fn throughout<F: std::future::Future<Output = Result<(), String>>>(window: Duration, check: impl Fn() -> F) {
@@ -90,7 +84,7 @@ async fn a_revocation_holds_on_every_replica_through_an_outage_and_an_empty_rest
 
     // Logged out on replica 0; replica 1's copy learns it from Redis.
     log_out(&c, 0, &ended).await;
-    eventually("replica 1's copy holds replica 0's revocation", || async {
+    eventually("replica 1's copy holds replica 0's revocation", SETTLE, || async {
         c.replicas[1].state.revocations_known() >= 1
     })
     .await;
@@ -109,8 +103,10 @@ async fn a_revocation_holds_on_every_replica_through_an_outage_and_an_empty_rest
 
     // A replica started now, which never saw the logout, learns it from Redis.
     let later = Cluster::start(1, &redis_state(&redis.url()), "").await;
-    eventually("a new replica loads the revocations", || async { later.replicas[0].state.revocations_known() >= 1 })
-        .await;
+    eventually("a new replica loads the revocations", SETTLE, || async {
+        later.replicas[0].state.revocations_known() >= 1
+    })
+    .await;
     holds(&later, &ended, &kept).await.unwrap();
 }
 
@@ -122,7 +118,8 @@ async fn a_revocation_made_while_redis_is_unreachable_is_shared_once_it_answers(
     let (ended, kept) = (c.login(1).await, c.login(1).await);
     assert!(c.forwarded(0, "/shop", &ended).await && c.forwarded(1, "/shop", &ended).await);
     let epoch = |redis: &RedisServer| redis.connect().command(&["GET", "ogw:{rev}:epoch"]).unwrap();
-    eventually("a replica has synced once", || async { c.replicas[0].state.eviction() == Eviction::Never }).await;
+    eventually("a replica has synced once", SETTLE, || async { c.replicas[0].state.eviction() == Eviction::Never })
+        .await;
     let before = epoch(&redis);
 
     redis.kill();
@@ -134,9 +131,10 @@ async fn a_revocation_made_while_redis_is_unreachable_is_shared_once_it_answers(
 
     redis.restart();
     assert_eq!(epoch(&redis), before, "Redis kept its data: nothing needs writing back");
-    eventually("replica 1 learns it once Redis answers", || async { !c.forwarded(1, "/shop", &ended).await }).await;
+    eventually("replica 1 learns it once Redis answers", SETTLE, || async { !c.forwarded(1, "/shop", &ended).await })
+        .await;
     holds(&c, &ended, &kept).await.unwrap();
-    eventually("nothing waits to be shared", || async {
+    eventually("nothing waits to be shared", SETTLE, || async {
         ready(&c, 0).await.1["state"].get("revocations_unshared").is_none()
     })
     .await;
@@ -161,15 +159,18 @@ async fn a_replica_started_while_redis_is_unreachable_knows_no_revocation_until_
         let (status, body) = ready(&during, 0).await;
         status == 200 && body["state"]["warning"].as_str().is_some_and(|w| w.contains("not loaded the revocations"))
     };
-    eventually("the newcomer's /readyz says it knows no revocation", unloaded).await;
+    eventually("the newcomer's /readyz says it knows no revocation", SETTLE, unloaded).await;
     assert!(ready(&first, 0).await.1["state"].get("warning").is_none(), "the replica that loaded them warns");
 
     // Redis back, empty: the replica that knew writes it back, and the newcomer learns it.
     redis.restart();
-    eventually("the newcomer learns the logout", || async { !during.forwarded(0, "/shop", &ended).await }).await;
-    holds(&during, &ended, &kept).await.unwrap();
-    eventually("the newcomer's warning goes", || async { ready(&during, 0).await.1["state"].get("warning").is_none() })
+    eventually("the newcomer learns the logout", SETTLE, || async { !during.forwarded(0, "/shop", &ended).await })
         .await;
+    holds(&during, &ended, &kept).await.unwrap();
+    eventually("the newcomer's warning goes", SETTLE, || async {
+        ready(&during, 0).await.1["state"].get("warning").is_none()
+    })
+    .await;
 }
 
 /// Everything the process logged (the first test to ask starts the logger).
@@ -194,24 +195,25 @@ async fn readyz_and_the_log_name_a_redis_that_may_evict_revocations() {
     // Positive control: with Redis's default, noeviction, no warning.
     let safe = RedisServer::start();
     let c = Cluster::start(1, &redis_state(&safe.url()), "").await;
-    eventually("the policy is read", || async { c.replicas[0].state.eviction() == Eviction::Never }).await;
+    eventually("the policy is read", SETTLE, || async { c.replicas[0].state.eviction() == Eviction::Never }).await;
     let (status, body) = ready(&c, 0).await;
     assert_eq!(status, 200);
     assert_eq!(body["state"], serde_json::json!({"backend": "redis", "status": "ok"}), "{body}");
 
     let lru = RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
     let c = Cluster::start(1, &redis_state(&lru.url()), "").await;
-    eventually("the policy is read", || async { c.replicas[0].state.eviction() != Eviction::Unchecked }).await;
+    eventually("the policy is read", SETTLE, || async { c.replicas[0].state.eviction() != Eviction::Unchecked }).await;
     let (status, body) = ready(&c, 0).await;
     assert_eq!((status, &body["ready"]), (200, &serde_json::json!(true)), "a warning, not unready: {body}");
     let w = warning(&body);
     assert!(w.contains("allkeys-lru") && w.contains("any key") && w.contains("noeviction"), "{body}");
-    eventually("the log warns of allkeys-lru", || async { logged("Redis maxmemory-policy is allkeys-lru") }).await;
+    eventually("the log warns of allkeys-lru", SETTLE, || async { logged("Redis maxmemory-policy is allkeys-lru") })
+        .await;
 
     // CONFIG renamed away: the policy cannot be checked, and the warning says so.
     let hidden = RedisServer::start_with(&["--rename-command", "CONFIG", ""]);
     let c = Cluster::start(1, &redis_state(&hidden.url()), "").await;
-    eventually("the policy is asked", || async { c.replicas[0].state.eviction() != Eviction::Unchecked }).await;
+    eventually("the policy is asked", SETTLE, || async { c.replicas[0].state.eviction() != Eviction::Unchecked }).await;
     let (status, body) = ready(&c, 0).await;
     assert_eq!(status, 200, "{body}");
     assert!(warning(&body).contains("could not be checked"), "{body}");

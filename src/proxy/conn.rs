@@ -39,7 +39,7 @@ use tokio::time::{Instant, Sleep};
 
 mod activity;
 
-pub use self::activity::{Activity, LINGER};
+pub use self::activity::Activity;
 
 use crate::config::Limits;
 use crate::error::GatewayError;
@@ -213,7 +213,7 @@ pub fn request_done(session: &Session) {
 /// Has the drain begun? Then the response closes its connection (`Connection: close`): a
 /// request that began before the signal, answered after it, must not invite the client's next
 /// request onto a connection that is about to close.
-pub fn draining(session: &Session) -> bool {
+fn draining(session: &Session) -> bool {
     guarded(session).is_some_and(|g| g.activity.deadline().is_some())
 }
 

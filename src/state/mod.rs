@@ -29,8 +29,6 @@ use remote::{Remote, SetupError};
 use sync::Revocations;
 
 pub use eviction::Eviction;
-pub use local::MAX_ENTRIES as MAX_LOCAL_REVOCATIONS;
-pub use sync::SYNC_EVERY;
 
 /// How often a waiting replica looks for the result of an exchange another one is making.
 pub const POLL_EVERY: Duration = Duration::from_millis(25);

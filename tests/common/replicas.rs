@@ -107,3 +107,17 @@ pub fn url(path: &str) -> String {
 pub fn redis_state(url: &str) -> String {
     format!("[state]\nbackend = \"redis\"\nurl = \"{url}\"\nrevocation_cache = \"100ms\"\n")
 }
+
+/// Polls `check` until it holds, failing with `what` after `within`: what another replica
+/// learns, it learns within its `revocation_cache` or its next sync.
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    within: std::time::Duration,
+    check: impl Fn() -> F,
+) {
+    let deadline = std::time::Instant::now() + within;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: never");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
