@@ -10,12 +10,13 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use openid_gateway::clock::{Clock, OsEntropy, SystemClock};
-use openid_gateway::gateway::{Deps, Gateway};
-use openid_gateway::proxy::canonical::{canonical_path, PathRules};
-use openid_gateway::proxy::client::ClientView;
+use openid_gateway::http::canonical::{canonical_path, PathRules};
+use openid_gateway::http::client::ClientView;
+use openid_gateway::http::target;
 use openid_gateway::proxy::decide::{decide, Step};
-use openid_gateway::proxy::{forward, target};
+use openid_gateway::proxy::forward;
+use openid_gateway::runtime::{Deps, Gateway};
+use openid_gateway::util::clock::{Clock, OsEntropy, SystemClock};
 use openid_gateway::wechat::Identity;
 use pingora::http::RequestHeader;
 

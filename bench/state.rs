@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use openid_gateway::config::{RedisConfig, StateConfig};
-use openid_gateway::metrics::Metrics;
-use openid_gateway::state::SharedState;
+use openid_gateway::observe::metrics::Metrics;
+use openid_gateway::shared::SharedState;
 
 /// The server, and the folder it runs in (removed with it).
 struct Redis(Child, #[allow(dead_code)] tempfile::TempDir);

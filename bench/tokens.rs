@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use openid_gateway::clock::OsEntropy;
 use openid_gateway::config::{TokenAlgorithm, TokenConfig};
-use openid_gateway::keys::{generate, KeyAlg};
-use openid_gateway::seal::Sealer;
-use openid_gateway::secret::Secret;
+use openid_gateway::session::seal::Sealer;
 use openid_gateway::session::Session;
+use openid_gateway::token::keys::{generate, KeyAlg};
 use openid_gateway::token::TokenSigner;
+use openid_gateway::util::clock::OsEntropy;
+use openid_gateway::util::secret::Secret;
 
 fn config(algorithm: TokenAlgorithm, key: Vec<u8>) -> TokenConfig {
     TokenConfig {

@@ -9,32 +9,18 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod admin;
-pub mod clock;
 pub mod config;
-pub mod cookies;
 pub mod dev;
-pub mod duration;
-pub mod error;
-pub mod gateway;
 pub mod handoff;
-pub mod keys;
-pub mod live;
-pub mod logging;
+pub mod http;
 pub mod login;
-pub mod metrics;
+pub mod observe;
 pub mod pages;
 pub mod proxy;
-pub mod reply;
-pub mod run;
-pub mod seal;
-pub mod secret;
+pub mod runtime;
 pub mod serve;
-pub mod server;
 pub mod session;
-pub mod sharded;
-pub mod state;
-pub mod tls;
+pub mod shared;
 pub mod token;
-pub mod verify;
+pub mod util;
 pub mod wechat;

@@ -10,9 +10,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openid_gateway::config::{self, Loaded, LogFormat};
 use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
-use openid_gateway::keys::KeyAlg;
-use openid_gateway::run::RunOptions;
-use openid_gateway::verify;
+use openid_gateway::serve::run::RunOptions;
+use openid_gateway::token::keys::KeyAlg;
+use openid_gateway::token::verify;
 
 /// mimalloc: the proxy allocates and frees small buffers on every request, where glibc's
 /// malloc cost about a fifth of the gateway's CPU (BENCHMARKS.md).
@@ -128,7 +128,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => Ok(verify(args)),
     };
     // Log lines still buffered are written out before the process ends, whatever ended it.
-    openid_gateway::logging::flush();
+    openid_gateway::observe::logging::flush();
     result.unwrap_or_else(|e| {
         eprintln!("openid-gateway: {e:#}");
         ExitCode::FAILURE
@@ -136,7 +136,7 @@ fn main() -> ExitCode {
 }
 
 fn start_logger(format: LogFormat, filter: &str) {
-    if let Err(e) = openid_gateway::logging::init_with(format, filter, None) {
+    if let Err(e) = openid_gateway::observe::logging::init_with(format, filter, None) {
         eprintln!("openid-gateway: no logger: {e}");
     }
 }
@@ -180,7 +180,7 @@ fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     log::info!("serving {}", c.apps[0].public_origin());
     let options = RunOptions { config_path: Some(path.to_path_buf()), upgrade: args.upgrade };
     // One line naming what could not start (`admin.listen 127.0.0.1:9090: address in use`).
-    openid_gateway::run::run(loaded.config, options)?;
+    openid_gateway::serve::run::run(loaded.config, options)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,7 +199,7 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let svc = pingora::services::listening::Service::new("mock-wechat".into(), mock);
-        let running = openid_gateway::server::start_on(svc, listener)?;
+        let running = openid_gateway::serve::server::start_on(svc, listener)?;
         // The actual address, also when --listen asked for port 0.
         println!("mock WeChat on {}", running.url());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -214,8 +214,8 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
 
 fn keygen(a: KeygenArgs) -> anyhow::Result<()> {
     let alg = KeyAlg::parse(&a.alg).with_context(|| format!("--alg {}: use ES256, EdDSA or RS256", a.alg))?;
-    let pem = openid_gateway::keys::generate(alg)?;
-    let kid = openid_gateway::keys::parse_private_pem(&pem)?.kid;
+    let pem = openid_gateway::token::keys::generate(alg)?;
+    let kid = openid_gateway::token::keys::parse_private_pem(&pem)?.kid;
     match &a.out {
         Some(path) => {
             use std::io::Write;
@@ -283,6 +283,6 @@ fn verify_inner(a: VerifyArgs) -> anyhow::Result<Result<serde_json::Value, verif
         (None, None, None) => anyhow::bail!("give --jwks URL|FILE, --secret-env NAME or --secret-file PATH"),
     };
     let expect = verify::Expect { audience: a.aud, issuer: a.iss, leeway: a.leeway };
-    let now = openid_gateway::clock::Clock::now(&openid_gateway::clock::SystemClock);
+    let now = openid_gateway::util::clock::Clock::now(&openid_gateway::util::clock::SystemClock);
     Ok(verify::verify(&token, &keys, &expect, now))
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use openid_gateway::admin::AdminApp;
-use openid_gateway::server::start_on;
+use openid_gateway::serve::admin::AdminApp;
+use openid_gateway::serve::server::start_on;
 use pingora::services::listening::Service as ListeningService;
 
 async fn get(url: &str) -> (u16, String) {

@@ -18,7 +18,7 @@ fn claims_of_last(h: &Harness) -> Claims {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_one_gateway_sessions_bound_to_their_app() {
     const APPID2: &str = "wx2222222222222222";
-    let clock = openid_gateway::clock::ManualClock::new(1);
+    let clock = openid_gateway::util::clock::ManualClock::new(1);
     let mock2 = strict_mock(APPID2, WECHAT_SECRET, "two.test", false, &clock);
     let _mock2_srv = serve_mock(&mock2);
     let mock2_url = format!("http://{}", _mock2_srv.addr);

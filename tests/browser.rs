@@ -10,7 +10,7 @@ use common::node::{browser_suite, CHROMIUM};
 use common::*;
 use openid_gateway::config::TokenConfig;
 use openid_gateway::dev::demo::DemoApp;
-use openid_gateway::server::start_on;
+use openid_gateway::serve::server::start_on;
 use pingora::services::listening::Service as ListeningService;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use openid_gateway::config;
-use openid_gateway::gateway::{Deps, Gateway};
-use openid_gateway::run::demo_services;
-use openid_gateway::server::{proxy_service, server_conf, start_on};
+use openid_gateway::runtime::{Deps, Gateway};
+use openid_gateway::serve::run::demo_services;
+use openid_gateway::serve::server::{proxy_service, server_conf, start_on};
 
 const DESKTOP_UA: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
@@ -38,7 +38,7 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     let _mock = start_on(mock_svc, mock_l).unwrap();
     let _app = start_on(app_svc, app_l).unwrap();
     let gateway = Arc::new(Gateway::new(loaded.config, Deps::default()).unwrap());
-    let _gw = start_on(proxy_service(openid_gateway::live::LiveGateway::fixed(gateway), &conf), gw_l).unwrap();
+    let _gw = start_on(proxy_service(openid_gateway::runtime::live::LiveGateway::fixed(gateway), &conf), gw_l).unwrap();
 
     let desktop = common::browser(DESKTOP_UA, "localhost", gw);
     // Every demo URL names its port, so the mock's URLs still reach the mock.

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use common::go::verify_openid_token;
 use common::*;
-use openid_gateway::keys::{generate, KeyAlg};
+use openid_gateway::token::keys::{generate, KeyAlg};
 use openid_gateway::token::InvalidKind;
 
 const ISSUER: &str = "https://issuer.test";

@@ -152,7 +152,7 @@ fn spellings(s: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_and_their_parts_never_reach_a_log_line_at_trace() {
     let capture = Capture::default();
-    openid_gateway::logging::init_with(LogFormat::Text, "trace", Some(Box::new(capture.clone())))
+    openid_gateway::observe::logging::init_with(LogFormat::Text, "trace", Some(Box::new(capture.clone())))
         .expect("the only logger of this test");
     let upstream = RawUpstream::start().await;
     let h = Harness::with(Setup {

@@ -20,7 +20,7 @@ fn cookie_values(pages: &[Page]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_flow_at_trace_level_logs_no_secret() {
     let capture = Capture::default();
-    openid_gateway::logging::init_with(LogFormat::Json, "trace", Some(Box::new(capture.clone())))
+    openid_gateway::observe::logging::init_with(LogFormat::Json, "trace", Some(Box::new(capture.clone())))
         .expect("the only logger of this test");
     let h = Harness::with(Setup {
         routes: "[[app_hosts]]\nhost = \"mall.test\"\naudience = \"mall\"\n\n\

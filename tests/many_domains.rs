@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use openid_gateway::gateway::{Deps, Gateway};
-use openid_gateway::live::LiveGateway;
-use openid_gateway::server::{proxy_service, server_conf, start_on};
+use openid_gateway::runtime::live::LiveGateway;
+use openid_gateway::runtime::{Deps, Gateway};
+use openid_gateway::serve::server::{proxy_service, server_conf, start_on};
 
 /// Every URL the browser requested or was sent to.
 fn urls(pages: &[Page]) -> Vec<String> {

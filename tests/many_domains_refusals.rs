@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use openid_gateway::clock::OsEntropy;
-use openid_gateway::seal::Sealer;
-use openid_gateway::secret::Secret;
+use openid_gateway::session::seal::Sealer;
+use openid_gateway::util::clock::OsEntropy;
+use openid_gateway::util::secret::Secret;
 use openid_gateway::wechat::authorize::encode_component;
 
 /// Walks from `url` until the next URL would be a ticket, and returns that URL.
@@ -91,7 +91,7 @@ async fn damaged_foreign_and_unlisted_requests_are_refused_by_the_login_host() {
     assert!(good.starts_with("http://gw.test/.gateway/login?handoff="), "{good}");
     assert_refused(&b.get(&format!("{good}x")).await, 400, "已损坏");
 
-    let now = openid_gateway::clock::Clock::now_millis(&h.clock);
+    let now = openid_gateway::util::clock::Clock::now_millis(&h.clock);
     let request = |host: &str, back: &str, expires_ms: u64| {
         format!(r#"{{"h":"{host}","r":"{back}","n":"N0","s":"snsapi_base","x":{expires_ms}}}"#)
     };

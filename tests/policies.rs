@@ -3,7 +3,7 @@
 
 mod common;
 
-use openid_gateway::proxy::canonical::{canonical_path, PathRules};
+use openid_gateway::http::canonical::{canonical_path, PathRules};
 
 use common::*;
 use openid_gateway::token::Claims;

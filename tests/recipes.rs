@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use common::node::npm_ready;
 use common::python::python;
 use common::*;
-use openid_gateway::keys::{generate, KeyAlg};
+use openid_gateway::token::keys::{generate, KeyAlg};
 
 fn recipe(alg: KeyAlg, jwks: &str, token: &str, lang: &str) -> (bool, String) {
     let backends = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/backends");

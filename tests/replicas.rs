@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::redis_server::{RedisCluster, RedisServer};
 use common::replicas::{eventually, redis_state, url, Cluster};
 use common::*;
-use openid_gateway::state::{digest, Eviction};
+use openid_gateway::shared::{digest, Eviction};
 
 /// How long a replica may take to learn what another did.
 const SETTLE: Duration = Duration::from_secs(5);

@@ -13,7 +13,7 @@ use common::redis_server::{RedisServer, Reply};
 use common::replicas::{eventually, redis_state, url, Cluster};
 use common::Capture;
 use openid_gateway::config::LogFormat;
-use openid_gateway::state::Eviction;
+use openid_gateway::shared::Eviction;
 
 /// The tests' `revocation_cache` (see [`redis_state`]), past which a replica asks Redis again.
 const CACHE: Duration = Duration::from_millis(100);
@@ -178,7 +178,7 @@ fn logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Capture> = OnceLock::new();
     LOGS.get_or_init(|| {
         let capture = Capture::default();
-        openid_gateway::logging::init_with(LogFormat::Text, "info", Some(Box::new(capture.clone())))
+        openid_gateway::observe::logging::init_with(LogFormat::Text, "info", Some(Box::new(capture.clone())))
             .expect("the only logger of this test binary");
         capture
     })

@@ -5,9 +5,9 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use openid_gateway::clock::OsEntropy;
-use openid_gateway::seal::Sealer;
-use openid_gateway::secret::Secret;
+use openid_gateway::session::seal::Sealer;
+use openid_gateway::util::clock::OsEntropy;
+use openid_gateway::util::secret::Secret;
 
 async fn logged_in(h: &Harness) -> Browser {
     let b = h.browser();
@@ -45,7 +45,7 @@ async fn tampered_cookie_means_a_new_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_key_other_app_and_expired_sessions_mean_a_new_login() {
     let h = Harness::start().await;
-    let now = openid_gateway::clock::Clock::now(&h.clock);
+    let now = openid_gateway::util::clock::Clock::now(&h.clock);
     let b = h.browser();
     let good = format!(r#"{{"o":"oGOOD","a":"{APPID}","i":{now},"e":{}}}"#, now + 3600);
     // Sealed with the gateway's key, it is accepted: the forgery tests below are meaningful.

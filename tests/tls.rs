@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use openid_gateway::server::{proxy_service, server_conf, start_tls_on, Running};
-use openid_gateway::tls::listener_settings;
+use openid_gateway::serve::server::{proxy_service, server_conf, start_tls_on, Running};
+use openid_gateway::serve::tls::listener_settings;
 use pingora::listeners::tls::TlsSettings;
 use pingora::services::listening::Service as ListeningService;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -197,7 +197,8 @@ async fn a_certificate_for_an_ip_address_only_is_checked_and_served() {
     use common::process::{config, route, ConfigDir, Process};
     let p = pki(&["gw.test", "127.0.0.1"]);
     let up = Recorder::default();
-    let up_srv = openid_gateway::server::start_on(ListeningService::new("up".into(), up.clone()), listener()).unwrap();
+    let up_srv =
+        openid_gateway::serve::server::start_on(ListeningService::new("up".into(), up.clone()), listener()).unwrap();
     let tls = "[tls]\nlisten = \"127.0.0.1:0\"\ncertificates = [{ cert = \"gw.pem\", key = { file = \"gw.key\" } }, \
                { cert = \"ip.pem\", key = { file = \"ip.key\" } }]\n";
     let dir = ConfigDir::new(&config("http://127.0.0.1:9", "", &format!("{tls}{}", route("/", &up_srv.url()))));

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::*;
-use openid_gateway::keys::{generate, parse_private_pem, KeyAlg};
+use openid_gateway::token::keys::{generate, parse_private_pem, KeyAlg};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
@@ -191,8 +191,9 @@ fn verify_with_a_shared_secret() {
     std::fs::write(&secret_file, HS256_KEY).unwrap();
     let cfg = hs256_token_config();
     let signer =
-        openid_gateway::token::TokenSigner::new(&cfg, std::sync::Arc::new(openid_gateway::clock::OsEntropy)).unwrap();
-    let now = openid_gateway::clock::Clock::now(&openid_gateway::clock::SystemClock);
+        openid_gateway::token::TokenSigner::new(&cfg, std::sync::Arc::new(openid_gateway::util::clock::OsEntropy))
+            .unwrap();
+    let now = openid_gateway::util::clock::Clock::now(&openid_gateway::util::clock::SystemClock);
     let user = openid_gateway::session::Session { openid: "oS".into(), appid: "wx1".into(), ..Default::default() };
     let token = signer.sign(&signer.claims(&user, "shop", now)).unwrap();
     let file = secret_file.to_str().unwrap();

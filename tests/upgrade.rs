@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::process::{config, route, ConfigDir, Process};
 use common::*;
-use openid_gateway::clock::{Clock, ManualClock, SystemClock};
-use openid_gateway::server::start_on;
+use openid_gateway::serve::server::start_on;
+use openid_gateway::util::clock::{Clock, ManualClock, SystemClock};
 use pingora::services::listening::Service as ListeningService;
 
 const UPGRADES: usize = 3;

@@ -8,7 +8,7 @@ use super::reader::Table;
 use super::sections::app_of;
 use super::values::{parse_cookie_name, parse_host_pattern};
 use super::{App, HostPattern, SessionConfig};
-use crate::duration;
+use crate::util::duration;
 
 /// One app host allowed to log in through its app's login host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use super::reader::Table;
 use super::values::parse_size;
 use super::{EscapedSlashes, Limits, PathRules, RateLimitConfig};
-use crate::duration;
+use crate::util::duration;
 
 pub(super) fn paths_section(mut t: Table) -> PathRules {
     let d = PathRules::default();

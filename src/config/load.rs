@@ -13,7 +13,7 @@ use super::sections::{route, session_section, token_section, wechat_section, Rou
 use super::state::state_section;
 use super::values::*;
 use super::*;
-use crate::duration;
+use crate::util::duration;
 
 /// A config that passed every check, with advice that does not stop it from running.
 #[derive(Debug)]

@@ -17,9 +17,9 @@ use std::time::Duration;
 use http::HeaderName;
 use url::Url;
 
-use crate::secret::Secret;
+use crate::util::secret::Secret;
 
-pub use crate::proxy::canonical::{EscapedSlashes, PathRules};
+pub use crate::http::canonical::{EscapedSlashes, PathRules};
 pub use hosts::AppHost;
 pub use load::{load_file, parse_str, Loaded};
 pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};

@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use super::reader::Table;
 use super::secrets::SecretLoader;
 use super::values::read_pem_certs;
-use crate::duration;
+use crate::util::duration;
 
 /// The admin listener (`[admin]`): `/healthz`, `/readyz`, `/metrics`, `POST /revoke`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub struct AdminConfig {
     /// `None`: no admin listener (`listen = "off"`).
     pub listen: Option<SocketAddr>,
     /// The bearer token `POST /revoke` needs; without one it is taken from loopback only.
-    pub token: Option<crate::secret::Secret>,
+    pub token: Option<crate::util::secret::Secret>,
 }
 
 impl Default for AdminConfig {

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use toml::{Table as TomlTable, Value};
 
-use crate::secret::SecretSource;
+use crate::util::secret::SecretSource;
 
 /// One mistake in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use super::reader::Errors;
-use crate::secret::{Secret, SecretSource};
+use crate::util::secret::{Secret, SecretSource};
 
 /// Loads secrets, reporting failures at the key path.
 pub(super) struct SecretLoader<'a> {

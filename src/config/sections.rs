@@ -10,9 +10,9 @@ use super::reader::{secret_from, Table};
 use super::secrets::SecretLoader;
 use super::values::*;
 use super::*;
-use crate::duration;
-use crate::seal::MIN_SECRET_LEN;
-use crate::secret::{Secret, SecretSource};
+use crate::session::seal::MIN_SECRET_LEN;
+use crate::util::duration;
+use crate::util::secret::{Secret, SecretSource};
 
 const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
 const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -121,9 +121,9 @@ pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer
             let secret = match (src.is_ephemeral(), algorithm?) {
                 // The demo's asymmetric key: a new one at every start.
                 (true, alg) if alg != TokenAlgorithm::HS256 && secrets.ephemeral_allowed(&path) => {
-                    let kind = crate::keys::KeyAlg::parse(&format!("{alg:?}"))?;
+                    let kind = crate::token::keys::KeyAlg::parse(&format!("{alg:?}"))?;
                     super::secrets::ephemeral(&format!("{path}#{alg:?}"), || {
-                        Some(Secret::new(crate::keys::generate(kind).ok()?.into_bytes()))
+                        Some(Secret::new(crate::token::keys::generate(kind).ok()?.into_bytes()))
                     })?
                 }
                 _ => secrets.load(src, &path, min)?,
@@ -151,7 +151,7 @@ fn check_token_key(algorithm: TokenAlgorithm, secret: &Secret, signing: bool) ->
         return Ok(());
     }
     let text = std::str::from_utf8(secret.expose()).map_err(|_| "is not PEM text".to_string())?;
-    let pair = crate::keys::parse_private_pem(text).map_err(|e| e.to_string())?;
+    let pair = crate::token::keys::parse_private_pem(text).map_err(|e| e.to_string())?;
     let wanted = format!("{algorithm:?}");
     if signing && pair.alg.name() != wanted {
         return Err(format!("is a {} key but algorithm is {wanted}", pair.alg.name()));

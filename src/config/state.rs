@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::reader::Table;
 use super::secrets::SecretLoader;
-use crate::duration;
-use crate::secret::Secret;
+use crate::util::duration;
+use crate::util::secret::Secret;
 
 /// The state backend.
 #[derive(Debug, Clone, Default)]

@@ -6,15 +6,15 @@ use http::HeaderMap;
 use pingora::http::RequestHeader;
 
 use super::{on_host, HandoffRequest, Refusal, Ticket};
-use crate::clock::base62_nonce;
 use crate::config::Scope;
-use crate::error::GatewayError;
-use crate::gateway::Gateway;
+use crate::http::client::{query_param, ClientView};
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
 use crate::login::callback::with_own_fragment;
 use crate::login::rate::Door;
-use crate::proxy::client::{query_param, ClientView};
 use crate::proxy::decide::view_origin;
-use crate::reply::Reply;
+use crate::runtime::Gateway;
+use crate::util::clock::base62_nonce;
 use crate::wechat::authorize::encode_component;
 
 /// Length of the nonce bound to the app host's cookie: about 190 bits.

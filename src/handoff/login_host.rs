@@ -4,16 +4,16 @@
 use pingora::http::RequestHeader;
 
 use super::{on_host, HandoffRequest, Refusal, Ticket};
-use crate::clock::base62_nonce;
 use crate::config::Scope;
-use crate::error::GatewayError;
-use crate::gateway::Gateway;
+use crate::http::client::ClientView;
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
 use crate::login;
 use crate::login::rate::Door;
-use crate::proxy::client::ClientView;
-use crate::reply::Reply;
+use crate::runtime::Gateway;
 use crate::session::Session;
-use crate::state::Standing;
+use crate::shared::Standing;
+use crate::util::clock::base62_nonce;
 
 /// Length of a ticket's one-time id: about 130 bits.
 const ID_LEN: usize = 22;

@@ -18,7 +18,7 @@
 //!
 //! The ticket is sealed rather than a reference into shared state: gateways that share only the
 //! keys (no Redis) can hand identities over, and nothing about the user is stored anywhere. What
-//! must be shared is small: the ids of spent tickets, which live in [`crate::state`] (on every
+//! must be shared is small: the ids of spent tickets, which live in [`crate::shared`] (on every
 //! replica with Redis). The WeChat code never leaves the login host; the openid leaves it only
 //! sealed.
 
@@ -29,10 +29,10 @@ mod nonces;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{millis, Entropy};
 use crate::config::Config;
-use crate::seal::Sealer;
+use crate::session::seal::Sealer;
 use crate::session::Session;
+use crate::util::clock::{millis, Entropy};
 pub use nonces::NonceCookie;
 
 /// What the sealed request and ticket are bound to (the AEAD's associated data), with the
@@ -178,7 +178,7 @@ fn on_host(url: &str, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock, OsEntropy};
+    use crate::util::clock::{Clock, ManualClock, OsEntropy};
 
     fn handoff(session: &str) -> Handoff {
         Handoff::new(&crate::config::for_tests("https://login.example.com", "", session, ""))

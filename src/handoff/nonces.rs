@@ -8,10 +8,10 @@
 
 use http::HeaderMap;
 
-use crate::clock::{max_age_secs, millis, Entropy};
 use crate::config::Config;
-use crate::cookies::{self, CookieAttrs};
-use crate::seal::Sealer;
+use crate::http::cookies::{self, CookieAttrs};
+use crate::session::seal::Sealer;
+use crate::util::clock::{max_age_secs, millis, Entropy};
 
 /// Logins under way kept at most; the oldest is forgotten first.
 const KEPT: usize = 4;
@@ -100,7 +100,7 @@ impl NonceCookie {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::OsEntropy;
+    use crate::util::clock::OsEntropy;
 
     fn sent(set_cookie: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -5,12 +5,12 @@ use pingora::http::RequestHeader;
 use super::exchange::Redeemed;
 use super::rate::Door;
 use super::{start, Landing};
-use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::handoff::login_host::ticket_redirect;
-use crate::proxy::client::ClientView;
-use crate::reply::Reply;
-use crate::state::Standing;
+use crate::http::client::ClientView;
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
+use crate::runtime::Gateway;
+use crate::shared::Standing;
 
 /// Handles `GET <prefix>/callback?code=..&state=..` on app `app`'s public host, from `view`.
 ///

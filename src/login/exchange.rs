@@ -11,12 +11,12 @@
 //! presented with the same nonce gets [`Redeemed::LoginSpent`] without WeChat being called, so
 //! an anonymous client cannot spend the account's API quota with made-up codes.
 //!
-//! With shared state ([`crate::state`]) both rules hold across replicas: the first replica to
+//! With shared state ([`crate::shared`]) both rules hold across replicas: the first replica to
 //! see a code claims it, exchanges it and publishes the (sealed) outcome; a replica that sees
 //! the same code from the same browser waits for that outcome instead of exchanging again.
 
-use crate::metrics::Metrics;
-use crate::state::{Claim, SharedState};
+use crate::observe::metrics::Metrics;
+use crate::shared::{Claim, SharedState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::clock::Clock;
+use crate::util::clock::Clock;
 use crate::wechat::{ExchangeError, Identity, WechatClient};
 
 /// WeChat codes live five minutes; the outcome is kept as long.
@@ -81,8 +81,8 @@ pub struct Shared {
     pub state: Arc<SharedState>,
     pub appid: String,
     /// Seals outcomes in the shared store (they hold openids).
-    pub sealer: crate::seal::Sealer,
-    pub entropy: Arc<dyn crate::clock::Entropy>,
+    pub sealer: crate::session::seal::Sealer,
+    pub entropy: Arc<dyn crate::util::clock::Entropy>,
     /// How long a replica waits for another's exchange: the whole exchange's timeout.
     pub wait: Duration,
 }
@@ -107,7 +107,7 @@ impl CodeExchanges {
             clock,
             entries: Mutex::new(HashMap::new()),
             spent: Mutex::new(HashMap::new()),
-            nonce_ttl: crate::clock::max_age_secs(crate::clock::millis(login_lifetime)).max(CODE_TTL_SECS),
+            nonce_ttl: crate::util::clock::max_age_secs(crate::util::clock::millis(login_lifetime)).max(CODE_TTL_SECS),
             metrics: (Arc::new(Metrics::new()), String::new()),
             shared: None,
         }
@@ -237,7 +237,7 @@ impl CodeExchanges {
             if std::time::Instant::now() >= deadline {
                 return Err(ExchangeError::Timeout);
             }
-            tokio::time::sleep(crate::state::POLL_EVERY).await;
+            tokio::time::sleep(crate::shared::POLL_EVERY).await;
         }
     }
 
@@ -299,7 +299,7 @@ fn prune(entries: &mut HashMap<String, Entry>, now: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::util::clock::ManualClock;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 

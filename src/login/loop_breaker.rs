@@ -11,10 +11,10 @@
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Entropy;
 use crate::config::{Config, LoginLimit};
-use crate::cookies::{self, CookieAttrs};
-use crate::seal::Sealer;
+use crate::http::cookies::{self, CookieAttrs};
+use crate::session::seal::Sealer;
+use crate::util::clock::Entropy;
 
 /// Login starts of one browser within the current window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +87,7 @@ impl LoopBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::OsEntropy;
+    use crate::util::clock::OsEntropy;
 
     fn breaker() -> LoopBreaker {
         let c = crate::config::for_tests("https://h5.example.com", "", "", "");

@@ -11,13 +11,13 @@ pub mod returns;
 
 use http::HeaderMap;
 
-use crate::clock::base62_nonce;
 use crate::config::Scope;
-use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::handoff::HandoffRequest;
-use crate::proxy::client::ClientView;
-use crate::reply::Reply;
+use crate::http::client::ClientView;
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
+use crate::runtime::Gateway;
+use crate::util::clock::base62_nonce;
 use crate::wechat::authorize::{authorize_url, encode_component};
 use rate::Door;
 

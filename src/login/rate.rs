@@ -12,9 +12,9 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::clock::Clock;
 use crate::config::RateLimitConfig;
-use crate::state::SharedState;
+use crate::shared::SharedState;
+use crate::util::clock::Clock;
 
 /// Keys kept at most before idle ones are forgotten.
 const PRUNE_ABOVE: usize = 100_000;
@@ -106,7 +106,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::util::clock::ManualClock;
 
     fn limits(per_minute: u32, burst: u32) -> (RateLimits, ManualClock) {
         let clock = ManualClock::new(1_000);

@@ -15,7 +15,7 @@
 use url::Url;
 
 use crate::config::{Config, HostPattern};
-use crate::proxy::canonical::canonical_path;
+use crate::http::canonical::canonical_path;
 
 /// Why a return URL was refused (logged, never shown with the URL itself).
 pub type Refused = &'static str;
@@ -74,7 +74,7 @@ pub fn allowed_host(config: &Config, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::canonical::{EscapedSlashes, PathRules};
+    use crate::http::canonical::{EscapedSlashes, PathRules};
 
     fn config() -> Config {
         crate::config::for_tests(

@@ -6,7 +6,7 @@ use qrcode::render::svg;
 use qrcode::QrCode;
 
 use super::{escape, Bilingual, Page, STYLE};
-use crate::reply::Reply;
+use crate::http::reply::Reply;
 
 /// A page that sends the browser to `login_url` + the encoded return URL, where the return
 /// URL is `target` plus the page's `location.hash`. Without script, a meta refresh goes to the

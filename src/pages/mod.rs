@@ -3,7 +3,7 @@
 
 pub mod h5;
 
-use crate::reply::Reply;
+use crate::http::reply::Reply;
 
 /// Text in both languages.
 #[derive(Debug, Clone, Copy)]

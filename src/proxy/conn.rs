@@ -42,8 +42,8 @@ mod activity;
 pub use self::activity::Activity;
 
 use crate::config::Limits;
-use crate::error::GatewayError;
-use crate::live::LiveGateway;
+use crate::http::error::GatewayError;
+use crate::runtime::live::LiveGateway;
 use prometheus::IntGauge;
 
 const WAITING: u8 = 0;

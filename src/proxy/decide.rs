@@ -3,20 +3,20 @@
 //! route's size cap, and for a required route without a session, the right way into the
 //! login for this kind of client.
 
-use crate::state::Standing;
+use crate::shared::Standing;
 use pingora::http::RequestHeader;
 
-use super::client::{is_navigation, is_wechat, ClientView};
 use super::endpoints;
 use super::limits;
-use super::target::Target;
 use crate::config::{NonWechat, Policy};
-use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::handoff;
+use crate::http::client::{is_navigation, is_wechat, ClientView};
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
+use crate::http::target::Target;
 use crate::login::{self, Landing};
 use crate::pages::h5;
-use crate::reply::Reply;
+use crate::runtime::Gateway;
 use crate::session::Session;
 use crate::wechat::authorize::encode_component;
 

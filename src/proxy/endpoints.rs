@@ -12,13 +12,13 @@
 
 use pingora::http::RequestHeader;
 
-use super::client::{query_param, ClientView};
-use super::target::Target;
-use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::handoff;
+use crate::http::client::{query_param, ClientView};
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
+use crate::http::target::Target;
 use crate::login::{self, Landing};
-use crate::reply::Reply;
+use crate::runtime::Gateway;
 
 /// Serves a request whose canonical path is under the prefix.
 pub async fn serve(

@@ -7,11 +7,11 @@ use pingora::Result;
 
 use std::sync::Arc;
 
-use super::client::ClientView;
 use super::RequestCtx;
 use crate::config::Route;
-use crate::cookies;
-use crate::gateway::Gateway;
+use crate::http::client::ClientView;
+use crate::http::cookies;
+use crate::runtime::Gateway;
 use crate::session::Session;
 use crate::token::{InvalidKind, TokenError};
 

@@ -5,7 +5,7 @@
 use pingora::http::RequestHeader;
 
 use crate::config::Limits;
-use crate::error::GatewayError;
+use crate::http::error::GatewayError;
 
 /// `Err(HeadersTooLarge)` when `req` has more header fields, or more bytes of names and
 /// values together, than `limits` allow.

@@ -9,17 +9,13 @@
 //! 5. [`respond`]: the gateway's own answers, and upstream failures as pages.
 
 pub mod access;
-pub mod canonical;
-pub mod client;
 pub mod conn;
 pub mod decide;
 pub mod endpoints;
 pub mod forward;
-pub mod host;
+pub mod hsts;
 pub mod limits;
 pub mod respond;
-pub mod secure;
-pub mod target;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,13 +26,13 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
-use crate::clock::base62_nonce;
-use crate::gateway::Gateway;
-use crate::live::LiveGateway;
+use crate::http::client::{self, ClientView};
+use crate::http::target::{self, Target};
+use crate::runtime::live::LiveGateway;
+use crate::runtime::Gateway;
 use crate::session::Session as UserSession;
-use client::ClientView;
+use crate::util::clock::base62_nonce;
 use decide::Step;
-use target::Target;
 
 /// Per-request state shared by the phases.
 pub struct RequestCtx {
@@ -111,10 +107,10 @@ impl ProxyHttp for GatewayProxy {
         ctx.view = ClientView::of(req, peer, &gw.config.trusted_proxies);
         ctx.api = !client::is_navigation(req);
         if ctx.view.bad_host {
-            return respond::answer(session, ctx, Step::Fail(crate::error::GatewayError::BadHost)).await;
+            return respond::answer(session, ctx, Step::Fail(crate::http::error::GatewayError::BadHost)).await;
         }
-        secure::note(session, ctx);
-        if let Some(reply) = secure::redirect_plain(&gw, req, ctx) {
+        hsts::note(session, ctx);
+        if let Some(reply) = hsts::redirect_plain(&gw, req, ctx) {
             return respond::answer(session, ctx, Step::Reply(reply)).await;
         }
         let read = limits::check_headers(req, &gw.config.limits)

@@ -7,8 +7,8 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use super::decide::Step;
 use super::RequestCtx;
-use crate::error::GatewayError;
-use crate::reply::Reply;
+use crate::http::error::GatewayError;
+use crate::http::reply::Reply;
 
 /// Carries out `step`. `Ok(false)`: forward (route and user are now in `ctx`); `Ok(true)`:
 /// answered here, with the page, or JSON for a script, of an error.

@@ -8,9 +8,13 @@
 //!   accepting and drain the same way. Connections arriving meanwhile wait in the sockets'
 //!   queue for the new process; nothing is refused or reset. If the hand-over fails, this
 //!   process keeps serving and says why.
-//! - `SIGHUP`: reload the config (see [`crate::run`]).
+//! - `SIGHUP`: reload the config (see [`crate::serve::run`]).
 
+pub mod admin;
 pub mod listeners;
+pub mod run;
+pub mod server;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +26,8 @@ use tokio::task::JoinSet;
 use pingora::server::ShutdownWatch;
 use pingora::services::Service;
 
-use crate::live::LiveGateway;
 use crate::proxy::conn::Activity;
+use crate::runtime::live::LiveGateway;
 
 pub use listeners::{Bound, ListenError, Listeners};
 

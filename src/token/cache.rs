@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use crate::session::Session;
-use crate::sharded::ShardedMap;
+use crate::util::sharded::ShardedMap;
 #[cfg(test)]
-use crate::sharded::SHARDS;
+use crate::util::sharded::SHARDS;
 
 /// Everything that goes into a token besides times and `jti`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

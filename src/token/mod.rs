@@ -4,8 +4,10 @@
 
 mod cache;
 mod invalid;
+pub mod keys;
+pub mod verify;
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -14,10 +16,10 @@ use serde::{Deserialize, Serialize};
 pub use cache::TokenCache;
 pub use invalid::InvalidKind;
 
-use crate::clock::{base62_nonce, Entropy};
 use crate::config::{TokenAlgorithm, TokenConfig};
-use crate::keys::{parse_private_pem, KeyError, KeyPair};
 use crate::session::Session;
+use crate::token::keys::{parse_private_pem, KeyError, KeyPair};
+use crate::util::clock::{base62_nonce, Entropy};
 
 /// The claims every token carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

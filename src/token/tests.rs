@@ -2,9 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::clock::{Clock, OsEntropy, SystemClock};
-use crate::keys::{generate, KeyAlg};
-use crate::secret::Secret;
+use crate::token::keys::{generate, KeyAlg};
+use crate::util::clock::{Clock, OsEntropy, SystemClock};
+use crate::util::secret::Secret;
 
 fn cfg(algorithm: TokenAlgorithm, keys: Vec<Vec<u8>>) -> TokenConfig {
     TokenConfig {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::errcode::{classify, ErrClass};
-use crate::secret::Secret;
+use crate::util::secret::Secret;
 
 /// Who WeChat says the browser's user is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use http::{HeaderMap, Response};
-use openid_gateway::clock::{Clock, ManualClock, SystemClock};
 use openid_gateway::config::{self, Config};
 use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
-use openid_gateway::gateway::{Deps, Gateway};
-use openid_gateway::live::LiveGateway;
-use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
+use openid_gateway::runtime::live::LiveGateway;
+use openid_gateway::runtime::{Deps, Gateway};
+use openid_gateway::serve::server::{proxy_service, server_conf, start_on, Running};
+use openid_gateway::util::clock::{Clock, ManualClock, SystemClock};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service as ListeningService;
@@ -41,7 +41,7 @@ pub fn hs256_token_config() -> openid_gateway::config::TokenConfig {
     openid_gateway::config::TokenConfig {
         header: http::HeaderName::from_static("x-openid-token"),
         algorithm: openid_gateway::config::TokenAlgorithm::HS256,
-        keys: vec![openid_gateway::secret::Secret::new(HS256_KEY.as_bytes().to_vec())],
+        keys: vec![openid_gateway::util::secret::Secret::new(HS256_KEY.as_bytes().to_vec())],
         issuer: "https://issuer.test".into(),
         lifetime: std::time::Duration::from_secs(300),
         reuse: 0.5,
@@ -296,9 +296,9 @@ impl Harness {
 /// A gateway signing with `alg`, in verifier test mode, after alice's login: the gateway, her
 /// real token, and one deliberately invalid token of each kind (for the backend recipes).
 pub async fn signed_tokens(
-    alg: openid_gateway::keys::KeyAlg,
+    alg: openid_gateway::token::keys::KeyAlg,
 ) -> (Harness, String, Vec<(openid_gateway::token::InvalidKind, String)>) {
-    let pem = openid_gateway::keys::generate(alg).unwrap();
+    let pem = openid_gateway::token::keys::generate(alg).unwrap();
     let setup = Setup {
         token: format!("algorithm = \"{}\"\nkey = {{ file = \"k.pem\" }}\n", alg.name()),
         routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\nproduction = false\nverifier_test = true\n"

@@ -5,14 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::*;
-use openid_gateway::admin::AdminApp;
-use openid_gateway::clock::{Clock, ManualClock, SystemClock};
 use openid_gateway::config;
-use openid_gateway::gateway::{Deps, Gateway};
-use openid_gateway::live::LiveGateway;
-use openid_gateway::metrics::Metrics;
-use openid_gateway::server::{proxy_service, server_conf, start_on, Running};
-use openid_gateway::state::SharedState;
+use openid_gateway::observe::metrics::Metrics;
+use openid_gateway::runtime::live::LiveGateway;
+use openid_gateway::runtime::{Deps, Gateway};
+use openid_gateway::serve::admin::AdminApp;
+use openid_gateway::serve::server::{proxy_service, server_conf, start_on, Running};
+use openid_gateway::shared::SharedState;
+use openid_gateway::util::clock::{Clock, ManualClock, SystemClock};
 use pingora::services::listening::Service as ListeningService;
 
 /// One replica: its public listener, its admin listener and its state.

@@ -4,7 +4,7 @@
 use http::Response;
 
 use super::{param, text, Fault, Grant, MockWechat, CODE_LIFETIME_SECS};
-use crate::clock::base62_nonce;
+use crate::util::clock::base62_nonce;
 
 impl MockWechat {
     pub(super) async fn access_token(&self, query: &str) -> Response<Vec<u8>> {

@@ -6,8 +6,8 @@ use pingora::http::RequestHeader;
 use url::Url;
 
 use super::{text, Code, MockWechat};
-use crate::clock::base62_nonce;
-use crate::cookies;
+use crate::http::cookies;
+use crate::util::clock::base62_nonce;
 
 /// The one parameter order WeChat's regex accepts; anything else may only follow `state`.
 const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "state"];

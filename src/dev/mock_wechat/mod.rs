@@ -35,8 +35,8 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use sha2::{Digest, Sha256};
 
-use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
-use crate::proxy::client::query_param as param;
+use crate::http::client::query_param as param;
+use crate::util::clock::{Clock, Entropy, OsEntropy, SystemClock};
 
 /// What the mock accepts.
 #[derive(Debug, Clone)]

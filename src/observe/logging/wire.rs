@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn the_list_was_read_from_the_pingora_in_use() {
-        let lock = include_str!("../../Cargo.lock");
+        let lock = include_str!("../../../Cargo.lock");
         let version = lock
             .split("[[package]]")
             .find(|p| p.contains("\nname = \"pingora-core\"\n"))

@@ -70,7 +70,7 @@ pub(super) mod tests {
 
     /// A sink whose bytes the test reads back.
     #[derive(Clone, Default)]
-    pub(in crate::logging) struct Shared(Arc<Mutex<Vec<u8>>>);
+    pub(in crate::observe::logging) struct Shared(Arc<Mutex<Vec<u8>>>);
 
     impl Write for Shared {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -83,7 +83,7 @@ pub(super) mod tests {
     }
 
     impl Shared {
-        pub(in crate::logging) fn text(&self) -> String {
+        pub(in crate::observe::logging) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }

@@ -13,8 +13,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use crate::clock::Entropy;
-use crate::secret::Secret;
+use crate::util::clock::Entropy;
+use crate::util::secret::Secret;
 
 pub const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
@@ -78,7 +78,7 @@ fn associated_data(name: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::OsEntropy;
+    use crate::util::clock::OsEntropy;
 
     fn secret(s: &str) -> Secret {
         Secret::new(s.as_bytes().to_vec())

@@ -7,7 +7,7 @@ use pingora::http::RequestHeader;
 
 use super::canonical::{canonical_path, PathRules};
 use crate::config::Limits;
-use crate::error::GatewayError;
+use crate::http::error::GatewayError;
 
 /// What the client asked for, decided once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

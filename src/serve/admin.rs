@@ -13,7 +13,7 @@ use pingora::protocols::http::ServerSession;
 use pingora::upstreams::peer::Peer;
 use serde_json::json;
 
-use crate::live::LiveGateway;
+use crate::runtime::live::LiveGateway;
 
 /// How long `/readyz` waits for each upstream to accept a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,18 +1,16 @@
 //! TLS: the certificate each client gets, chosen by the name it asks for (SNI) among the
 //! certificates of the gateway serving now (so a reload rotates them), the listener's
-//! settings (HTTP/2 over ALPN), and the CA certificates an `https://` upstream is verified
-//! with.
+//! settings (HTTP/2 over ALPN).
 
 use std::fmt;
 use std::sync::Arc;
 
 use pingora::listeners::tls::TlsSettings;
-use pingora::utils::tls::{parse_x509, WrappedX509};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::config::ServerCert;
-use crate::live::LiveGateway;
+use crate::runtime::live::LiveGateway;
 
 /// Picks the certificate for a handshake from the current config's `[tls]` certificates.
 pub struct SniResolver {
@@ -67,11 +65,6 @@ pub fn listener_settings(live: Arc<LiveGateway>, http2: bool) -> TlsSettings {
         settings.enable_h2();
     }
     settings
-}
-
-/// CA certificates (DER, checked when the config was read) as pingora's peers take them.
-pub fn peer_ca(ders: &[Vec<u8>]) -> Arc<[WrappedX509]> {
-    ders.iter().map(|der| WrappedX509::new(der.clone(), parse_x509)).collect::<Vec<_>>().into()
 }
 
 #[cfg(test)]

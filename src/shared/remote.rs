@@ -14,7 +14,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::config::RedisConfig;
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// How often an unreachable Redis is tried again.
 const RETRY_EVERY: Duration = Duration::from_secs(1);

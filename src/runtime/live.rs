@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::{self, Config, ConfigError};
-use crate::gateway::{BuildError, Deps, Gateway};
+use crate::runtime::{BuildError, Deps, Gateway};
 
 /// Why a reload was refused; the gateway keeps serving the config it had.
 #[derive(Debug, thiserror::Error)]

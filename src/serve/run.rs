@@ -10,17 +10,17 @@ use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service as ListeningService;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::dev::demo::DemoApp;
 use crate::dev::mock_wechat::{MockConfig, MockWechat};
-use crate::gateway::{BuildError, Deps, Gateway};
-use crate::live::LiveGateway;
 use crate::proxy::conn::Activity;
+use crate::runtime::live::LiveGateway;
+use crate::runtime::{BuildError, Deps, Gateway};
+use crate::serve::admin::AdminApp;
+use crate::serve::server::{listener, proxy_service_counted, server_conf};
+use crate::serve::tls::listener_settings;
 use crate::serve::{self, listeners, BoxedService, ListenError, Listeners, Signals};
-use crate::server::{listener, proxy_service_counted, server_conf};
-use crate::state::SharedState;
-use crate::tls::listener_settings;
+use crate::shared::SharedState;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum RunError {
     #[error("demo upstream: {0}")]
     Demo(#[from] crate::token::TokenError),
     #[error(transparent)]
-    State(#[from] crate::state::remote::SetupError),
+    State(#[from] crate::shared::remote::SetupError),
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error("cannot start the runtime: {0}")]

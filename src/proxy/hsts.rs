@@ -7,8 +7,8 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::RequestCtx;
-use crate::gateway::Gateway;
-use crate::reply::Reply;
+use crate::http::reply::Reply;
+use crate::runtime::Gateway;
 
 /// Notes whether the request came over TLS, and what follows from it.
 pub fn note(session: &Session, ctx: &mut RequestCtx) {

@@ -23,7 +23,7 @@ use redis::AsyncCommands;
 use sha2::{Digest, Sha256};
 
 use crate::config::StateConfig;
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use record::{user_key, Record};
 use remote::{Remote, SetupError};
 use sync::Revocations;

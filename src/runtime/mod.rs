@@ -3,25 +3,26 @@
 //! upstream peer), the token signer, the per-address rate limits, and the injected clock and
 //! randomness.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+pub mod live;
+mod peers;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::protocols::l4::ext::TcpKeepalive;
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use crate::config::{App, AppHost, Config, HostPattern, Route};
 use crate::handoff::{Handoff, NonceCookie};
 use crate::login::exchange::{CodeExchanges, Shared};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
-use crate::metrics::{Metrics, RequestCounters};
+use crate::observe::metrics::{Metrics, RequestCounters};
 use crate::proxy::access::AccessLog;
-use crate::seal::Sealer;
+use crate::session::seal::Sealer;
 use crate::session::{Session, SessionCookies};
-use crate::state::SharedState;
+use crate::shared::SharedState;
 use crate::token::{TokenError, TokenSigner};
+use crate::util::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use crate::wechat::WechatClient;
 
 /// Why the gateway could not be built from a checked config.
@@ -104,7 +105,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Config, deps: Deps) -> Result<Self, BuildError> {
-        crate::logging::register_secrets(secrets_of(&config));
+        crate::observe::logging::register_secrets(secrets_of(&config));
         let apps = config
             .apps
             .iter()
@@ -112,7 +113,7 @@ impl Gateway {
             .map(|(i, app)| {
                 let w = &app.wechat;
                 // Without the secret (logins elsewhere) the client is never asked: no login starts here.
-                let secret = w.secret.clone().unwrap_or_else(|| crate::secret::Secret::new(Vec::new()));
+                let secret = w.secret.clone().unwrap_or_else(|| crate::util::secret::Secret::new(Vec::new()));
                 let client = WechatClient::new(&w.api_base, &w.appid, secret, w.connect_timeout, w.timeout);
                 let cookies = SessionCookies::new(&config, i);
                 AppRuntime {
@@ -138,8 +139,13 @@ impl Gateway {
             .iter()
             .enumerate()
             .map(|(index, r)| {
-                let peer = peer(r, resolve(index, &r.upstream.address)?);
-                Ok(RouteRuntime { config: r.clone(), peer, label: label(r), counters: RequestCounters::default() })
+                let peer = peers::peer(r, peers::resolve(index, &r.upstream.address)?);
+                Ok(RouteRuntime {
+                    config: r.clone(),
+                    peer,
+                    label: peers::label(r),
+                    counters: RequestCounters::default(),
+                })
             })
             .collect::<Result<_, BuildError>>()?;
         let hosts = config
@@ -239,14 +245,6 @@ impl Gateway {
     }
 }
 
-fn label(route: &Route) -> String {
-    match &route.host {
-        HostPattern::Any => route.path.clone(),
-        HostPattern::Exact(h) => format!("{h}{}", route.path),
-        HostPattern::Wildcard(suffix) => format!("*{suffix}{}", route.path),
-    }
-}
-
 /// Every configured secret's bytes, which no log line may show.
 fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
     let wechat = config.apps.iter().filter_map(|a| a.wechat.secret.as_ref()).map(|s| s.expose());
@@ -254,35 +252,4 @@ fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
     let token = config.token.keys.iter().map(|k| k.expose());
     let admin = config.admin.token.iter().map(|k| k.expose());
     wechat.chain(session).chain(token).chain(admin)
-}
-
-/// The peer of `route`: plain HTTP to `addr`, with the route's timeouts.
-fn peer(route: &Route, addr: SocketAddr) -> HttpPeer {
-    let up = &route.upstream;
-    let tls = up.tls.as_ref();
-    let mut peer = HttpPeer::new(addr, tls.is_some(), tls.map_or_else(String::new, |t| t.sni.clone()));
-    if let Some(ca) = tls.and_then(|t| t.ca.as_deref()) {
-        peer.options.ca = Some(crate::tls::peer_ca(ca));
-    }
-    peer.options.connection_timeout = Some(up.connect_timeout);
-    peer.options.total_connection_timeout = Some(up.connect_timeout);
-    peer.options.read_timeout = Some(up.read_timeout);
-    peer.options.write_timeout = Some(up.write_timeout);
-    peer.options.idle_timeout = Some(up.idle_timeout);
-    // pingora stops writing a body after `write_timeout`, but then still waits `read_timeout` for
-    // an answer. TCP_USER_TIMEOUT makes the kernel drop a connection whose peer has taken no data
-    // (a zero window) for as long, so a deaf upstream gets its 504 within `write_timeout`.
-    peer.options.tcp_keepalive = Some(TcpKeepalive {
-        idle: Duration::from_secs(60),
-        interval: Duration::from_secs(10),
-        count: 3,
-        #[cfg(target_os = "linux")]
-        user_timeout: up.write_timeout,
-    });
-    peer
-}
-
-fn resolve(index: usize, address: &str) -> Result<SocketAddr, BuildError> {
-    let err = |reason: String| BuildError::Resolve { index, address: address.into(), reason };
-    address.to_socket_addrs().map_err(|e| err(e.to_string()))?.next().ok_or_else(|| err("no address".into()))
 }

@@ -1,7 +1,7 @@
 //! The host a request names, and the one rule it must meet before the gateway believes it,
 //! routes on it or writes it into a page or a URL (the login URL of the fragment-keeping page,
 //! the way back to an app host): a valid `host[:port]`. A request naming anything else is
-//! answered 400 ([`crate::error::GatewayError::BadHost`]).
+//! answered 400 ([`crate::http::error::GatewayError::BadHost`]).
 //!
 //! The check is a scan of the bytes, without allocating: it runs on every request.
 
@@ -118,7 +118,7 @@ pub fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::client::ClientView;
+    use crate::http::client::ClientView;
 
     /// A header's name and value (bytes: a value need not be text).
     type Header<'a> = (&'a str, &'a [u8]);

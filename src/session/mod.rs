@@ -1,16 +1,18 @@
 //! The two sealed cookies: the session (who the browser is) and the short-lived login cookie
 //! (the state nonce and where to return), which never travels in WeChat's `state`.
 
+pub mod seal;
+
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{max_age_secs, millis, Entropy};
 use crate::config::AppHost;
 use crate::config::{Config, Scope, SessionConfig};
-use crate::cookies::{self, CookieAttrs};
 use crate::handoff::HandoffRequest;
-use crate::seal::Sealer;
-use crate::sharded::ShardedMap;
+use crate::http::cookies::{self, CookieAttrs};
+use crate::session::seal::Sealer;
+use crate::util::clock::{max_age_secs, millis, Entropy};
+use crate::util::sharded::ShardedMap;
 use crate::wechat::Identity;
 
 /// A logged-in browser.
@@ -197,7 +199,7 @@ impl SessionCookies {
         let s = Session {
             issued: now,
             expires: now + lifetime,
-            sid: crate::clock::base62_nonce(entropy, 16),
+            sid: crate::util::clock::base62_nonce(entropy, 16),
             family: family.into(),
             host: host.into(),
             ..from.clone()
@@ -287,7 +289,7 @@ impl Opened {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::OsEntropy;
+    use crate::util::clock::OsEntropy;
 
     fn config(public_url: &str) -> Config {
         crate::config::for_tests(public_url, "", "lifetime = \"1h\"", "")

@@ -16,9 +16,9 @@ use pingora::services::Service;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::live::LiveGateway;
 use crate::proxy::conn::{Activity, GuardedApp};
 use crate::proxy::GatewayProxy;
+use crate::runtime::live::LiveGateway;
 
 /// The gateway as pingora serves it: the proxy behind the connection guard.
 pub type GatewayService = ListeningService<GuardedApp<HttpProxy<GatewayProxy>>>;

@@ -34,7 +34,7 @@ use super::eviction::{self, Eviction};
 use super::local::{LocalRevocations, MAX_ENTRIES};
 use super::record::Record;
 use super::remote::Remote;
-use crate::clock::{Clock, SystemClock};
+use crate::util::clock::{Clock, SystemClock};
 
 /// How often a replica reads the revocations other replicas made.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);

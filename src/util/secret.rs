@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::clock::{Entropy, OsEntropy};
+use crate::util::clock::{Entropy, OsEntropy};
 
 /// Where a secret is read from, as written in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

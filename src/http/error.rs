@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::handoff::Refusal;
+use crate::http::reply::Reply;
 use crate::pages::{Action, Bilingual, Page};
-use crate::reply::Reply;
 use crate::wechat::errcode::ErrClass;
 use crate::wechat::ExchangeError;
 
