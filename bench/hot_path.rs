@@ -17,7 +17,7 @@ use openid_gateway::proxy::decide::{decide, Step};
 use openid_gateway::proxy::forward;
 use openid_gateway::runtime::{Deps, Gateway};
 use openid_gateway::util::clock::{Clock, OsEntropy, SystemClock};
-use openid_gateway::wechat::Identity;
+use openid_gateway::wechat::{Identity, Scope};
 use pingora::http::RequestHeader;
 
 const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
@@ -79,8 +79,8 @@ fn benches(c: &mut Criterion) {
 
     let now = SystemClock.now();
     let identity =
-        Identity { openid: "oLVPpjqs9BhvzwPj5A-vTYAX3GLc".into(), scope: "snsapi_base".into(), ..Identity::default() };
-    let (_, set) = gw.apps[0].cookies.new_session(&identity, "wx1234567890abcdef", "", now, &OsEntropy);
+        Identity { openid: "oLVPpjqs9BhvzwPj5A-vTYAX3GLc".into(), scope: Scope::Base, ..Identity::default() };
+    let (_, set) = gw.apps()[0].sessions.issue(&identity, None, now, &OsEntropy);
     let cookie = set.split(';').next().unwrap().trim_start_matches("ogw_session=").to_string();
     let req = request(&cookie);
     let peer = Some("10.0.0.7".parse().unwrap());
@@ -113,7 +113,7 @@ fn benches(c: &mut Criterion) {
             forward::strip_identity(&mut up, &gw.config.token.header);
             forward::strip_path_overrides(&mut up);
             forward::strip_gateway_cookies(&mut up, &["ogw_session", "ogw_login", "ogw_tries"]).unwrap();
-            forward::forwarding_headers(&mut up, &view, "https", &gw.routes[0].config).unwrap();
+            forward::forwarding_headers(&mut up, &view, "https", &gw.routes()[0].config).unwrap();
             up
         })
     });
@@ -124,10 +124,10 @@ fn benches(c: &mut Criterion) {
 fn after_response(c: &mut Criterion) {
     let gw = gateway();
     c.bench_function("access_log_user_hash", |b| b.iter(|| gw.access.user(black_box("oLVPpjqs9BhvzwPj5A-vTYAX3GLc"))));
-    let label = gw.routes[0].label.clone();
-    let route = &gw.routes[0];
+    let label = gw.routes()[0].label.clone();
+    let route = &gw.routes()[0];
     c.bench_function("count_request", |b| {
-        b.iter(|| route.counters.count(&gw.metrics, black_box(&label), &http::Method::GET, 200))
+        b.iter(|| route.counters.count(gw.metrics(), black_box(&label), &http::Method::GET, 200))
     });
 }
 

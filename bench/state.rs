@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use openid_gateway::config::{RedisConfig, StateConfig};
 use openid_gateway::observe::metrics::Metrics;
+use openid_gateway::session::{Session, SessionId};
 use openid_gateway::shared::SharedState;
 
 /// The server, and the folder it runs in (removed with it).
@@ -87,7 +88,14 @@ fn benches(c: &mut Criterion) {
     });
     let uncached = redis_state(port, Duration::ZERO);
     let cached = redis_state(port, Duration::from_secs(3600));
-    let check = |s: &SharedState| rt.block_on(s.standing("wx1", "oUser", "sid123", "", now - 10, now));
+    let session = Session {
+        openid: "oUser".into(),
+        appid: "wx1".into(),
+        sid: SessionId("sid123".into()),
+        issued: now - 10,
+        ..Session::default()
+    };
+    let check = |s: &SharedState| rt.block_on(s.standing(&session, now));
     check(&cached);
 
     let mut g = c.benchmark_group("session_check");

@@ -34,7 +34,7 @@ fn user() -> Session {
         appid: "wx1234567890abcdef".into(),
         issued: 1_800_000_000,
         expires: 1_800_604_800,
-        scope: "snsapi_base".into(),
+        scope: openid_gateway::wechat::Scope::Base,
         ..Session::default()
     }
 }

@@ -83,7 +83,7 @@ async fn a_base_session_is_upgraded_on_a_userinfo_route() {
     assert!(pages.iter().any(|p| p.location().contains("scope=snsapi_userinfo")), "asked for more");
     let full = claims_of_last(&h);
     assert_eq!(full.sub, base.sub, "the same user, upgraded");
-    assert_eq!(full.scope, "snsapi_userinfo");
+    assert_eq!(full.scope.as_str(), "snsapi_userinfo");
     assert_eq!(full.nickname.as_deref(), Some("alice·微信"));
     assert_eq!(full.unionid.as_deref(), Some(unionid("alice").as_str()));
     assert!(full.avatar.as_deref().is_some_and(|a| a.starts_with("https://thirdwx.qlogo.cn/")));

@@ -126,7 +126,8 @@ async fn separate_gateways_sharing_the_keys() {
     assert_nothing_leaks(&pages, &login.mock.openid_for("alice"));
     let token = claims(login.upstream.last().headers["x-openid-token"].to_str().unwrap());
     assert_eq!(token.aud, "mall");
-    let count = |gw: &LiveGateway, step: &str| gw.current().metrics.tickets.with_label_values(&["default", step]).get();
+    let count =
+        |gw: &LiveGateway, step: &str| gw.current().metrics().tickets.with_label_values(&["default", step]).get();
     assert_eq!(count(&login.live, "issued"), 1, "the login host issued the ticket");
     assert_eq!(count(&app_gw, "requested"), 1, "the app hosts' gateway asked for it");
     assert_eq!(count(&app_gw, "redeemed"), 1, "and took it");

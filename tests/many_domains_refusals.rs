@@ -67,7 +67,8 @@ async fn every_ticket_works_once_for_one_host_within_its_lifetime() {
     let page = late.get(&ticket).await;
     assert_refused(&page, 400, "已失效");
     assert!(page.body.contains("href=\"http://mall.test/late\""), "{}", page.body);
-    let m = &h.live.current().metrics.tickets;
+    let gw = h.live.current();
+    let m = &gw.metrics().tickets;
     let count = |r: &str| m.with_label_values(&["default", r]).get();
     assert_eq!(
         [

@@ -20,6 +20,7 @@ use url::Url;
 use crate::util::secret::Secret;
 
 pub use crate::http::canonical::{EscapedSlashes, PathRules};
+pub use crate::wechat::Scope;
 pub use hosts::AppHost;
 pub use load::{load_file, parse_str, Loaded};
 pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};
@@ -122,7 +123,7 @@ pub struct App {
 impl App {
     /// The `redirect_uri` given to WeChat: `<public_url><prefix>/callback`.
     pub fn callback_url(&self, prefix: &str) -> String {
-        format!("{}{prefix}/callback", self.public_origin())
+        crate::http::endpoint::Endpoint::Callback.url(&self.public_origin(), prefix, &[])
     }
 
     /// `scheme://host[:port]` of the public URL, without a trailing slash.
@@ -184,22 +185,6 @@ pub struct WechatConfig {
     pub api_base: Url,
     pub connect_timeout: Duration,
     pub timeout: Duration,
-}
-
-/// The authorization scope requested from WeChat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    Base,
-    Userinfo,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Base => "snsapi_base",
-            Scope::Userinfo => "snsapi_userinfo",
-        }
-    }
 }
 
 /// Session and login cookies.

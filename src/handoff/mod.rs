@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::session::seal::Sealer;
 use crate::session::Session;
 use crate::util::clock::{millis, Entropy};
+use crate::wechat::Scope;
 pub use nonces::NonceCookie;
 
 /// What the sealed request and ticket are bound to (the AEAD's associated data), with the
@@ -53,9 +54,9 @@ pub struct HandoffRequest {
     /// The nonce held in the app host's nonce cookie.
     #[serde(rename = "n")]
     pub nonce: String,
-    /// `snsapi_base` or `snsapi_userinfo`: what the app host's route needs.
+    /// What the app host's route needs.
     #[serde(rename = "s")]
-    pub scope: String,
+    pub scope: Scope,
     /// Milliseconds since the Unix epoch: a request lives `login_lifetime` to the millisecond.
     #[serde(rename = "x")]
     pub expires_ms: u64,
@@ -161,18 +162,12 @@ impl Handoff {
     }
 
     fn seal<T: Serialize>(&self, name: &str, value: &T, entropy: &dyn Entropy) -> String {
-        let json = serde_json::to_vec(value).expect("plain structs of strings and integers always serialize");
-        self.sealer.seal(name, &json, entropy)
+        self.sealer.seal_json(name, value, entropy)
     }
 
     fn open<T: DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
-        serde_json::from_slice(&self.sealer.open(name, value)?).ok()
+        self.sealer.open_json(name, value)
     }
-}
-
-/// Is `url` an absolute http(s) URL on `host`?
-fn on_host(url: &str, host: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str() == Some(host))
 }
 
 #[cfg(test)]
@@ -216,7 +211,7 @@ mod tests {
             host: "mall.test".into(),
             return_to: "http://mall.test/".into(),
             nonce: "N1".into(),
-            scope: "snsapi_base".into(),
+            scope: Scope::Base,
             expires_ms: h.request_expiry(1_000_000),
         };
         let opened: HandoffRequest = h.open(REQUEST, &h.seal(REQUEST, &request, &OsEntropy)).unwrap();

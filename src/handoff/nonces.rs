@@ -9,8 +9,8 @@
 use http::HeaderMap;
 
 use crate::config::Config;
-use crate::http::cookies::{self, CookieAttrs};
-use crate::session::seal::Sealer;
+use crate::http::cookies::{app_cookie_name, CookieAttrs};
+use crate::session::SealedCookie;
 use crate::util::clock::{max_age_secs, millis, Entropy};
 
 /// Logins under way kept at most; the oldest is forgotten first.
@@ -21,11 +21,8 @@ const FORMAT: &str = "v2";
 
 /// Reads and writes one app's nonce cookie.
 pub struct NonceCookie {
-    name: String,
-    /// What the value is sealed for: the name and the format's version.
-    bound_to: String,
-    attrs: CookieAttrs,
-    sealer: Sealer,
+    /// Each nonce with its expiry in milliseconds.
+    cookie: SealedCookie<Vec<(String, u64)>>,
     /// Milliseconds a nonce is held (`login_lifetime`).
     lifetime: u64,
 }
@@ -33,39 +30,30 @@ pub struct NonceCookie {
 impl NonceCookie {
     /// The nonce cookie of `config.apps[app]`: `ogw_handoff` (`_<app>` with several apps).
     pub fn new(config: &Config, app: usize) -> Self {
-        let name = cookies::app_cookie_name("ogw_handoff", config, app);
+        let name = app_cookie_name("ogw_handoff", config, app);
+        let attrs = CookieAttrs { path: config.prefix.clone(), secure: config.apps[app].secure(), domain: None };
         Self {
-            bound_to: format!("{name} {FORMAT}"),
-            name,
-            attrs: CookieAttrs { path: config.prefix.clone(), secure: config.apps[app].secure(), domain: None },
-            sealer: Sealer::new(&config.session.keys),
+            cookie: SealedCookie::new(name.clone(), format!("{name} {FORMAT}"), attrs, &config.session.keys),
             lifetime: millis(config.session.login_lifetime),
         }
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.cookie.name()
     }
 
     /// The (nonce, expiry in milliseconds) pairs the browser holds, unexpired at `now_ms`.
     fn read(&self, headers: &HeaderMap, now_ms: u64) -> Vec<(String, u64)> {
-        let opened = cookies::get(headers, &self.name).and_then(|v| self.sealer.open(&self.bound_to, v));
-        let mut held: Vec<(String, u64)> = opened.and_then(|p| serde_json::from_slice(&p).ok()).unwrap_or_default();
+        let mut held = self.cookie.read(headers).unwrap_or_default();
         held.retain(|(_, until)| now_ms < *until);
         held
     }
 
     fn write(&self, held: &[(String, u64)], entropy: &dyn Entropy) -> String {
         if held.is_empty() {
-            return cookies::clear(&self.name, &self.attrs);
+            return self.cookie.clear();
         }
-        let json = serde_json::to_vec(held).expect("pairs of a string and an integer always serialize");
-        cookies::set(
-            &self.name,
-            &self.sealer.seal(&self.bound_to, &json, entropy),
-            max_age_secs(self.lifetime),
-            &self.attrs,
-        )
+        self.cookie.write(&held.to_vec(), max_age_secs(self.lifetime), entropy)
     }
 
     /// `Set-Cookie` holding `nonce`, added at `now_ms`, as well as the browser's other logins
@@ -93,13 +81,14 @@ impl NonceCookie {
 
     /// `Set-Cookie` that forgets every login under way (logout).
     pub fn clear(&self) -> String {
-        cookies::clear(&self.name, &self.attrs)
+        self.cookie.clear()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::seal::Sealer;
     use crate::util::clock::OsEntropy;
 
     fn sent(set_cookie: &str) -> HeaderMap {

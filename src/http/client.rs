@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use pingora::http::RequestHeader;
 
 use super::host;
-use crate::config::IpNet;
+use crate::config::{App, IpNet};
 
 /// The client as the gateway sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub struct ClientView {
     pub peer: Option<IpAddr>,
     /// `peer` is a trusted proxy, whose forwarding headers were believed.
     pub via_trusted_proxy: bool,
+    /// A top-level page navigation ([`is_navigation`]); else a script, whose errors are JSON.
+    pub navigation: bool,
+    /// WeChat's in-app browser ([`is_wechat`]).
+    pub wechat: bool,
 }
 
 impl ClientView {
@@ -79,7 +83,17 @@ impl ClientView {
             forwarded_for,
             peer,
             via_trusted_proxy: via_proxy,
+            navigation: is_navigation(req),
+            wechat: is_wechat(req),
         }
+    }
+
+    /// `scheme://authority` the client asked for: the scheme a trusted proxy named (or TLS),
+    /// else `app`'s; the authority asked for, else the app's public host.
+    pub fn origin(&self, app: &App) -> String {
+        let scheme = self.proto.as_deref().unwrap_or(app.public_url.scheme());
+        let authority = self.authority.as_deref().unwrap_or(app.public_host());
+        format!("{scheme}://{authority}")
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod canonical;
 pub mod client;
 pub mod cookies;
+pub mod endpoint;
 pub mod error;
 pub mod host;
 pub mod reply;

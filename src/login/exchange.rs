@@ -226,8 +226,7 @@ impl CodeExchanges {
                 };
             }
             if let Some(payload) = shared.state.peek_result(&shared.appid, code).await {
-                let opened = shared.sealer.open(&sealed_name(&shared.appid, code), &payload);
-                let published: Option<Published> = opened.and_then(|bytes| serde_json::from_slice(&bytes).ok());
+                let published: Option<Published> = shared.sealer.open_json(&sealed_name(&shared.appid, code), &payload);
                 match published {
                     Some(p) if self.clock.now() < p.until => return p.result,
                     // Not sealed for this code, or stale: not an outcome.
@@ -263,11 +262,10 @@ impl CodeExchanges {
             let _ = tx.send(Some(result.clone()));
             if let Some(shared) = shared {
                 let published = Published { result, until: clock.now() + CODE_TTL_SECS };
-                if let Ok(json) = serde_json::to_vec(&published) {
-                    let sealed = shared.sealer.seal(&sealed_name(&shared.appid, &code), &json, shared.entropy.as_ref());
-                    let ttl = Duration::from_secs(CODE_TTL_SECS);
-                    shared.state.publish_result(&shared.appid, &code, &sealed, ttl).await;
-                }
+                let sealed =
+                    shared.sealer.seal_json(&sealed_name(&shared.appid, &code), &published, shared.entropy.as_ref());
+                let ttl = Duration::from_secs(CODE_TTL_SECS);
+                shared.state.publish_result(&shared.appid, &code, &sealed, ttl).await;
             }
         });
         rx
@@ -313,7 +311,7 @@ mod tests {
             Ok(Identity {
                 openid: format!("o-{code}"),
                 unionid: None,
-                scope: "snsapi_base".into(),
+                scope: crate::wechat::Scope::Base,
                 ..Identity::default()
             })
         }

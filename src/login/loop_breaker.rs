@@ -12,8 +12,10 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, LoginLimit};
-use crate::http::cookies::{self, CookieAttrs};
-use crate::session::seal::Sealer;
+use crate::http::cookies::{app_cookie_name, CookieAttrs};
+use crate::http::error::GatewayError;
+use crate::observe::metrics::AppMetrics;
+use crate::session::SealedCookie;
 use crate::util::clock::Entropy;
 
 /// Login starts of one browser within the current window.
@@ -27,21 +29,16 @@ struct Tries {
 
 /// Counts login starts per browser for one app.
 pub struct LoopBreaker {
-    name: String,
-    attrs: CookieAttrs,
-    sealer: Sealer,
+    cookie: SealedCookie<Tries>,
     limit: LoginLimit,
 }
 
 impl LoopBreaker {
     /// The loop breaker of `config.apps[app]`; its cookie is `ogw_tries` (`_<app>` with several apps).
     pub fn new(config: &Config, app: usize) -> Self {
-        Self {
-            name: cookies::app_cookie_name("ogw_tries", config, app),
-            attrs: CookieAttrs { path: config.prefix.clone(), secure: false, domain: None },
-            sealer: Sealer::new(&config.session.keys),
-            limit: config.login_limit,
-        }
+        let name = app_cookie_name("ogw_tries", config, app);
+        let attrs = CookieAttrs { path: config.prefix.clone(), secure: false, domain: None };
+        Self { cookie: SealedCookie::new(name.clone(), name, attrs, &config.session.keys), limit: config.login_limit }
     }
 
     /// Counts one more login start for the browser that sent `headers` at `now`.
@@ -51,7 +48,7 @@ impl LoopBreaker {
     /// `fresh` (the user pressed "log in again") forgets the count first.
     pub fn admit(&self, headers: &HeaderMap, fresh: bool, now: u64, entropy: &dyn Entropy) -> Option<String> {
         let window = self.window();
-        let current = if fresh { None } else { self.read(headers) };
+        let current = if fresh { None } else { self.cookie.read(headers) };
         let tries = match current {
             Some(t) if now < t.window_start + window => t,
             _ => Tries { count: 0, window_start: now },
@@ -60,27 +57,38 @@ impl LoopBreaker {
             return None;
         }
         let counted = Tries { count: tries.count + 1, ..tries };
-        let json = serde_json::to_vec(&counted).expect("two integers always serialize");
-        Some(cookies::set(&self.name, &self.sealer.seal(&self.name, &json, entropy), window, &self.attrs))
+        Some(self.cookie.write(&counted, window, entropy))
+    }
+
+    /// [`LoopBreaker::admit`] for a login of the app counted in `metrics`: refused as
+    /// `LoginLoop`, offering `retry` (a fresh login).
+    pub fn count(
+        &self,
+        headers: &HeaderMap,
+        fresh: bool,
+        now: u64,
+        entropy: &dyn Entropy,
+        metrics: &AppMetrics,
+        retry: impl FnOnce() -> String,
+    ) -> Result<String, GatewayError> {
+        self.admit(headers, fresh, now, entropy).ok_or_else(|| {
+            metrics.loop_breaker.inc();
+            GatewayError::LoginLoop { retry: retry() }
+        })
     }
 
     /// `Set-Cookie` that forgets the count (logout).
     pub fn clear(&self) -> String {
-        cookies::clear(&self.name, &self.attrs)
+        self.cookie.clear()
     }
 
     /// The cookie's name, which upstreams never see.
     pub fn cookie_name(&self) -> &str {
-        &self.name
+        self.cookie.name()
     }
 
     fn window(&self) -> u64 {
         self.limit.window.as_secs().max(1)
-    }
-
-    fn read(&self, headers: &HeaderMap) -> Option<Tries> {
-        let plain = self.sealer.open(&self.name, cookies::get(headers, &self.name)?)?;
-        serde_json::from_slice(&plain).ok()
     }
 }
 

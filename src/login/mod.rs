@@ -1,24 +1,26 @@
 //! The silent login: the way to WeChat ([`start`], rate-limited per client address and
-//! counted per browser by the [`loop_breaker`]), the callback that comes back from it
-//! ([`callback`]), each code exchanged once ([`exchange`]), and where the browser may be
-//! sent afterwards ([`returns`]).
+//! counted per browser by the [`loop_breaker`]), the login in progress the browser carries
+//! ([`state`]), the callback that comes back from it ([`callback`]), each code exchanged once
+//! ([`exchange`]), and where the browser may be sent afterwards ([`returns`]).
 
 pub mod callback;
 pub mod exchange;
 pub mod loop_breaker;
 pub mod rate;
 pub mod returns;
+pub mod state;
 
 use http::HeaderMap;
 
-use crate::config::Scope;
 use crate::handoff::HandoffRequest;
 use crate::http::client::ClientView;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
-use crate::runtime::Gateway;
+use crate::runtime::{AppRuntime, Gateway};
 use crate::util::clock::base62_nonce;
-use crate::wechat::authorize::{authorize_url, encode_component};
+use crate::wechat::authorize::authorize_url;
+use crate::wechat::Scope;
 use rate::Door;
 
 pub use callback::callback;
@@ -45,62 +47,54 @@ impl Landing<'_> {
     }
 }
 
-/// Sends the browser to WeChat to log in to app `app` with `scope`, landing as `landing` says. Must run on the app's public host, where the login cookie
-/// is set. `fresh`: the user asked to log in again, so the loop breaker's count starts over.
+/// A browser to be logged in: what it needs, where it lands, and who it is.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginRequest<'a> {
+    pub scope: Scope,
+    pub landing: Landing<'a>,
+    /// The request's headers (its cookies: the loop breaker's count, the nonces).
+    pub headers: &'a HeaderMap,
+    pub view: &'a ClientView,
+    /// The user asked to log in again: the loop breaker's count starts over.
+    pub fresh: bool,
+}
+
+/// Sends the browser to WeChat to log in to `app`. Must run on the app's public host, where
+/// the login cookie is set.
 ///
 /// `Ok`: `302` to the authorize URL with the login cookie and the loop breaker's count.
 /// `Err(TooMany)`: this client address started too many logins (429, naming the wait).
 /// `Err(LoginLoop)`: this browser started more logins than `login_limit` allows in its window.
-pub async fn start(
-    gw: &Gateway,
-    app: usize,
-    scope: Scope,
-    landing: Landing<'_>,
-    headers: &HeaderMap,
-    view: &ClientView,
-    fresh: bool,
-) -> Result<Reply, GatewayError> {
-    let runtime = &gw.apps[app];
-    if !runtime.config.logins_here {
+pub async fn start(gw: &Gateway, app: &AppRuntime, login: LoginRequest<'_>) -> Result<Reply, GatewayError> {
+    if !app.config.logins_here {
         // This gateway serves only app hosts; the login host is another gateway's.
         return Err(GatewayError::NoApp);
     }
-    gw.rate.admit(Door::LoginStart, view.ip).await.map_err(|wait| GatewayError::TooMany { wait })?;
-    let now = gw.now();
-    let Some(counted) = runtime.loops.admit(headers, fresh, now, gw.entropy.as_ref()) else {
-        gw.metrics.loop_breaker.with_label_values(&[&runtime.config.name]).inc();
-        return Err(GatewayError::LoginLoop {
-            retry: format!("{}/login?retry=1&return={}", login_base(gw, app), encode_component(landing.page())),
-        });
+    gw.rate.knock(Door::LoginStart, login.view.ip).await?;
+    let prefix = &gw.config.prefix;
+    let retry = || {
+        Endpoint::Login.url(&app.config.public_origin(), prefix, &[("retry", "1"), ("return", login.landing.page())])
     };
-    gw.metrics.login_starts.with_label_values(&[&runtime.config.name]).inc();
-    let nonce = base62_nonce(gw.entropy.as_ref(), STATE_LEN);
-    let handoff = match landing {
+    let counted = app.loops.count(login.headers, login.fresh, gw.now(), gw.entropy(), &app.metrics, retry)?;
+    app.metrics.login_starts.inc();
+    let nonce = base62_nonce(gw.entropy(), STATE_LEN);
+    let handoff = match login.landing {
         Landing::Handoff(r) => Some(r),
         Landing::Page(_) => None,
     };
-    let a = &runtime.config;
+    let a = &app.config;
     let url = authorize_url(
         a.wechat.authorize_url.as_str(),
         &a.wechat.appid,
-        &a.callback_url(&gw.config.prefix),
-        scope.as_str(),
+        &a.callback_url(prefix),
+        login.scope.as_str(),
         &nonce,
     );
-    Ok(Reply::redirect(url)
-        .with_header(
-            "set-cookie",
-            runtime.cookies.new_login(&nonce, landing.page(), handoff, gw.clock.now_millis(), gw.entropy.as_ref()),
-        )
-        .with_header("set-cookie", counted))
-}
-
-/// `<app public origin><prefix>` : where the app's login endpoints live.
-pub fn login_base(gw: &Gateway, app: usize) -> String {
-    format!("{}{}", gw.apps[app].config.public_origin(), gw.config.prefix)
+    let cookie = app.logins.write(&nonce, login.landing.page(), handoff, gw.now_millis(), gw.entropy());
+    Ok(Reply::redirect(url).with_header("set-cookie", cookie).with_header("set-cookie", counted))
 }
 
 /// `<app public origin><prefix>/login?return=` (append the encoded return URL).
-pub fn login_url_prefix(gw: &Gateway, app: usize) -> String {
-    format!("{}/login?return=", login_base(gw, app))
+pub fn login_url_prefix(gw: &Gateway, app: &AppRuntime) -> String {
+    Endpoint::Login.url(&app.config.public_origin(), &gw.config.prefix, &[("return", "")])
 }

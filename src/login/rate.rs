@@ -13,6 +13,7 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::config::RateLimitConfig;
+use crate::http::error::GatewayError;
 use crate::shared::SharedState;
 use crate::util::clock::Clock;
 
@@ -71,6 +72,11 @@ impl RateLimits {
     pub fn with_shared(mut self, state: Arc<SharedState>) -> Self {
         self.shared = Some(state);
         self
+    }
+
+    /// [`RateLimits::admit`], refused as `TooMany` (429, naming the wait).
+    pub async fn knock(&self, door: Door, client: Option<IpAddr>) -> Result<(), GatewayError> {
+        self.admit(door, client).await.map_err(|wait| GatewayError::TooMany { wait })
     }
 
     /// Like [`RateLimits::check`], in the shared buckets when there are any (and they answer).

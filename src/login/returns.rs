@@ -9,13 +9,17 @@
 //!
 //! Every `Location` and link built from a return value goes through [`validate`]: the `return`
 //! parameter of the login and logout endpoints, and the page a request asked for when it is
-//! sent into the login ([`crate::proxy::decide::return_target`]), which the login cookie and
-//! the hand-off carry to the callback, the ticket and the fragment-keeping page.
+//! sent into the login ([`return_target`]), which the login cookie and the hand-off carry to
+//! the callback, the ticket and the fragment-keeping page. On an app host, the way back is an
+//! absolute URL on its own origin ([`on_origin`]) and a ticket lands only on its host
+//! ([`on_host`]); every way back names its own fragment ([`with_own_fragment`]).
 
 use url::Url;
 
-use crate::config::{Config, HostPattern};
+use crate::config::{App, Config, HostPattern};
 use crate::http::canonical::canonical_path;
+use crate::http::client::ClientView;
+use crate::http::target::Target;
 
 /// Why a return URL was refused (logged, never shown with the URL itself).
 pub type Refused = &'static str;
@@ -71,9 +75,70 @@ pub fn allowed_host(config: &Config, host: &str) -> bool {
         || config.routes.iter().any(|r| !matches!(r.host, HostPattern::Any) && r.host.matches(host))
 }
 
+/// Where to come back to after login: the canonical path and query on the app's public host
+/// when [`validate`] takes it, else the absolute URL (on another host, or a path such as
+/// `//evil.test`, canonical with `merge_slashes = false`, that a browser would read as another
+/// host: `http://<host>//evil.test` stays here).
+pub fn return_target(config: &Config, app: &App, view: &ClientView, target: &Target) -> String {
+    if app.public_host() == view.host {
+        if let Ok(page) = validate(config, &target.origin_form()) {
+            return page;
+        }
+    }
+    absolute_target(app, view, target)
+}
+
+/// The absolute URL the client asked for, in canonical form.
+pub fn absolute_target(app: &App, view: &ClientView, target: &Target) -> String {
+    format!("{}{}", view.origin(app), target.origin_form())
+}
+
+/// A validated `return_to` as an absolute URL on `origin`: a path is put on it, an absolute
+/// URL must already be there.
+pub fn on_origin(origin: &str, return_to: &str) -> Result<String, Refused> {
+    if return_to.starts_with('/') {
+        Ok(format!("{origin}{return_to}"))
+    } else if Url::parse(return_to).is_ok_and(|u| u.origin().ascii_serialization() == origin) {
+        Ok(return_to.to_string())
+    } else {
+        Err("not on this app host's origin")
+    }
+}
+
+/// Is `url` an absolute http(s) URL on `host`?
+pub fn on_host(url: &str, host: &str) -> bool {
+    Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str() == Some(host))
+}
+
+/// A redirect without a fragment inherits the fragment of the request it answers (RFC 9110
+/// §10.2.2), and WeChat's authorize URL ends in `#wechat_redirect`, which a hash router would
+/// take for a route. So the way back always names its own fragment, empty if need be.
+pub fn with_own_fragment(target: &str) -> String {
+    if target.contains('#') {
+        target.to_string()
+    } else {
+        format!("{target}#")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_way_back_never_inherits_wechat_redirect() {
+        assert_eq!(with_own_fragment("/app/?x=1"), "/app/?x=1#");
+        assert_eq!(with_own_fragment("/app/#/order/42"), "/app/#/order/42");
+    }
+
+    #[test]
+    fn an_app_hosts_way_back_stays_on_its_origin() {
+        assert_eq!(on_origin("https://mall.test", "/a?b").as_deref(), Ok("https://mall.test/a?b"));
+        assert_eq!(on_origin("https://mall.test", "https://mall.test/x").as_deref(), Ok("https://mall.test/x"));
+        assert!(on_origin("https://mall.test", "https://evil.test/x").is_err());
+        assert!(on_origin("https://mall.test", "http://mall.test/x").is_err(), "another scheme");
+        assert!(on_host("http://mall.test/x", "mall.test") && !on_host("javascript://mall.test/x", "mall.test"));
+    }
     use crate::http::canonical::{EscapedSlashes, PathRules};
 
     fn config() -> Config {

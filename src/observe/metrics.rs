@@ -175,6 +175,37 @@ fn status_class(status: u16) -> (usize, &'static str) {
     }
 }
 
+/// One app's series, resolved by its name once when the gateway is built.
+pub struct AppMetrics {
+    pub login_starts: IntCounter,
+    pub callbacks: IntCounter,
+    pub loop_breaker: IntCounter,
+    pub qr_pages: IntCounter,
+    tickets: IntCounterVec,
+    app: String,
+}
+
+impl AppMetrics {
+    /// Counts a step of a login through the login host, or a refusal (its code).
+    pub fn ticket(&self, outcome: &str) {
+        self.tickets.with_label_values(&[&self.app, outcome]).inc();
+    }
+}
+
+impl Metrics {
+    /// The series of app `app` (its name).
+    pub fn for_app(&self, app: &str) -> AppMetrics {
+        AppMetrics {
+            login_starts: self.login_starts.with_label_values(&[app]),
+            callbacks: self.callbacks.with_label_values(&[app]),
+            loop_breaker: self.loop_breaker.with_label_values(&[app]),
+            qr_pages: self.qr_pages.with_label_values(&[app]),
+            tickets: self.tickets.clone(),
+            app: app.to_string(),
+        }
+    }
+}
+
 /// One route's series of `ogw_requests_total`, each looked up by its labels once (when first
 /// counted) and then kept, so counting a request hashes no label.
 #[derive(Default)]

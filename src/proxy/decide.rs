@@ -3,28 +3,30 @@
 //! route's size cap, and for a required route without a session, the right way into the
 //! login for this kind of client.
 
-use crate::shared::Standing;
 use pingora::http::RequestHeader;
 
 use super::endpoints;
 use super::limits;
 use crate::config::{NonWechat, Policy};
 use crate::handoff;
-use crate::http::client::{is_navigation, is_wechat, ClientView};
+use crate::http::client::ClientView;
+use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
 use crate::http::target::Target;
-use crate::login::{self, Landing};
+use crate::login::returns::{self, absolute_target, return_target};
+use crate::login::{self, Landing, LoginRequest};
 use crate::pages::h5;
-use crate::runtime::Gateway;
+use crate::runtime::{Gateway, HostId, RouteId};
 use crate::session::Session;
 use crate::wechat::authorize::encode_component;
 
 /// The decision for one request.
 #[derive(Debug)]
 pub enum Step {
-    /// Proxy to route `route`'s upstream, with a token when `user` is set.
-    Forward { route: usize, user: Option<Session> },
+    /// Proxy to `route`'s upstream, with a token when `user` is set; `host` is the app host
+    /// the request is for, if any.
+    Forward { route: RouteId, host: Option<HostId>, user: Option<Session> },
     /// Answer with this; the upstream never sees the request.
     Reply(Reply),
     /// Answer with this error's page (or JSON for a script); the upstream never sees it.
@@ -46,105 +48,72 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     if let Some(reply) = mp_verify(gw, view, path) {
         return Step::Reply(reply);
     }
-    let Some(index) = gw.route_for(&view.host, path) else {
+    let Some(runtime) = gw.route_for(&view.host, path) else {
         return Step::Fail(GatewayError::NoRoute);
     };
-    let route = &gw.routes[index].config;
+    let route = &runtime.config;
     if let Err(e) = limits::check_declared_body(req, route.max_body) {
         return Step::Fail(e);
     }
-    let app = &gw.apps[route.app];
-    let now = gw.now();
-    let user =
-        match gw.cookies_for(route.app, &view.host).session_on(&req.headers, &app.config.wechat.appid, &view.host, now)
-        {
-            // A revoked session is no session: the browser logs in again.
-            Some(u) => match gw.state.standing(&u.appid, &u.openid, &u.sid, &u.family, u.issued, now).await {
-                Standing::Valid => Some(u),
-                Standing::Revoked => None,
-                Standing::Unknown if route.policy_for(path) == Policy::Required => {
-                    return Step::Fail(GatewayError::StateUnavailable)
-                }
-                Standing::Unknown => None,
-            },
-            None => None,
-        };
-    let enough = user.as_ref().is_some_and(|u| u.has_scope(route.scope));
-    if route.policy_for(path) != Policy::Required || enough {
-        return Step::Forward { route: index, user };
+    let app = gw.app(runtime.app);
+    let app_host = gw.app_host_of(app.id, &view.host);
+    let sessions = app_host.map_or(&app.sessions, |h| &h.sessions);
+    let required = route.policy_for(path) == Policy::Required;
+    let user = match sessions.current(&req.headers, &view.host, gw.now(), gw.state()).await {
+        Ok(user) => user,
+        Err(_) if required => return Step::Fail(GatewayError::StateUnavailable),
+        Err(_) => None,
+    };
+    let host = app_host.map(|h| h.id);
+    if !required || user.as_ref().is_some_and(|u| u.has_scope(route.scope)) {
+        return Step::Forward { route: runtime.id, host, user };
     }
-    if !is_wechat(req) {
+    if !view.wechat {
         match route.non_wechat {
             NonWechat::QrPage => {
-                gw.metrics.qr_pages.with_label_values(&[&app.config.name]).inc();
-                return Step::Reply(h5::open_in_wechat(&absolute_target(gw, route.app, view, target), request_id));
+                app.metrics.qr_pages.inc();
+                return Step::Reply(h5::open_in_wechat(&absolute_target(&app.config, view, target), request_id));
             }
-            NonWechat::Pass => return Step::Forward { route: index, user: None },
+            NonWechat::Pass => return Step::Forward { route: runtime.id, host, user: None },
             NonWechat::Login => {}
         }
     }
-    let back = return_target(gw, route.app, view, target);
-    let app_host = gw.app_host(&view.host).filter(|h| gw.hosts[*h].config.app == route.app);
+    let back = return_target(&gw.config, &app.config, view, target);
     let login_url = match app_host {
         // An app host's logins start on itself: its nonce cookie is set there.
-        Some(_) => format!("{}{}/login?return=", view_origin(gw, route.app, view), gw.config.prefix),
-        None => login::login_url_prefix(gw, route.app),
+        Some(_) => Endpoint::Login.url(&view.origin(&app.config), &gw.config.prefix, &[("return", "")]),
+        None => login::login_url_prefix(gw, app),
     };
-    if !is_navigation(req) {
+    if !view.navigation {
         let page = req
             .headers
             .get(http::header::REFERER)
             .and_then(|r| r.to_str().ok())
-            .and_then(|r| login::returns::validate(&gw.config, r).ok())
+            .and_then(|r| returns::validate(&gw.config, r).ok())
             .unwrap_or(back);
         return Step::Reply(h5::login_required(&format!("{login_url}{}", encode_component(&page)), request_id));
     }
     if route.keep_fragment {
         return Step::Reply(h5::keep_fragment(&login_url, &back, request_id));
     }
+    let login =
+        LoginRequest { scope: route.scope, landing: Landing::Page(&back), headers: &req.headers, view, fresh: false };
     if let Some(host) = app_host {
-        return handoff::app_host::start(gw, host, route.scope, &back, &req.headers, view, false).await.into();
+        return handoff::app_host::start(gw, host, login).await.into();
     }
     if app.config.public_host() != view.host {
         return Step::Reply(Reply::redirect(format!("{login_url}{}", encode_component(&back))));
     }
-    login::start(gw, route.app, route.scope, Landing::Page(&back), &req.headers, view, false).await.into()
+    login::start(gw, app, login).await.into()
 }
 
 /// `/MP_verify_<token>.txt` at the root of an app's hosts, for WeChat's domain check.
 fn mp_verify(gw: &Gateway, view: &ClientView, path: &str) -> Option<Reply> {
     let token = path.strip_prefix("/MP_verify_")?.strip_suffix(".txt")?;
     let app = gw.app_of_host(&view.host)?;
-    gw.apps[app].config.mp_verify.iter().any(|t| t == token).then(|| Reply {
+    app.config.mp_verify.iter().any(|t| t == token).then(|| Reply {
         status: 200,
         headers: vec![("content-type", "text/plain; charset=utf-8".into())],
         body: bytes::Bytes::from(token.to_string()),
     })
-}
-
-/// Where to come back to after login: the canonical path and query on the app's public host
-/// when the return-URL rule takes it ([`login::returns::validate`]), else the absolute URL
-/// (on another host, or a path such as `//evil.test`, canonical with `merge_slashes = false`,
-/// that a browser would read as another host: `http://<host>//evil.test` stays here).
-pub fn return_target(gw: &Gateway, app: usize, view: &ClientView, target: &Target) -> String {
-    if gw.apps[app].config.public_host() == view.host {
-        if let Ok(page) = login::returns::validate(&gw.config, &target.origin_form()) {
-            return page;
-        }
-    }
-    absolute_target(gw, app, view, target)
-}
-
-/// The absolute URL the client asked for, in canonical form.
-pub fn absolute_target(gw: &Gateway, app: usize, view: &ClientView, target: &Target) -> String {
-    format!("{}{}", view_origin(gw, app, view), target.origin_form())
-}
-
-/// `scheme://authority` the client asked for: the scheme a trusted proxy named, else app
-/// `app`'s; the authority asked for, else the app's public host.
-pub fn view_origin(gw: &Gateway, app: usize, view: &ClientView) -> String {
-    let config = &gw.apps[app].config;
-    let scheme = view.proto.as_deref().unwrap_or(config.public_url.scheme());
-    let authority = view.authority.as_deref().unwrap_or(config.public_host());
-    format!("{scheme}://{authority}")
 }

@@ -14,11 +14,13 @@ use pingora::http::RequestHeader;
 
 use crate::handoff;
 use crate::http::client::{query_param, ClientView};
+use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
 use crate::http::target::Target;
-use crate::login::{self, Landing};
-use crate::runtime::Gateway;
+use crate::login::{self, returns, Landing, LoginRequest};
+use crate::runtime::{AppRuntime, Gateway};
+use crate::wechat::Scope;
 
 /// Serves a request whose canonical path is under the prefix.
 pub async fn serve(
@@ -27,16 +29,19 @@ pub async fn serve(
     view: &ClientView,
     target: &Target,
 ) -> Result<Reply, GatewayError> {
-    match &target.path[gw.config.prefix.len()..] {
-        "/callback" => match gw.app_at(&view.host) {
+    match Endpoint::of(&gw.config.prefix, &target.path) {
+        Some(Endpoint::Callback) => match gw.app_at(&view.host) {
             Some(app) => login::callback(gw, app, req, view).await,
             None => Err(GatewayError::NoApp),
         },
-        "/login" => login_endpoint(gw, req, view).await,
-        "/ticket" => handoff::app_host::redeem(gw, req, view).await,
-        "/logout" => logout(gw, req, view).await,
-        "/jwks.json" => Ok(jwks(gw)),
-        _ => Err(GatewayError::NoEndpoint),
+        Some(Endpoint::Login) => login_endpoint(gw, req, view).await,
+        Some(Endpoint::Ticket) => match gw.app_host(&view.host) {
+            Some(host) => handoff::app_host::redeem(gw, host, req, view).await,
+            None => Err(GatewayError::NoApp),
+        },
+        Some(Endpoint::Logout) => logout(gw, req, view).await,
+        Some(Endpoint::Jwks) => Ok(jwks(gw)),
+        None => Err(GatewayError::NoEndpoint),
     }
 }
 
@@ -61,18 +66,18 @@ fn param(req: &RequestHeader, key: &str) -> Option<String> {
 /// The `return` parameter, validated; `/` when absent.
 fn return_param(gw: &Gateway, req: &RequestHeader) -> Result<String, GatewayError> {
     match param(req, "return") {
-        Some(raw) => login::returns::validate(&gw.config, &raw).map_err(|reason| GatewayError::BadReturn { reason }),
+        Some(raw) => returns::validate(&gw.config, &raw).map_err(|reason| GatewayError::BadReturn { reason }),
         None => Ok("/".to_string()),
     }
 }
 
 async fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<Reply, GatewayError> {
     let fresh = param(req, "retry").as_deref() == Some("1");
+    let login = |scope, landing| LoginRequest { scope, landing, headers: &req.headers, view, fresh };
     if let Some(host) = gw.app_host(&view.host) {
         let target = return_param(gw, req)?;
-        let app = gw.hosts[host].config.app;
-        let scope = scope_of(gw, app, &target, view);
-        return handoff::app_host::start(gw, host, scope, &target, &req.headers, view, fresh).await;
+        let scope = scope_of(gw, gw.app(host.app), &target, view);
+        return handoff::app_host::start(gw, host, login(scope, Landing::Page(&target))).await;
     }
     let app = gw.app_at(&view.host).ok_or(GatewayError::NoApp)?;
     if let Some(raw) = param(req, "handoff") {
@@ -80,16 +85,16 @@ async fn login_endpoint(gw: &Gateway, req: &RequestHeader, view: &ClientView) ->
     }
     let target = return_param(gw, req)?;
     let scope = scope_of(gw, app, &target, view);
-    login::start(gw, app, scope, Landing::Page(&target), &req.headers, view, fresh).await
+    login::start(gw, app, login(scope, Landing::Page(&target))).await
 }
 
 /// The scope the route of (validated) `target` needs; the app's when no route serves it.
-fn scope_of(gw: &Gateway, app: usize, target: &str, view: &ClientView) -> crate::config::Scope {
+fn scope_of(gw: &Gateway, app: &AppRuntime, target: &str, view: &ClientView) -> Scope {
     let (host, path) = match url::Url::parse(target) {
         Ok(u) => (u.host_str().unwrap_or_default().to_string(), u.path().to_string()),
         Err(_) => (view.host.clone(), target.split(['?', '#']).next().unwrap_or("/").to_string()),
     };
-    gw.route_for(&host, &path).map_or(gw.apps[app].config.wechat.scope, |r| gw.routes[r].config.scope)
+    gw.route_for(&host, &path).map_or(app.config.wechat.scope, |r| r.config.scope)
 }
 
 /// Ends the session: its cookie is cleared, and its id revoked until it would have expired,
@@ -103,16 +108,13 @@ async fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<
         return Ok(handoff::app_host::logout(gw, host, &req.headers, view, &back, everywhere).await);
     }
     let app = gw.app_of_host(&view.host).ok_or(GatewayError::NoApp)?;
-    let runtime = &gw.apps[app];
-    let now = gw.now();
-    if let Some(s) = runtime.cookies.session(&req.headers, &runtime.config.wechat.appid, now) {
+    if let Some(s) = app.sessions.read(&req.headers, &view.host, gw.now()) {
         // The family too: the app host sessions handed from it, or from the session this one
         // replaced, end with it.
         gw.end_session(&s, true).await;
     }
-    let mut reply = Reply::redirect(return_param(gw, req)?).with_header("set-cookie", runtime.loops.clear());
-    for cookie in runtime.cookies.clear_all() {
-        reply = reply.with_header("set-cookie", cookie);
-    }
-    Ok(reply)
+    Ok(Reply::redirect(return_param(gw, req)?)
+        .with_header("set-cookie", app.loops.clear())
+        .with_header("set-cookie", app.sessions.clear())
+        .with_header("set-cookie", app.logins.clear()))
 }

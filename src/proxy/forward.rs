@@ -11,7 +11,7 @@ use super::RequestCtx;
 use crate::config::Route;
 use crate::http::client::ClientView;
 use crate::http::cookies;
-use crate::runtime::Gateway;
+use crate::runtime::{Gateway, RouteRuntime};
 use crate::session::Session;
 use crate::token::{InvalidKind, TokenError};
 
@@ -20,19 +20,19 @@ use crate::token::{InvalidKind, TokenError};
 /// the hop-by-hop headers it names): the identity header, path overrides and the gateway's
 /// cookies out, forwarding headers, `X-Request-Id` and the token in, and the canonical path
 /// as the target.
-pub fn prepare(gw: &Gateway, index: usize, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
-    let route = &gw.routes[index].config;
-    let app = &gw.apps[route.app];
+pub fn prepare(gw: &Gateway, runtime: &RouteRuntime, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    let route = &runtime.config;
+    let app = gw.app(runtime.app);
     let token_header = &gw.config.token.header;
     strip_identity(upstream, token_header);
     strip_path_overrides(upstream);
-    let [session, login] = app.cookies.names();
-    let host_session = gw.cookies_for(route.app, &ctx.view.host).names()[0];
-    strip_gateway_cookies(upstream, &[session, login, host_session, app.loops.cookie_name(), app.nonces.name()])?;
+    let host_session = ctx.app_host.map_or(app.sessions.name(), |h| gw.host(h).sessions.name());
+    let ours = [app.sessions.name(), app.logins.name(), host_session, app.loops.cookie_name(), app.nonces.name()];
+    strip_gateway_cookies(upstream, &ours)?;
     forwarding_headers(upstream, &ctx.view, app.config.public_url.scheme(), route)?;
     upstream.insert_header("x-request-id", &ctx.request_id)?;
     let test = take_test_switch(upstream);
-    let token = identity_token(gw, route, ctx.user.as_ref(), test)
+    let token = identity_token(gw, runtime, ctx.user.as_ref(), test)
         .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "signing the identity token", e))?;
     if let Some(token) = token {
         upstream.insert_header(token_header.clone(), &*token)?;
@@ -217,16 +217,16 @@ pub fn take_test_switch(req: &mut RequestHeader) -> Option<InvalidKind> {
 /// user when there is no session); otherwise none.
 pub fn identity_token(
     gw: &Gateway,
-    route: &Route,
+    runtime: &RouteRuntime,
     user: Option<&Session>,
     test: Option<InvalidKind>,
 ) -> Result<Option<Arc<str>>, TokenError> {
-    let now = gw.now();
+    let (route, now) = (&runtime.config, gw.now());
     match (test.filter(|_| route.verifier_test), user) {
         (Some(kind), user) => {
             let stand_in = Session {
                 openid: "o-verifier-test".into(),
-                appid: gw.apps[route.app].config.wechat.appid.clone(),
+                appid: gw.app(runtime.app).config.wechat.appid.clone(),
                 ..Session::default()
             };
             let token = gw.signer.invalid_token(kind, user.unwrap_or(&stand_in), &route.audience, now)?;

@@ -30,7 +30,7 @@ pub fn redirect_plain(gw: &Gateway, req: &RequestHeader, ctx: &RequestCtx) -> Op
     if gw.app_of_host(host).is_none() && gw.route_for(host, "/").is_none() {
         return None;
     }
-    let origin = match gw.app_at(host).map(|a| &gw.apps[a].config).filter(|a| a.secure()) {
+    let origin = match gw.app_at(host).map(|a| &a.config).filter(|a| a.secure()) {
         Some(app) => app.public_origin(),
         None if tls.listen.port() == 443 => format!("https://{host}"),
         None => format!("https://{host}:{}", tls.listen.port()),

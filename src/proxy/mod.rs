@@ -26,10 +26,10 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
-use crate::http::client::{self, ClientView};
+use crate::http::client::ClientView;
 use crate::http::target::{self, Target};
 use crate::runtime::live::LiveGateway;
-use crate::runtime::Gateway;
+use crate::runtime::{Gateway, HostId, RouteId};
 use crate::session::Session as UserSession;
 use crate::util::clock::base62_nonce;
 use decide::Step;
@@ -43,7 +43,9 @@ pub struct RequestCtx {
     pub target: Target,
     /// A script (XHR, fetch) rather than a page: errors are answered as JSON.
     pub api: bool,
-    pub route: Option<usize>,
+    pub route: Option<RouteId>,
+    /// The app host the request is for, when it is one: its session cookie is the one used.
+    pub app_host: Option<HostId>,
     pub user: Option<UserSession>,
     body_seen: usize,
     started: Instant,
@@ -73,12 +75,13 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         let gw = self.0.current();
         RequestCtx {
-            request_id: base62_nonce(gw.entropy.as_ref(), 16),
+            request_id: base62_nonce(gw.entropy(), 16),
             gw,
             view: ClientView::default(),
             target: Target::default(),
             api: false,
             route: None,
+            app_host: None,
             user: None,
             body_seen: 0,
             started: Instant::now(),
@@ -105,7 +108,7 @@ impl ProxyHttp for GatewayProxy {
         let req = session.req_header();
         let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         ctx.view = ClientView::of(req, peer, &gw.config.trusted_proxies);
-        ctx.api = !client::is_navigation(req);
+        ctx.api = !ctx.view.navigation;
         if ctx.view.bad_host {
             return respond::answer(session, ctx, Step::Fail(crate::http::error::GatewayError::BadHost)).await;
         }
@@ -127,7 +130,7 @@ impl ProxyHttp for GatewayProxy {
             if session.is_upgrade_req() {
                 // pingora reads a client for 60 s at most; an upgraded socket may stay idle
                 // as long as its upstream may (the route's `read_timeout`).
-                session.set_read_timeout(Some(gw.routes[route].config.upstream.read_timeout));
+                session.set_read_timeout(Some(gw.route(route).config.upstream.read_timeout));
             }
         }
         Ok(answered)
@@ -145,15 +148,15 @@ impl ProxyHttp for GatewayProxy {
         if session.was_upgraded() {
             return Ok(());
         }
-        let max = ctx.route.and_then(|r| ctx.gw.routes[r].config.max_body);
+        let max = ctx.route.and_then(|r| ctx.gw.route(r).config.max_body);
         let chunk = body.as_ref().map_or(0, Bytes::len);
         limits::count_body(&mut ctx.body_seen, chunk, max)
             .map_err(|e| Error::explain(ErrorType::HTTPStatus(413), e.to_string()))
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let index = ctx.route.ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        Ok(Box::new(ctx.gw.routes[index].peer.clone()))
+        let route = ctx.route.ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+        Ok(Box::new(ctx.gw.route(route).peer.clone()))
     }
 
     async fn upstream_request_filter(
@@ -164,7 +167,10 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         ctx.upstream_sent = Some(Instant::now());
         match ctx.route {
-            Some(index) => forward::prepare(&ctx.gw.clone(), index, upstream, ctx),
+            Some(route) => {
+                let gw = ctx.gw.clone();
+                forward::prepare(&gw, gw.route(route), upstream, ctx)
+            }
             None => Ok(()),
         }
     }
@@ -193,8 +199,8 @@ impl ProxyHttp for GatewayProxy {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.route) {
             let took = sent.elapsed();
             ctx.upstream_took = Some(took);
-            let label = &ctx.gw.routes[route].label;
-            ctx.gw.metrics.upstream_seconds.with_label_values(&[label]).observe(took.as_secs_f64());
+            let label = &ctx.gw.route(route).label;
+            ctx.gw.metrics().upstream_seconds.with_label_values(&[label]).observe(took.as_secs_f64());
         }
         Ok(())
     }

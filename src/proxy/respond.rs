@@ -17,8 +17,9 @@ pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, step: Step) -> 
         super::conn::close_when_draining(session);
     }
     match step {
-        Step::Forward { route, user } => {
+        Step::Forward { route, host, user } => {
             ctx.route = Some(route);
+            ctx.app_host = host;
             ctx.user = user;
             return Ok(false);
         }

@@ -40,18 +40,14 @@ pub struct LiveGateway {
 
 impl LiveGateway {
     /// Serves `gateway`; [`LiveGateway::reload`] re-reads `path` (none: reload is refused).
-    pub fn new(gateway: Gateway, deps: Deps, path: Option<PathBuf>) -> Arc<Self> {
+    pub fn new(gateway: Gateway, path: Option<PathBuf>) -> Arc<Self> {
+        let deps = gateway.deps().clone();
         Arc::new(Self { current: ArcSwap::from_pointee(gateway), deps, path })
     }
 
     /// A gateway that is never reloaded (tests, embedding).
     pub fn fixed(gateway: Arc<Gateway>) -> Arc<Self> {
-        let deps = Deps {
-            clock: gateway.clock.clone(),
-            entropy: gateway.entropy.clone(),
-            metrics: gateway.metrics.clone(),
-            state: gateway.state.clone(),
-        };
+        let deps = gateway.deps().clone();
         Arc::new(Self { current: ArcSwap::new(gateway), deps, path: None })
     }
 

@@ -1,7 +1,10 @@
-//! The gateway's state, built once from the config: one runtime record per app (its config,
-//! cookies, code exchanges and loop breaker) and per route (its config and a prebuilt
-//! upstream peer), the token signer, the per-address rate limits, and the injected clock and
-//! randomness.
+//! The gateway's state, built once from the config: one runtime record per app (its cookies,
+//! code exchanges, loop breaker and metrics), per app host and per route (a prebuilt upstream
+//! peer), the token signer, the per-address rate limits, and what outlives a reload (time,
+//! randomness, metrics, shared state) behind [`Gateway::deps`].
+//!
+//! Apps, app hosts and routes are named by [`AppId`], [`HostId`] and [`RouteId`], which cannot
+//! be mixed up; modules receive the runtime record itself.
 
 pub mod live;
 mod peers;
@@ -16,13 +19,15 @@ use crate::handoff::{Handoff, NonceCookie};
 use crate::login::exchange::{CodeExchanges, Shared};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
-use crate::observe::metrics::{Metrics, RequestCounters};
-use crate::proxy::access::AccessLog;
+use crate::login::state::LoginCookie;
+use crate::observe::access::AccessLog;
+use crate::observe::metrics::{AppMetrics, Metrics, RequestCounters};
 use crate::session::seal::Sealer;
-use crate::session::{Session, SessionCookies};
+use crate::session::{Session, Sessions};
 use crate::shared::SharedState;
 use crate::token::{TokenError, TokenSigner};
 use crate::util::clock::{Clock, Entropy, OsEntropy, SystemClock};
+use crate::util::secret::Secret;
 use crate::wechat::WechatClient;
 
 /// Why the gateway could not be built from a checked config.
@@ -34,14 +39,13 @@ pub enum BuildError {
     Resolve { index: usize, address: String, reason: String },
 }
 
-/// What the gateway uses from outside: time and randomness.
+/// What the gateway uses from outside and what outlives every reload.
 #[derive(Clone)]
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
-    /// Outlives every reload.
     pub metrics: Arc<Metrics>,
-    /// What replicas share; outlives every reload.
+    /// What replicas share.
     pub state: Arc<SharedState>,
 }
 
@@ -56,25 +60,53 @@ impl Default for Deps {
     }
 }
 
+/// An app (`[[apps]]`, or the top-level account) of the gateway serving now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AppId(usize);
+
+/// An `[[app_hosts]]` entry of the gateway serving now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostId(usize);
+
+/// A route of the gateway serving now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(usize);
+
 /// One Official Account at run time.
 pub struct AppRuntime {
+    pub id: AppId,
     pub config: App,
-    pub cookies: SessionCookies,
+    /// Its session cookie, on its public host and the hosts its routes serve.
+    pub sessions: Sessions,
+    /// Its login cookie, on its public host.
+    pub logins: LoginCookie,
     pub exchanges: CodeExchanges,
     pub loops: LoopBreaker,
     /// The nonce cookie of logins through the login host, set on app hosts.
     pub nonces: NonceCookie,
+    pub metrics: AppMetrics,
+}
+
+impl AppRuntime {
+    /// `<public origin><prefix>`: where the app's login endpoints live.
+    pub fn login_base(&self, prefix: &str) -> String {
+        format!("{}{prefix}", self.config.public_origin())
+    }
 }
 
 /// One `[[app_hosts]]` entry at run time: its config and its session cookie.
 pub struct HostRuntime {
+    pub id: HostId,
+    pub app: AppId,
     pub config: AppHost,
-    pub cookies: SessionCookies,
+    pub sessions: Sessions,
 }
 
 /// One route at run time: its config and the peer its requests are proxied to, built once
 /// (address resolved, timeouts set).
 pub struct RouteRuntime {
+    pub id: RouteId,
+    pub app: AppId,
     pub config: Route,
     pub peer: HttpPeer,
     /// The route in metrics and logs: `host/path`, or the path for routes on any host.
@@ -86,63 +118,34 @@ pub struct RouteRuntime {
 /// Everything a request needs, shared by all requests.
 pub struct Gateway {
     pub config: Arc<Config>,
-    pub apps: Vec<AppRuntime>,
-    pub routes: Vec<RouteRuntime>,
+    apps: Vec<AppRuntime>,
+    routes: Vec<RouteRuntime>,
     /// The app hosts that log in through a login host, in config order.
-    pub hosts: Vec<HostRuntime>,
+    hosts: Vec<HostRuntime>,
     /// Seals the requests and tickets between app hosts and login hosts.
     pub handoff: Handoff,
     pub signer: TokenSigner,
     pub rate: RateLimits,
-    pub clock: Arc<dyn Clock>,
-    pub entropy: Arc<dyn Entropy>,
-    pub metrics: Arc<Metrics>,
     /// The request counters of the gateway's own answers (route `-`).
     pub own_counters: RequestCounters,
-    pub state: Arc<SharedState>,
     pub access: AccessLog,
+    deps: Deps,
 }
 
 impl Gateway {
     pub fn new(config: Config, deps: Deps) -> Result<Self, BuildError> {
         crate::observe::logging::register_secrets(secrets_of(&config));
-        let apps = config
-            .apps
-            .iter()
-            .enumerate()
-            .map(|(i, app)| {
-                let w = &app.wechat;
-                // Without the secret (logins elsewhere) the client is never asked: no login starts here.
-                let secret = w.secret.clone().unwrap_or_else(|| crate::util::secret::Secret::new(Vec::new()));
-                let client = WechatClient::new(&w.api_base, &w.appid, secret, w.connect_timeout, w.timeout);
-                let cookies = SessionCookies::new(&config, i);
-                AppRuntime {
-                    config: app.clone(),
-                    loops: LoopBreaker::new(&config, i),
-                    nonces: NonceCookie::new(&config, i),
-                    cookies,
-                    exchanges: CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime)
-                        .with_metrics(deps.metrics.clone(), &app.name)
-                        .with_shared(Shared {
-                            state: deps.state.clone(),
-                            appid: w.appid.clone(),
-                            sealer: Sealer::new(&config.session.keys),
-                            entropy: deps.entropy.clone(),
-                            // userinfo makes two calls to WeChat; then the outcome is published.
-                            wait: 2 * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
-                        }),
-                }
-            })
-            .collect();
+        let apps = (0..config.apps.len()).map(|i| app(&config, i, &deps)).collect();
         let routes = config
             .routes
             .iter()
             .enumerate()
             .map(|(index, r)| {
-                let peer = peers::peer(r, peers::resolve(index, &r.upstream.address)?);
                 Ok(RouteRuntime {
+                    id: RouteId(index),
+                    app: AppId(r.app),
                     config: r.clone(),
-                    peer,
+                    peer: peers::peer(r, peers::resolve(index, &r.upstream.address)?),
                     label: peers::label(r),
                     counters: RequestCounters::default(),
                 })
@@ -151,7 +154,13 @@ impl Gateway {
         let hosts = config
             .app_hosts
             .iter()
-            .map(|h| HostRuntime { config: h.clone(), cookies: SessionCookies::for_app_host(&config, h) })
+            .enumerate()
+            .map(|(i, h)| HostRuntime {
+                id: HostId(i),
+                app: AppId(h.app),
+                config: h.clone(),
+                sessions: Sessions::for_app_host(&config, h),
+            })
             .collect();
         Ok(Self {
             apps,
@@ -161,81 +170,120 @@ impl Gateway {
             signer: TokenSigner::new(&config.token, deps.entropy.clone())?.with_metrics(deps.metrics.clone()),
             rate: RateLimits::new(&config.rate_limit, deps.clock.clone()).with_shared(deps.state.clone()),
             access: AccessLog::new(&config),
-            config: Arc::new(config),
-            clock: deps.clock,
-            entropy: deps.entropy,
-            metrics: deps.metrics,
             own_counters: RequestCounters::default(),
-            state: deps.state,
+            config: Arc::new(config),
+            deps,
         })
     }
 
-    pub fn now(&self) -> u64 {
-        self.clock.now()
+    /// What outlives a reload: time, randomness, metrics and the shared state.
+    pub fn deps(&self) -> &Deps {
+        &self.deps
     }
 
-    /// The index of the route for `host` and the canonical `path`: exact host over wildcard
-    /// over any, then the longest path prefix.
-    pub fn route_for(&self, host: &str, path: &str) -> Option<usize> {
+    pub fn clock(&self) -> &dyn Clock {
+        self.deps.clock.as_ref()
+    }
+
+    pub fn entropy(&self) -> &dyn Entropy {
+        self.deps.entropy.as_ref()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.deps.metrics
+    }
+
+    pub fn state(&self) -> &SharedState {
+        &self.deps.state
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now(&self) -> u64 {
+        self.deps.clock.now()
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_millis(&self) -> u64 {
+        self.deps.clock.now_millis()
+    }
+
+    pub fn app(&self, id: AppId) -> &AppRuntime {
+        &self.apps[id.0]
+    }
+
+    pub fn host(&self, id: HostId) -> &HostRuntime {
+        &self.hosts[id.0]
+    }
+
+    pub fn route(&self, id: RouteId) -> &RouteRuntime {
+        &self.routes[id.0]
+    }
+
+    pub fn apps(&self) -> &[AppRuntime] {
+        &self.apps
+    }
+
+    pub fn routes(&self) -> &[RouteRuntime] {
+        &self.routes
+    }
+
+    /// The route for `host` and the canonical `path`: exact host over wildcard over any, then
+    /// the longest path prefix.
+    pub fn route_for(&self, host: &str, path: &str) -> Option<&RouteRuntime> {
         self.routes
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.config.matches(host, path))
-            .max_by_key(|(_, r)| (r.config.host.rank(), r.config.path.trim_end_matches('/').len()))
-            .map(|(i, _)| i)
+            .filter(|r| r.config.matches(host, path))
+            .max_by_key(|r| (r.config.host.rank(), r.config.path.trim_end_matches('/').len()))
     }
 
     /// The app whose public host is `host` and whose logins run here (its callback and login
     /// endpoints live there).
-    pub fn app_at(&self, host: &str) -> Option<usize> {
-        self.apps.iter().position(|a| a.config.logins_here && a.config.public_host() == host)
+    pub fn app_at(&self, host: &str) -> Option<&AppRuntime> {
+        self.apps.iter().find(|a| a.config.logins_here && a.config.public_host() == host)
     }
 
     /// The app a host belongs to: by public host, else as an app host, else through the
     /// routes serving it.
-    pub fn app_of_host(&self, host: &str) -> Option<usize> {
+    pub fn app_of_host(&self, host: &str) -> Option<&AppRuntime> {
         self.app_at(host)
-            .or_else(|| self.app_host(host).map(|h| self.hosts[h].config.app))
-            .or_else(|| self.route_for(host, "/").map(|r| self.routes[r].config.app))
+            .or_else(|| self.app_host(host).map(|h| self.app(h.app)))
+            .or_else(|| self.route_for(host, "/").map(|r| self.app(r.app)))
     }
 
     /// The `[[app_hosts]]` entry serving `host` (exact over the longest wildcard), unless
     /// `host` is a login host itself.
-    pub fn app_host(&self, host: &str) -> Option<usize> {
+    pub fn app_host(&self, host: &str) -> Option<&HostRuntime> {
         if self.hosts.is_empty() || self.app_at(host).is_some() {
             return None;
         }
-        self.hosts
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.config.host.matches(host))
-            .max_by_key(|(_, h)| match &h.config.host {
-                HostPattern::Exact(_) => usize::MAX,
-                HostPattern::Wildcard(suffix) => suffix.len(),
-                HostPattern::Any => 0,
-            })
-            .map(|(i, _)| i)
+        self.hosts.iter().filter(|h| h.config.host.matches(host)).max_by_key(|h| match &h.config.host {
+            HostPattern::Exact(_) => usize::MAX,
+            HostPattern::Wildcard(suffix) => suffix.len(),
+            HostPattern::Any => 0,
+        })
     }
 
-    /// The session cookie of app `app` on `host`: the app host's own, or the app's.
-    pub fn cookies_for(&self, app: usize, host: &str) -> &SessionCookies {
-        match self.app_host(host) {
-            Some(h) if self.hosts[h].config.app == app => &self.hosts[h].cookies,
-            _ => &self.apps[app].cookies,
-        }
+    /// The app host entry of `app` serving `host`, if any.
+    pub fn app_host_of(&self, app: AppId, host: &str) -> Option<&HostRuntime> {
+        self.app_host(host).filter(|h| h.app == app)
+    }
+
+    /// The session cookie of `app` on `host`: the app host's own, or the app's.
+    pub fn sessions_for<'a>(&'a self, app: &'a AppRuntime, host: &str) -> &'a Sessions {
+        self.app_host_of(app.id, host).map_or(&app.sessions, |h| &h.sessions)
     }
 
     /// Ends session `s`: its id is revoked until it would have expired. With `family`, so is
-    /// the login host session it came from (or its own family), for as long as a session can
-    /// last, which ends every app host session handed from that login.
+    /// the family it belongs to (the login host session it came from, or the one it replaced),
+    /// for as long as a session can last, which ends every app host session handed from that
+    /// login. A session of its own family ends the sessions handed from it with its own id.
     pub async fn end_session(&self, s: &Session, family: bool) {
         let now = self.now();
-        if !s.sid.is_empty() {
-            self.state.revoke_session(&s.appid, &s.sid, s.expires, now).await;
-        }
-        if family && !s.family.is_empty() {
+        let state = self.state();
+        state.revoke_session(&s.appid, s.sid.as_str(), s.expires, now).await;
+        if let Some(f) = s.family.as_ref().filter(|_| family) {
             let until = now + self.config.session.lifetime.as_secs();
-            self.state.revoke_session(&s.appid, &s.family, until, now).await;
+            state.revoke_session(&s.appid, f.as_str(), until, now).await;
         }
     }
 
@@ -245,8 +293,37 @@ impl Gateway {
     }
 }
 
+/// The runtime record of `config.apps[index]`.
+fn app(config: &Config, index: usize, deps: &Deps) -> AppRuntime {
+    let app = &config.apps[index];
+    let w = &app.wechat;
+    // Without the secret (logins elsewhere) the client is never asked: no login starts here.
+    let secret = w.secret.clone().unwrap_or_else(|| Secret::new(Vec::new()));
+    let client = WechatClient::new(&w.api_base, &w.appid, secret, w.connect_timeout, w.timeout);
+    let exchanges = CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime)
+        .with_metrics(deps.metrics.clone(), &app.name)
+        .with_shared(Shared {
+            state: deps.state.clone(),
+            appid: w.appid.clone(),
+            sealer: Sealer::new(&config.session.keys),
+            entropy: deps.entropy.clone(),
+            // userinfo makes two calls to WeChat; then the outcome is published.
+            wait: 2 * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
+        });
+    AppRuntime {
+        id: AppId(index),
+        config: app.clone(),
+        sessions: Sessions::for_app(config, index),
+        logins: LoginCookie::new(config, index),
+        exchanges,
+        loops: LoopBreaker::new(config, index),
+        nonces: NonceCookie::new(config, index),
+        metrics: deps.metrics.for_app(&app.name),
+    }
+}
+
 /// Every configured secret's bytes, which no log line may show.
-fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> {
+fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> + '_ {
     let wechat = config.apps.iter().filter_map(|a| a.wechat.secret.as_ref()).map(|s| s.expose());
     let session = config.session.keys.iter().map(|k| k.expose());
     let token = config.token.keys.iter().map(|k| k.expose());

@@ -76,7 +76,7 @@ impl ServeHttp for AdminApp {
 async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
     let gw = live.current();
     let mut by_address: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
-    for route in &gw.routes {
+    for route in gw.routes() {
         if let Some(addr) = route.peer.address().as_inet() {
             by_address.entry(*addr).or_default().push(route.label.clone());
         }
@@ -98,19 +98,19 @@ async fn readiness(live: &LiveGateway) -> (bool, serde_json::Value) {
         .collect();
     // Shared state that does not answer degrades the gateway (each replica on its own state);
     // it does not make it unready.
-    let (backend, healthy) = gw.state.status();
+    let (backend, healthy) = gw.state().status();
     let mut state = json!({"backend": backend, "status": if healthy { "ok" } else { "degraded" }});
     // A Redis that may evict revocations warns; it does not make the gateway unready.
-    if let Some(warning) = gw.state.revocation_warning() {
+    if let Some(warning) = gw.state().revocation_warning() {
         state["warning"] = json!(warning);
     }
     // Revocations made here while Redis did not answer, which the others do not know yet.
-    let unshared = gw.state.revocations_unshared();
+    let unshared = gw.state().revocations_unshared();
     if unshared > 0 {
         state["revocations_unshared"] = json!(unshared);
     }
     // Unless sessions are refused without it: then a replica without Redis is not ready.
-    let ready = ready && (healthy || !gw.state.fails_closed());
+    let ready = ready && (healthy || !gw.state().fails_closed());
     (ready, json!({"ready": ready, "config": "loaded", "state": state, "upstreams": upstreams}))
 }
 
@@ -150,8 +150,8 @@ async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
         reply(400, "application/json", json!({"error": "bad_request", "message": m}).to_string().into_bytes())
     };
     let app = match param("app") {
-        Some(name) => gw.apps.iter().find(|a| a.config.name == name),
-        None if gw.apps.len() == 1 => gw.apps.first(),
+        Some(name) => gw.apps().iter().find(|a| a.config.name == name),
+        None if gw.apps().len() == 1 => gw.apps().first(),
         None => return bad("name the app: app=NAME"),
     };
     let Some(app) = app else { return bad("no app by that name") };
@@ -159,12 +159,12 @@ async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>> {
     let (now, lifetime) = (gw.now(), gw.config.session.lifetime.as_secs());
     let (everywhere, body) = match (param("openid").filter(|o| !o.is_empty()), param("all").as_deref()) {
         (Some(openid), _) => {
-            let everywhere = gw.state.revoke_all(appid, Some(&openid), now, lifetime).await;
+            let everywhere = gw.state().revoke_all(appid, Some(&openid), now, lifetime).await;
             log::warn!("admin: every session of one user of app {} revoked", app.config.name);
             (everywhere, json!({"revoked": "user", "app": app.config.name}))
         }
         (None, Some("true")) => {
-            let everywhere = gw.state.revoke_all(appid, None, now, lifetime).await;
+            let everywhere = gw.state().revoke_all(appid, None, now, lifetime).await;
             log::warn!("admin: every session of app {} revoked", app.config.name);
             (everywhere, json!({"revoked": "app", "app": app.config.name}))
         }

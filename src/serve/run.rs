@@ -81,7 +81,7 @@ async fn start(config: Config, options: RunOptions) -> Result<(), RunError> {
     };
     let conf = Arc::new(server_conf(config.threads));
     let (upgrade_sock, tls) = (config.upgrade_sock.clone(), config.tls.clone());
-    let live = LiveGateway::new(Gateway::new(config, deps.clone())?, deps, options.config_path);
+    let live = LiveGateway::new(Gateway::new(config, deps)?, options.config_path);
     // Everything that can fail slowly is built before the sockets are taken over: the
     // process being upgraded stops accepting the moment it has handed them over.
     let inherited = if options.upgrade {

@@ -11,6 +11,8 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sha2::Sha256;
 
 use crate::util::clock::Entropy;
@@ -68,6 +70,20 @@ impl Sealer {
         let (nonce, sealed) = raw[1..].split_at(NONCE_LEN);
         let aad = associated_data(name);
         self.keys.iter().find_map(|key| key.decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: &aad }).ok())
+    }
+}
+
+impl Sealer {
+    /// `value` as JSON, sealed for `name`.
+    pub fn seal_json<T: Serialize>(&self, name: &str, value: &T, entropy: &dyn Entropy) -> String {
+        let json = serde_json::to_vec(value).expect("the gateway's sealed types always serialize");
+        self.seal(name, &json, entropy)
+    }
+
+    /// A value sealed by [`Sealer::seal_json`] for `name`; `None` when it does not open or is
+    /// not a `T`.
+    pub fn open_json<T: DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
+        serde_json::from_slice(&self.open(name, value)?).ok()
     }
 }
 

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StateConfig;
 use crate::observe::metrics::Metrics;
+use crate::session::Session;
 use record::{user_key, Record};
 use remote::{Remote, SetupError};
 use sync::Revocations;
@@ -286,18 +287,12 @@ impl SharedState {
         published && kept.is_some()
     }
 
-    /// Does a session (`sid` of `openid` in `appid`, issued at `issued`, handed from the
-    /// login host's session `family` if not empty) still stand at `now`? One Redis round trip
-    /// at most, its answer reused for `revocation_cache`.
-    pub async fn standing(
-        &self,
-        appid: &str,
-        openid: &str,
-        sid: &str,
-        family: &str,
-        issued: u64,
-        now: u64,
-    ) -> Standing {
+    /// Does session `s` still stand at `now`: neither its id nor its family's revoked, nor
+    /// its user or app since it was issued? One Redis round trip at most, its answer reused
+    /// for `revocation_cache`.
+    pub async fn standing(&self, s: &Session, now: u64) -> Standing {
+        let (appid, openid, sid, issued) = (s.appid.as_str(), s.openid.as_str(), s.sid.as_str(), s.issued);
+        let family = s.family.as_ref().map_or("", |f| f.as_str());
         let local = &self.revocations.local;
         if local.is_revoked(appid, openid, sid, issued, now)
             || (!family.is_empty() && local.is_revoked(appid, openid, family, issued, now))

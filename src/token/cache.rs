@@ -17,7 +17,7 @@ pub struct CacheKey {
     appid: String,
     /// The session's issue time: a new login (another scope or profile) is another session.
     session_issued: u64,
-    scope: String,
+    scope: crate::wechat::Scope,
     audience: String,
 }
 
@@ -27,7 +27,7 @@ impl CacheKey {
             openid: user.openid.clone(),
             appid: user.appid.clone(),
             session_issued: user.issued,
-            scope: user.scope.clone(),
+            scope: user.scope,
             audience: audience.to_string(),
         }
     }

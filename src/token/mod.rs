@@ -37,8 +37,8 @@ pub struct Claims {
     pub jti: String,
     pub appid: String,
     /// `snsapi_base` or `snsapi_userinfo`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub scope: String,
+    #[serde(default)]
+    pub scope: crate::wechat::Scope,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +184,7 @@ impl TokenSigner {
             exp: now + self.lifetime,
             jti: base62_nonce(self.entropy.as_ref(), 16),
             appid: user.appid.clone(),
-            scope: user.scope.clone(),
+            scope: user.scope,
             unionid: user.unionid.clone(),
             nickname: user.nickname.clone(),
             avatar: user.avatar.clone(),

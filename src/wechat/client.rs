@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::errcode::{classify, ErrClass};
+use super::Scope;
 use crate::util::secret::Secret;
 
 /// Who WeChat says the browser's user is.
@@ -13,7 +14,7 @@ use crate::util::secret::Secret;
 pub struct Identity {
     pub openid: String,
     pub unionid: Option<String>,
-    pub scope: String,
+    pub scope: Scope,
     /// `is_snapshotuser: 1`: a virtual openid from WeChat's snapshot page.
     pub snapshot_user: bool,
     /// From `/sns/userinfo`, with `snsapi_userinfo` only.
@@ -114,7 +115,7 @@ impl WechatClient {
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
         let mut identity = parse_answer(status, &body)?;
-        if identity.scope.contains("snsapi_userinfo") && !identity.snapshot_user {
+        if identity.scope == Scope::Userinfo && !identity.snapshot_user {
             self.add_userinfo(&mut identity).await?;
         }
         Ok(identity)
@@ -164,7 +165,7 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError>
         Some(openid) if !openid.is_empty() => Ok(Identity {
             openid,
             unionid: answer.unionid.filter(|u| !u.is_empty()),
-            scope: answer.scope,
+            scope: Scope::granted(&answer.scope),
             snapshot_user: answer.is_snapshotuser == 1,
             nickname: None,
             avatar: None,

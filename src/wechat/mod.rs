@@ -3,5 +3,7 @@
 pub mod authorize;
 pub mod client;
 pub mod errcode;
+pub mod scope;
 
 pub use client::{ExchangeError, Identity, WechatClient};
+pub use scope::Scope;

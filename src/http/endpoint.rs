@@ -1,0 +1,73 @@
+//! The gateway's own endpoints under its reserved prefix, matched and formatted in this one
+//! place.
+
+use crate::wechat::authorize::encode_component;
+
+/// An endpoint of the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `<prefix>/callback?code=&state=`: WeChat comes back here.
+    Callback,
+    /// `<prefix>/login?return=URL[&retry=1]`, or `?handoff=` on a login host.
+    Login,
+    /// `<prefix>/ticket?ticket=` on an app host.
+    Ticket,
+    /// `<prefix>/logout[?return=URL][&everywhere=1]`.
+    Logout,
+    /// `<prefix>/jwks.json`: the public keys of the token.
+    Jwks,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 5] =
+        [Endpoint::Callback, Endpoint::Login, Endpoint::Ticket, Endpoint::Logout, Endpoint::Jwks];
+
+    /// Its path under the prefix.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Callback => "/callback",
+            Endpoint::Login => "/login",
+            Endpoint::Ticket => "/ticket",
+            Endpoint::Logout => "/logout",
+            Endpoint::Jwks => "/jwks.json",
+        }
+    }
+
+    /// The endpoint at the canonical `path`, which starts with `prefix`.
+    pub fn of(prefix: &str, path: &str) -> Option<Endpoint> {
+        let rest = path.strip_prefix(prefix)?;
+        Self::ALL.into_iter().find(|e| e.path() == rest)
+    }
+
+    /// `<origin><prefix><path>?k=v&…`, each value percent-encoded. A last value left empty
+    /// leaves the URL ready for one to be appended (`…/login?return=`).
+    pub fn url(self, origin: &str, prefix: &str, query: &[(&str, &str)]) -> String {
+        let mut url = format!("{origin}{prefix}{}", self.path());
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&encode_component(v));
+        }
+        url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_endpoint_is_found_at_its_path_and_formatted_with_it() {
+        for e in Endpoint::ALL {
+            assert_eq!(Endpoint::of("/.gateway", &format!("/.gateway{}", e.path())), Some(e));
+        }
+        assert_eq!(Endpoint::of("/.gateway", "/.gateway/login/"), None);
+        assert_eq!(Endpoint::of("/.gateway", "/.gateway"), None);
+        assert_eq!(
+            Endpoint::Login.url("https://h.test", "/.gateway", &[("retry", "1"), ("return", "/a?b=c#d")]),
+            "https://h.test/.gateway/login?retry=1&return=%2Fa%3Fb%3Dc%23d"
+        );
+        assert_eq!(Endpoint::Login.url("", "/g", &[("return", "")]), "/g/login?return=");
+    }
+}
