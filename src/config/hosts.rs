@@ -1,6 +1,6 @@
 //! `[[app_hosts]]`: app hosts that log in through an app's public host, the login host. Only
 //! the login host is registered with WeChat (网页授权域名); every listed host gets the identity
-//! from it with a one-time ticket ([`crate::handoff`]) and keeps a session of its own.
+//! from it with a one-time ticket ([`crate::login::handoff`]) and keeps a session of its own.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The request target, read once before anything else looks at it: origin form (an
-//! absolute-form `GET http://host/p` becomes `/p`), the canonical path ([`canonical`]), and
+//! absolute-form `GET http://host/p` becomes `/p`), the canonical path ([`super::canonical`]), and
 //! the query exactly as sent. Routing, policy, the reserved prefix, verification files and
 //! return URLs all use this path, and it is what the upstream receives.
 

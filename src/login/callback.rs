@@ -7,10 +7,10 @@ use super::rate::Door;
 use super::returns::with_own_fragment;
 use super::state::LoginState;
 use super::{start, Landing, LoginRequest};
-use crate::handoff::login_host::ticket_redirect;
 use crate::http::client::ClientView;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
+use crate::login::handoff::login_host::ticket_redirect;
 use crate::runtime::{AppRuntime, Gateway};
 
 /// Handles `GET <prefix>/callback?code=..&state=..` on `app`'s public host, from `view`.

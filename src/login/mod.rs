@@ -1,10 +1,12 @@
 //! The silent login: the way to WeChat ([`start`], rate-limited per client address and
 //! counted per browser by the [`loop_breaker`]), the login in progress the browser carries
-//! ([`state`]), the callback that comes back from it ([`callback`]), each code exchanged once
-//! ([`exchange`]), and where the browser may be sent afterwards ([`returns`]).
+//! ([`state`]), the callback that comes back from it ([`callback()`]), each code exchanged once
+//! ([`exchange`]), where the browser may be sent afterwards ([`returns`]), and the logins of
+//! app hosts through one login host ([`handoff`]).
 
 pub mod callback;
 pub mod exchange;
+pub mod handoff;
 pub mod loop_breaker;
 pub mod rate;
 pub mod returns;
@@ -12,11 +14,11 @@ pub mod state;
 
 use http::HeaderMap;
 
-use crate::handoff::HandoffRequest;
 use crate::http::client::ClientView;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
+use crate::login::handoff::HandoffRequest;
 use crate::runtime::{AppRuntime, Gateway};
 use crate::util::clock::base62_nonce;
 use crate::wechat::authorize::authorize_url;
@@ -86,7 +88,7 @@ pub async fn start(gw: &Gateway, app: &AppRuntime, login: LoginRequest<'_>) -> R
     let url = authorize_url(
         a.wechat.authorize_url.as_str(),
         &a.wechat.appid,
-        &a.callback_url(prefix),
+        &Endpoint::Callback.url(&a.public_origin(), prefix, &[]),
         login.scope.as_str(),
         &nonce,
     );

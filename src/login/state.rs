@@ -11,8 +11,8 @@ use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::handoff::HandoffRequest;
 use crate::http::cookies::{app_cookie_name, CookieAttrs};
+use crate::login::handoff::HandoffRequest;
 use crate::session::SealedCookie;
 use crate::util::clock::{max_age_secs, millis, Entropy};
 

@@ -1,6 +1,7 @@
 //! The pages the gateway shows by itself: Chinese first, then English; one small screen;
 //! no external assets; each names its request id.
 
+pub mod errors;
 pub mod h5;
 
 use crate::http::reply::Reply;

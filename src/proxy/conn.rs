@@ -132,7 +132,7 @@ impl Guarded {
 
 /// The 408 page as a whole HTTP/1.1 response that closes the connection.
 fn timeout_response() -> Vec<u8> {
-    let reply = GatewayError::HeaderTimeout.reply("-");
+    let reply = crate::pages::errors::page(&GatewayError::HeaderTimeout, "-");
     let mut out =
         format!("HTTP/1.1 408 Request Timeout\r\ncontent-length: {}\r\nconnection: close\r\n", reply.body.len());
     for (name, value) in &reply.headers {

@@ -1,23 +1,23 @@
 //! The gateway's own endpoints under its reserved prefix:
-//! - `GET <prefix>/callback?code=&state=`: WeChat comes back here ([`login::callback`]).
+//! - `GET <prefix>/callback?code=&state=`: WeChat comes back here ([`login::callback()`]).
 //! - `GET <prefix>/login?return=URL[&retry=1]`: starts a login that returns to URL;
 //!   `retry=1` forgets the loop breaker's count.
 //! - `GET <prefix>/logout[?return=URL]`: ends the session, then goes to URL (default `/`).
 //! - `GET <prefix>/jwks.json`: the public keys of the token (every host).
 //! - `GET <prefix>/login?handoff=` on a login host, `GET <prefix>/ticket?ticket=` and
 //!   `<prefix>/logout?everywhere=1` on an app host: logins through the login host
-//!   ([`crate::handoff`]).
+//!   ([`crate::login::handoff`]).
 //!
 //! Return URLs are validated by [`crate::login::returns`]; a refused one gets a 400 page.
 
 use pingora::http::RequestHeader;
 
-use crate::handoff;
 use crate::http::client::{query_param, ClientView};
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
 use crate::http::target::Target;
+use crate::login::handoff;
 use crate::login::{self, returns, Landing, LoginRequest};
 use crate::runtime::{AppRuntime, Gateway};
 use crate::wechat::Scope;

@@ -1,9 +1,9 @@
 //! The request path. [`GatewayProxy`] implements pingora's `ProxyHttp`; each phase only
 //! dispatches, in the order a request meets them:
 //! 1. [`conn`]: the connection's header and idle deadlines;
-//! 2. [`limits`] and [`target`]: header caps, then the target read once into its canonical
-//!    form ([`canonical`]), which everything after it uses;
-//! 3. [`decide`]: endpoints ([`endpoints`]), verification files, routing, login;
+//! 2. [`limits`], then who asks ([`ClientView`]) and the target read once into its canonical
+//!    form ([`crate::http::target`]), which everything after it uses;
+//! 3. [`decide`]: endpoints ([`endpoints`]), verification files, routing, the session, login;
 //! 4. [`forward`]: what the upstream receives (hygiene, forwarding headers, token, the
 //!    canonical path);
 //! 5. [`respond`]: the gateway's own answers, and upstream failures as pages.
@@ -27,6 +27,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorType, Result};
 
 use crate::http::client::ClientView;
+use crate::http::error::GatewayError;
 use crate::http::target::{self, Target};
 use crate::runtime::live::LiveGateway;
 use crate::runtime::{Gateway, HostId, RouteId};
@@ -48,6 +49,9 @@ pub struct RequestCtx {
     pub app_host: Option<HostId>,
     pub user: Option<UserSession>,
     body_seen: usize,
+    /// Why the gateway itself stopped the request while proxying (a body over the route's
+    /// cap): answered as that error, whatever pingora makes of the stop.
+    refused: Option<GatewayError>,
     started: Instant,
     /// Came over TLS.
     pub tls: bool,
@@ -84,6 +88,7 @@ impl ProxyHttp for GatewayProxy {
             app_host: None,
             user: None,
             body_seen: 0,
+            refused: None,
             started: Instant::now(),
             upstream_sent: None,
             upstream_took: None,
@@ -150,8 +155,11 @@ impl ProxyHttp for GatewayProxy {
         }
         let max = ctx.route.and_then(|r| ctx.gw.route(r).config.max_body);
         let chunk = body.as_ref().map_or(0, Bytes::len);
-        limits::count_body(&mut ctx.body_seen, chunk, max)
-            .map_err(|e| Error::explain(ErrorType::HTTPStatus(413), e.to_string()))
+        limits::count_body(&mut ctx.body_seen, chunk, max).map_err(|e| {
+            let stop = Error::explain(ErrorType::InternalError, e.to_string());
+            ctx.refused = Some(e);
+            stop
+        })
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {

@@ -9,6 +9,7 @@ use super::decide::Step;
 use super::RequestCtx;
 use crate::http::error::GatewayError;
 use crate::http::reply::Reply;
+use crate::pages::errors;
 
 /// Carries out `step`. `Ok(false)`: forward (route and user are now in `ctx`); `Ok(true)`:
 /// answered here, with the page, or JSON for a script, of an error.
@@ -26,7 +27,7 @@ pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, step: Step) -> 
         Step::Reply(reply) => send(session, secure(reply, ctx)).await?,
         Step::Fail(e) => {
             e.log(&ctx.request_id);
-            send(session, secure(e.reply_for(&ctx.request_id, ctx.api), ctx)).await?;
+            send(session, secure(errors::reply_for(&e, &ctx.request_id, ctx.api), ctx)).await?;
         }
     }
     Ok(true)
@@ -57,13 +58,12 @@ pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
 }
 
 /// What a failure while proxying means for the client: an upstream that timed out (504) or
-/// failed (502), a body over the route's cap (413), a request the upstream side cannot take
-/// (400); a client that went away, or the gateway's own failure (`None`, answered 500 by
+/// failed (502), a request the upstream side cannot take (400) (a body over the route's cap
+/// is the gateway's own refusal, kept in the context: 413); a client that went away, or the gateway's own failure (`None`, answered 500 by
 /// [`failure`]), gets no page of its own. Answered with the page (JSON for a script) unless a
 /// response was already under way, in which case the connection just ends.
 pub fn classify(e: &Error) -> Option<GatewayError> {
     match (e.etype(), e.esource()) {
-        (ErrorType::HTTPStatus(413), _) => Some(GatewayError::BodyTooLarge),
         (ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
             Some(GatewayError::UpstreamTimeout(e.to_string()))
         }
@@ -77,7 +77,7 @@ pub fn classify(e: &Error) -> Option<GatewayError> {
 
 /// `fail_to_proxy`: answers `e` as [`classify`] says.
 pub async fn failure(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
-    let Some(failure) = classify(e) else {
+    let Some(failure) = ctx.refused.take().or_else(|| classify(e)) else {
         if e.esource() == &ErrorSource::Downstream {
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
@@ -88,7 +88,7 @@ pub async fn failure(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> 
         return FailToProxy { error_code: 500, can_reuse_downstream: false };
     };
     failure.log(&ctx.request_id);
-    let reply = failure.reply_for(&ctx.request_id, ctx.api);
+    let reply = errors::reply_for(&failure, &ctx.request_id, ctx.api);
     let code = reply.status;
     if session.response_written().is_none() {
         // The connection is not reused after a failure: say so, so clients do not send on it.

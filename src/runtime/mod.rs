@@ -15,8 +15,8 @@ use std::time::Duration;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{App, AppHost, Config, HostPattern, Route};
-use crate::handoff::{Handoff, NonceCookie};
 use crate::login::exchange::{CodeExchanges, Shared};
+use crate::login::handoff::{Handoff, NonceCookie};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
 use crate::login::state::LoginCookie;

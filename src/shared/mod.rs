@@ -1,4 +1,4 @@
-//! What several replicas share ([state] in the config): the claim on each WeChat code and the
+//! What several replicas share (`[state]` in the config): the claim on each WeChat code and the
 //! result of its one exchange, the one exchange each login nonce buys, the per-address rates,
 //! and revocations. With the memory backend all of it lives in this process, as one replica
 //! needs. With Redis, every replica sees the same; when Redis is unreachable each replica goes

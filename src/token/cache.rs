@@ -38,7 +38,7 @@ struct Entry {
     issued: u64,
 }
 
-/// A bounded map from [`CacheKey`] to the last token signed for it.
+/// A bounded map from a session and audience to the last token signed for them.
 pub struct TokenCache {
     tokens: ShardedMap<CacheKey, Entry>,
     reuse_for: u64,

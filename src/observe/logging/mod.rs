@@ -3,7 +3,7 @@
 //! keys never reach a log. Operators turn `trace` on exactly when something is wrong; the
 //! logger, not their discipline, keeps secrets out.
 //!
-//! No body reaches a log either, nor any part of one, at any level ([`wire`]): pingora's lines
+//! No body reaches a log either, nor any part of one, at any level (`wire`): pingora's lines
 //! that print request or response bytes are not written, and the bytes its errors quote are
 //! cut from the lines that carry them. Redaction could only remove the shapes of secrets, not
 //! the phone number, address or openid an app page shows.

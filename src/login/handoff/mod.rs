@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+pub use crate::http::error::Refusal;
 use crate::session::seal::Sealer;
 use crate::session::Session;
 use crate::util::clock::{millis, Entropy};
@@ -94,42 +95,6 @@ impl Ticket {
     /// Has it expired at `now_ms` (milliseconds since the Unix epoch)?
     pub fn expired_at(&self, now_ms: u64) -> bool {
         self.expires_ms <= now_ms
-    }
-}
-
-/// Why an app host's login through the login host was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// A request or ticket that does not open: tampered, cut, or sealed with other keys.
-    Damaged,
-    /// The app host is not listed on the login host.
-    Unlisted,
-    Expired,
-    /// Presented without the nonce cookie it is bound to (another browser, or cookies lost).
-    NoNonce,
-    /// Already used.
-    Replayed,
-    /// Minted for another app host.
-    OtherHost,
-}
-
-impl Refusal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::Damaged => "damaged",
-            Refusal::Unlisted => "unlisted_host",
-            Refusal::Expired => "expired",
-            Refusal::NoNonce => "no_nonce",
-            Refusal::Replayed => "replayed",
-            Refusal::OtherHost => "other_host",
-        }
-    }
-
-    pub fn status(self) -> u16 {
-        match self {
-            Refusal::Unlisted | Refusal::OtherHost => 403,
-            _ => 400,
-        }
     }
 }
 
