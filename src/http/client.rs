@@ -6,13 +6,26 @@ use std::net::IpAddr;
 use pingora::http::RequestHeader;
 
 use super::host;
+use std::sync::LazyLock;
+
+use regex::RegexSet;
+
+use http::header::{HeaderName, ACCEPT, UPGRADE, USER_AGENT};
+
 use crate::config::{App, IpNet};
+
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
 /// The client as the gateway sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientView {
     /// The client's address: the peer's, or from `X-Forwarded-For` behind trusted proxies.
     pub ip: Option<IpAddr>,
+    /// `ip` as text (`-` when unknown), written once for the headers and the log.
+    pub ip_text: String,
     /// The host asked for: lower case, without port.
     pub host: String,
     /// The host asked for, with its port if it had one, when it is a valid `host[:port]`.
@@ -30,17 +43,21 @@ pub struct ClientView {
     pub via_trusted_proxy: bool,
     /// A top-level page navigation ([`is_navigation`]); else a script, whose errors are JSON.
     pub navigation: bool,
-    /// WeChat's in-app browser ([`is_wechat`]).
+    /// WeChat's in-app browser ([`Agent::of`]).
     pub wechat: bool,
+    /// What kind of browser.
+    pub agent: Agent,
 }
 
 impl ClientView {
     /// Reads the request from `peer`; forwarding headers count only when `peer` is trusted.
     pub fn of(req: &RequestHeader, peer: Option<IpAddr>, trusted: &[IpNet]) -> Self {
         let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
-        let header =
-            |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
+        let header = |name: &HeaderName| {
+            req.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+        };
         let via_proxy = peer.is_some_and(is_trusted);
+        let (agent, wechat) = Agent::of(header(&USER_AGENT).unwrap_or(""));
         let (raw_host, bad_host) = match host::named(req, via_proxy) {
             Ok(named) => (named.unwrap_or_default(), false),
             Err(host::BadHost) => ("", true),
@@ -48,7 +65,7 @@ impl ClientView {
         let authority = (!raw_host.is_empty()).then(|| raw_host.to_ascii_lowercase());
         let proto = via_proxy
             .then(|| {
-                header("x-forwarded-proto").and_then(|p| p.split(',').next()).map(|p| p.trim().to_ascii_lowercase())
+                header(&X_FORWARDED_PROTO).and_then(|p| p.split(',').next()).map(|p| p.trim().to_ascii_lowercase())
             })
             .flatten()
             .filter(|p| p == "http" || p == "https");
@@ -56,7 +73,7 @@ impl ClientView {
         // client sent, and the nearest hops are at the end.
         let chain: Vec<&str> = req
             .headers
-            .get_all("x-forwarded-for")
+            .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .map(str::trim)
@@ -74,8 +91,14 @@ impl ClientView {
             (Some(p), None) => (Some(p), Some(p.to_string())),
             (None, _) => (None, None),
         };
+        let ip_text = match (ip, &forwarded_for) {
+            (Some(ip), Some(direct)) if Some(ip) == peer && !via_proxy => direct.clone(),
+            (Some(ip), _) => ip.to_string(),
+            (None, _) => "-".to_string(),
+        };
         ClientView {
             ip,
+            ip_text,
             host: host::strip_port(raw_host).to_ascii_lowercase(),
             authority,
             bad_host,
@@ -84,7 +107,8 @@ impl ClientView {
             peer,
             via_trusted_proxy: via_proxy,
             navigation: is_navigation(req),
-            wechat: is_wechat(req),
+            wechat,
+            agent,
         }
     }
 
@@ -102,27 +126,83 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
-/// WeChat's in-app browser (also its desktop clients and WeCom, which carry
-/// `MicroMessenger` too).
-pub fn is_wechat(req: &RequestHeader) -> bool {
-    req.headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ua| ua.contains("MicroMessenger"))
+/// What kind of browser, from its `User-Agent`: WeChat (and which), another mobile or desktop
+/// browser, or a robot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Agent {
+    WeCom,
+    MiniProgram,
+    Wechat,
+    #[default]
+    None,
+    Robot,
+    Mobile,
+    Desktop,
+}
+
+/// The words that tell agents apart, found in one pass.
+static AGENT_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new([
+        "MicroMessenger",
+        "wxwork",
+        "miniProgram|MiniProgramEnv",
+        "bot|Bot|spider|Spider|curl/|python",
+        "Mobile|Android|iPhone",
+    ])
+    .expect("constant patterns")
+});
+
+impl Agent {
+    /// The agent of `ua`, and whether it is WeChat's in-app browser (`MicroMessenger`, which
+    /// WeChat's desktop clients and WeCom carry too).
+    pub fn of(ua: &str) -> (Agent, bool) {
+        if ua.is_empty() {
+            return (Agent::None, false);
+        }
+        let found = AGENT_WORDS.matches(ua);
+        let wechat = found.matched(0);
+        let agent = if found.matched(1) {
+            Agent::WeCom
+        } else if found.matched(2) {
+            Agent::MiniProgram
+        } else if wechat {
+            Agent::Wechat
+        } else if found.matched(3) {
+            Agent::Robot
+        } else if found.matched(4) {
+            Agent::Mobile
+        } else {
+            Agent::Desktop
+        };
+        (agent, wechat)
+    }
+
+    /// Its name in the access log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agent::WeCom => "wecom",
+            Agent::MiniProgram => "wechat-miniprogram",
+            Agent::Wechat => "wechat",
+            Agent::None => "none",
+            Agent::Robot => "robot",
+            Agent::Mobile => "mobile",
+            Agent::Desktop => "desktop",
+        }
+    }
 }
 
 /// A top-level page navigation, as opposed to an XHR, `fetch()`, WebSocket or asset request:
 /// `X-Requested-With` or `Upgrade` (a browser never navigates with one) means no; else
 /// `Sec-Fetch-Mode` decides; else an `Accept` with `text/html` (or none at all) means yes.
 pub fn is_navigation(req: &RequestHeader) -> bool {
-    let get = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if get("x-requested-with").is_some() || req.headers.contains_key(http::header::UPGRADE) {
+    let get = |name: &HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+    if get(&X_REQUESTED_WITH).is_some() || req.headers.contains_key(UPGRADE) {
         return false;
     }
-    if let Some(mode) = get("sec-fetch-mode") {
+    if let Some(mode) = get(&SEC_FETCH_MODE) {
         return mode.eq_ignore_ascii_case("navigate");
     }
-    get("accept").is_none_or(|a| a.contains("text/html"))
+    get(&ACCEPT).is_none_or(|a| a.contains("text/html"))
 }
 
 #[cfg(test)]
@@ -140,6 +220,20 @@ mod tests {
     fn net(s: &str) -> IpNet {
         let (a, p) = s.split_once('/').unwrap();
         IpNet { addr: a.parse().unwrap(), prefix: p.parse().unwrap() }
+    }
+
+    #[test]
+    fn agents_are_classed() {
+        let class = |ua: &str| Agent::of(ua).0.as_str();
+        assert_eq!(class("Mozilla/5.0 (iPhone) MicroMessenger/8.0.50"), "wechat");
+        assert_eq!(class("Mozilla/5.0 MicroMessenger/8.0 miniProgram"), "wechat-miniprogram");
+        assert_eq!(class("Mozilla/5.0 wxwork/4.1 MicroMessenger/7.0"), "wecom");
+        assert_eq!(class("curl/8.5.0"), "robot");
+        assert_eq!(class("Mozilla/5.0 (X11; Linux x86_64) Chrome/120"), "desktop");
+        assert_eq!(class("Mozilla/5.0 (Linux; Android 14) Mobile Safari"), "mobile");
+        assert_eq!(class(""), "none");
+        assert!(Agent::of("Mozilla/5.0 wxwork/4.1 MicroMessenger/7.0").1, "WeCom carries MicroMessenger");
+        assert!(!Agent::of("Mozilla/5.0 wxwork/4.1").1);
     }
 
     #[test]
@@ -185,7 +279,8 @@ mod tests {
 
     #[test]
     fn wechat_user_agents() {
-        assert!(is_wechat(&req(&[("user-agent", "Mozilla/5.0 ... MicroMessenger/8.0.47 wxwork/4.1")])));
-        assert!(!is_wechat(&req(&[("user-agent", "Mozilla/5.0 Chrome/120")])));
+        let wechat = |ua: &str| ClientView::of(&req(&[("user-agent", ua)]), None, &[]).wechat;
+        assert!(wechat("Mozilla/5.0 ... MicroMessenger/8.0.47 wxwork/4.1"));
+        assert!(!wechat("Mozilla/5.0 Chrome/120"));
     }
 }

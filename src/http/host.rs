@@ -7,6 +7,8 @@
 
 use pingora::http::RequestHeader;
 
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+
 /// A request named a host that is not a valid `host[:port]`, or named it ambiguously.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadHost;
@@ -29,7 +31,7 @@ pub fn named(req: &RequestHeader, via_proxy: bool) -> Result<Option<&str>, BadHo
     if in_target.is_some_and(|a| !valid_authority(a)) {
         return Err(BadHost);
     }
-    let forwarded = match via_proxy.then(|| req.headers.get("x-forwarded-host")).flatten() {
+    let forwarded = match via_proxy.then(|| req.headers.get(X_FORWARDED_HOST)).flatten() {
         Some(v) => first_value(v.to_str().map_err(|_| BadHost)?),
         None => None,
     };

@@ -60,6 +60,10 @@ pub struct Guarded {
     /// Bumped by [`request_done`]: the idle deadline starts again.
     finished: AtomicU32,
     seen_finished: u32,
+    /// When the current wait ends: moved with every request, without touching the timer.
+    due: Instant,
+    /// Armed for `due` or earlier; one that fires early is armed again for `due`, so a busy
+    /// keep-alive connection costs the timer nothing per request.
     deadline: Pin<Box<Sleep>>,
     /// The 408 answer being written, and how much of it is out.
     refusing: Option<(Vec<u8>, usize)>,
@@ -96,6 +100,7 @@ impl Guarded {
             phase: AtomicU8::new(WAITING),
             finished: AtomicU32::new(0),
             seen_finished: 0,
+            due: Instant::now() + limits.header_timeout,
             deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
             refusing: None,
         }
@@ -111,6 +116,23 @@ impl Guarded {
             } else if phase == WAITING {
                 self.activity.waiting();
             }
+        }
+    }
+
+    /// Has the wait passed `due`? Otherwise the timer is armed to wake the reader by then.
+    fn past_due(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.deadline.deadline() > self.due {
+                self.deadline.as_mut().reset(self.due);
+            }
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if Instant::now() >= self.due {
+                return true;
+            }
+            // Fired for an earlier wait: armed again for this one.
+            self.deadline.as_mut().reset(self.due);
         }
     }
 
@@ -156,7 +178,7 @@ impl AsyncRead for Guarded {
         let finished = this.finished.load(Ordering::Acquire);
         if finished != this.seen_finished {
             this.seen_finished = finished;
-            this.deadline.as_mut().reset(Instant::now() + this.keepalive_timeout);
+            this.due = Instant::now() + this.keepalive_timeout;
         }
         let before = buf.filled().len();
         if let Poll::Ready(result) = Pin::new(&mut *this.inner).poll_read(cx, buf) {
@@ -164,12 +186,12 @@ impl AsyncRead for Guarded {
             if got_bytes && this.phase.compare_exchange(WAITING, IN_HEADER, Ordering::AcqRel, Ordering::Acquire).is_ok()
             {
                 this.activity.busy();
-                this.deadline.as_mut().reset(Instant::now() + this.header_timeout);
+                this.due = Instant::now() + this.header_timeout;
             }
             return Poll::Ready(result);
         }
         let phase = this.phase.load(Ordering::Acquire);
-        if phase == BUSY || this.deadline.as_mut().poll(cx).is_pending() {
+        if phase == BUSY || !this.past_due(cx) {
             return Poll::Pending;
         }
         if phase == WAITING {

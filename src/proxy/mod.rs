@@ -207,8 +207,7 @@ impl ProxyHttp for GatewayProxy {
         if let (Some(sent), Some(route)) = (ctx.upstream_sent, ctx.route) {
             let took = sent.elapsed();
             ctx.upstream_took = Some(took);
-            let label = &ctx.gw.route(route).label;
-            ctx.gw.metrics().upstream_seconds.with_label_values(&[label]).observe(took.as_secs_f64());
+            ctx.gw.route(route).observe_upstream(ctx.gw.metrics(), took);
         }
         Ok(())
     }

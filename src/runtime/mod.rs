@@ -9,10 +9,11 @@
 pub mod live;
 mod peers;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pingora::upstreams::peer::HttpPeer;
+use prometheus::Histogram;
 
 use crate::config::{App, AppHost, Config, HostPattern, Route};
 use crate::login::exchange::{CodeExchanges, Shared};
@@ -113,6 +114,16 @@ pub struct RouteRuntime {
     pub label: String,
     /// Its request counters, resolved once.
     pub counters: RequestCounters,
+    /// Its series of the upstream's response time, resolved when first observed.
+    upstream_seconds: OnceLock<Histogram>,
+}
+
+impl RouteRuntime {
+    /// Counts `took`, the time its upstream took to answer with a response header.
+    pub fn observe_upstream(&self, metrics: &Metrics, took: Duration) {
+        let series = self.upstream_seconds.get_or_init(|| metrics.upstream_seconds.with_label_values(&[&self.label]));
+        series.observe(took.as_secs_f64());
+    }
 }
 
 /// Everything a request needs, shared by all requests.
@@ -148,6 +159,7 @@ impl Gateway {
                     peer: peers::peer(r, peers::resolve(index, &r.upstream.address)?),
                     label: peers::label(r),
                     counters: RequestCounters::default(),
+                    upstream_seconds: OnceLock::new(),
                 })
             })
             .collect::<Result<_, BuildError>>()?;
@@ -167,7 +179,7 @@ impl Gateway {
             routes,
             hosts,
             handoff: Handoff::new(&config),
-            signer: TokenSigner::new(&config.token, deps.entropy.clone())?.with_metrics(deps.metrics.clone()),
+            signer: TokenSigner::new(&config.token, deps.entropy.clone())?.with_metrics(&deps.metrics),
             rate: RateLimits::new(&config.rate_limit, deps.clock.clone()).with_shared(deps.state.clone()),
             access: AccessLog::new(&config),
             own_counters: RequestCounters::default(),

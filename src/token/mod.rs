@@ -8,6 +8,7 @@ pub mod keys;
 pub mod verify;
 
 use crate::observe::metrics::Metrics;
+use prometheus::IntCounter;
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -146,7 +147,24 @@ pub struct TokenSigner {
     lifetime: u64,
     cache: TokenCache,
     entropy: Arc<dyn Entropy>,
-    metrics: Arc<Metrics>,
+    counted: Counted,
+}
+
+/// The signer's series, resolved once.
+struct Counted {
+    hits: IntCounter,
+    misses: IntCounter,
+    signatures: IntCounter,
+}
+
+impl Counted {
+    fn in_metrics(metrics: &Metrics) -> Self {
+        Self {
+            hits: metrics.token_cache.with_label_values(&["hit"]),
+            misses: metrics.token_cache.with_label_values(&["miss"]),
+            signatures: metrics.signatures.clone(),
+        }
+    }
 }
 
 impl TokenSigner {
@@ -159,13 +177,13 @@ impl TokenSigner {
             lifetime,
             cache: TokenCache::new(cfg.cache_size, reuse_for),
             entropy,
-            metrics: Arc::new(Metrics::new()),
+            counted: Counted::in_metrics(&Metrics::new()),
         })
     }
 
     /// Counts cache hits, misses and signatures in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.counted = Counted::in_metrics(metrics);
         self
     }
 
@@ -200,12 +218,12 @@ impl TokenSigner {
     pub fn token_for(&self, user: &Session, audience: &str, now: u64) -> Result<Arc<str>, TokenError> {
         let key = cache::CacheKey::new(user, audience);
         if let Some(token) = self.cache.get(&key, now) {
-            self.metrics.token_cache.with_label_values(&["hit"]).inc();
+            self.counted.hits.inc();
             return Ok(token);
         }
-        self.metrics.token_cache.with_label_values(&["miss"]).inc();
+        self.counted.misses.inc();
         let token: Arc<str> = self.sign(&self.claims(user, audience, now))?.into();
-        self.metrics.signatures.inc();
+        self.counted.signatures.inc();
         self.cache.put(key, token.clone(), now);
         Ok(token)
     }

@@ -15,7 +15,9 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Write;
-use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+
+use arc_swap::ArcSwapOption;
 
 use regex::{Regex, RegexSet};
 use tracing::field::{Field, Visit};
@@ -69,13 +71,16 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
     }
 });
 
-/// Exact values of configured secrets (AppSecrets, session keys, signing keys).
-static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Exact values of configured secrets (AppSecrets, session keys, signing keys), as they were
+/// registered, and one expression that finds any of them (a literal set: one pass over a line).
+static KNOWN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static KNOWN_ANY: ArcSwapOption<Regex> = ArcSwapOption::const_empty();
 
 /// Adds the exact values of configured secrets to what every log line is cleaned of.
 /// Values shorter than 8 bytes are ignored (they would redact ordinary words).
 pub fn register_secrets<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) {
-    let mut known = KNOWN.write().unwrap_or_else(|p| p.into_inner());
+    let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let before = known.len();
     for s in secrets {
         let Ok(text) = std::str::from_utf8(s) else { continue };
         for part in text.lines().map(str::trim).filter(|p| p.len() >= 8 && !p.starts_with("-----")) {
@@ -83,6 +88,15 @@ pub fn register_secrets<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) {
                 known.push(part.to_string());
             }
         }
+    }
+    if known.len() != before {
+        // Longer values first: one that holds another is replaced whole.
+        let mut longest_first: Vec<&String> = known.iter().collect();
+        longest_first.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        let any = longest_first.iter().map(|k| regex::escape(k)).collect::<Vec<_>>().join("|");
+        // Escaped literals always make an expression; a set too large for one is refused, and
+        // then every line is cleaned by the rules alone.
+        KNOWN_ANY.store(Regex::new(&any).ok().map(Arc::new));
     }
 }
 
@@ -98,10 +112,11 @@ pub fn redact(line: &str) -> Cow<'_, str> {
             }
         }
     }
-    let known = KNOWN.read().unwrap_or_else(|p| p.into_inner());
-    for k in known.iter() {
-        if out.contains(k.as_str()) {
-            out = Cow::Owned(out.replace(k.as_str(), REDACTED));
+    if out.len() >= 8 {
+        if let Some(known) = KNOWN_ANY.load().as_deref() {
+            if let Cow::Owned(s) = known.replace_all(&out, REDACTED) {
+                out = Cow::Owned(s);
+            }
         }
     }
     out
@@ -109,22 +124,27 @@ pub fn redact(line: &str) -> Cow<'_, str> {
 
 /// Whether any of [`RULES`] could match `line`: each needs a `=` or `:`, `eyJ`,
 /// `-----BEGIN`, or a run of 40 token characters. Most values logged (ids, paths, numbers,
-/// addresses) have none, and skip the regular expressions.
+/// addresses) have none, and skip the regular expressions. One pass over the bytes.
 fn may_hold_secret(line: &str) -> bool {
+    let bytes = line.as_bytes();
     let mut run = 0;
-    for &b in line.as_bytes() {
+    for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'=' | b':' => return true,
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => {
                 run += 1;
-                if run >= 40 {
+                let rest = &bytes[i..];
+                if run >= 40
+                    || (b == b'e' && rest.starts_with(b"eyJ"))
+                    || (b == b'-' && rest.starts_with(b"-----BEGIN"))
+                {
                     return true;
                 }
             }
             _ => run = 0,
         }
     }
-    line.contains("eyJ") || line.contains("-----BEGIN")
+    false
 }
 
 /// Where log lines go when not to standard error (tests read what the process logged).

@@ -103,6 +103,10 @@ const NOT_LOGGED: &str = "[bytes not logged]";
 /// was not CRLF`. Borrowed when there is none.
 pub fn without_bytes(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
+    // Both quotes end in `: `; most values have no colon at all.
+    if !text.as_bytes().contains(&b':') {
+        return out;
+    }
     if let Some(at) = out.find(QUOTED_HEAD) {
         let kept = at + QUOTED_HEAD.len();
         out = Cow::Owned(format!("{}{NOT_LOGGED}", &out[..kept]));
