@@ -12,9 +12,6 @@ use openid_gateway::runtime::{Deps, Gateway};
 use openid_gateway::serve::run::demo_services;
 use openid_gateway::serve::server::{proxy_service, server_conf, start_on};
 
-const DESKTOP_UA: &str =
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
-
 fn free() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
 }
@@ -40,7 +37,7 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     let gateway = Arc::new(Gateway::new(loaded.config, Deps::default()).unwrap());
     let _gw = start_on(proxy_service(openid_gateway::runtime::live::LiveGateway::fixed(gateway), &conf), gw_l).unwrap();
 
-    let desktop = common::browser(DESKTOP_UA, "localhost", gw);
+    let desktop = common::browser(common::DESKTOP_UA, "localhost", gw);
     // Every demo URL names its port, so the mock's URLs still reach the mock.
     let pages = desktop.walk(&format!("http://localhost:{}/welcome", gw.port())).await;
     let last = pages.last().unwrap();
@@ -50,14 +47,16 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     assert!(last.body.contains(&openid_gateway::dev::mock_wechat::openid("wx0000000000demo0", "demo-user")));
 
     // The public corner needs no login: a fresh browser gets there directly.
-    let public =
-        common::browser(DESKTOP_UA, "localhost", gw).get(&format!("http://localhost:{}/public/", gw.port())).await;
+    let public = common::browser(common::DESKTOP_UA, "localhost", gw)
+        .get(&format!("http://localhost:{}/public/", gw.port()))
+        .await;
     assert_eq!(public.status, 200);
     assert!(public.body.contains("No identity"));
 
     // The WeChat-only corner shows a desktop browser the QR page.
-    let qr =
-        common::browser(DESKTOP_UA, "localhost", gw).get(&format!("http://localhost:{}/wechat-only/", gw.port())).await;
+    let qr = common::browser(common::DESKTOP_UA, "localhost", gw)
+        .get(&format!("http://localhost:{}/wechat-only/", gw.port()))
+        .await;
     assert_eq!(qr.status, 200);
     assert!(qr.body.contains("请在微信中打开") && qr.body.contains("<svg"), "{}", qr.body);
 }

@@ -14,13 +14,6 @@ const FORGED: [(&str, &str); 4] = [
     ("x_OPENID-token", "forged-4"),
 ];
 
-async fn logged_in(h: &Harness) -> Browser {
-    let b = h.browser();
-    let pages = b.walk(&h.url("/")).await;
-    assert_eq!(pages.last().unwrap().status, 200);
-    b
-}
-
 fn identity_values(seen: &Seen) -> Vec<String> {
     seen.headers
         .iter()

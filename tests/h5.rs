@@ -7,9 +7,6 @@ use common::*;
 use openid_gateway::pages::h5::qr_svg;
 use openid_gateway::wechat::authorize::encode_component;
 
-const DESKTOP_UA: &str =
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15";
-
 fn setup_routes(routes: &str) -> Setup {
     Setup { routes: routes.replace("UP", "UPSTREAM"), ..Setup::default() }
 }

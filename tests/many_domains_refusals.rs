@@ -5,9 +5,6 @@
 mod common;
 
 use common::*;
-use openid_gateway::session::seal::Sealer;
-use openid_gateway::util::clock::OsEntropy;
-use openid_gateway::util::secret::Secret;
 use openid_gateway::wechat::authorize::encode_component;
 
 /// Walks from `url` until the next URL would be a ticket, and returns that URL.
@@ -21,10 +18,6 @@ fn assert_refused(page: &Page, status: u16, words: &str) {
     assert_eq!(page.status, status, "{} {}", page.url, page.body);
     assert!(page.location().is_empty() && page.next_url().is_none(), "a refusal redirected: {page:?}");
     assert!(page.body.contains(words), "{words:?} not in {}", page.body);
-}
-
-fn seal(name: &str, key: &str, json: &str) -> String {
-    Sealer::new(&[Secret::new(key.as_bytes().to_vec())]).seal(name, json.as_bytes(), &OsEntropy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

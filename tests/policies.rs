@@ -6,7 +6,6 @@ mod common;
 use openid_gateway::http::canonical::{canonical_path, PathRules};
 
 use common::*;
-use openid_gateway::token::Claims;
 use openid_gateway::wechat::authorize::encode_component;
 
 const ROUTES: &str = "\
@@ -22,14 +21,6 @@ fn setup() -> Setup {
         tables: "cookie_domain = \"gw.test\"\n".into(),
         ..Setup::default()
     }
-}
-
-fn claims(token: &str) -> Claims {
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.validate_aud = false;
-    jsonwebtoken::decode::<Claims>(token, &jsonwebtoken::DecodingKey::from_secret(HS256_KEY.as_bytes()), &v)
-        .unwrap()
-        .claims
 }
 
 fn aud_of_last(h: &Harness) -> Option<String> {

@@ -5,15 +5,6 @@ mod common;
 
 use base64::Engine;
 use common::*;
-use openid_gateway::session::seal::Sealer;
-use openid_gateway::util::clock::OsEntropy;
-use openid_gateway::util::secret::Secret;
-
-async fn logged_in(h: &Harness) -> Browser {
-    let b = h.browser();
-    assert_eq!(b.walk(&h.url("/")).await.last().unwrap().status, 200);
-    b
-}
 
 async fn assert_sent_to_wechat(h: &Harness, b: &Browser) {
     let forwarded = h.upstream.seen().len();
@@ -21,10 +12,6 @@ async fn assert_sent_to_wechat(h: &Harness, b: &Browser) {
     let next = pages.last().unwrap().next_url().unwrap_or_default();
     assert!(next.starts_with(&h.mock_url("/connect/oauth2/authorize?")), "not sent to log in: {next}");
     assert_eq!(h.upstream.seen().len(), forwarded, "the upstream saw nothing");
-}
-
-fn seal(key: &str, json: &str) -> String {
-    Sealer::new(&[Secret::new(key.as_bytes().to_vec())]).seal("ogw_session", json.as_bytes(), &OsEntropy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,14 +36,14 @@ async fn foreign_key_other_app_and_expired_sessions_mean_a_new_login() {
     let b = h.browser();
     let good = format!(r#"{{"o":"oGOOD","a":"{APPID}","i":{now},"e":{}}}"#, now + 3600);
     // Sealed with the gateway's key, it is accepted: the forgery tests below are meaningful.
-    b.set_cookie(&format!("ogw_session={}", seal(SESSION_KEY, &good)));
+    b.set_cookie(&format!("ogw_session={}", seal("ogw_session", SESSION_KEY, &good)));
     assert_eq!(b.get(&h.url("/private")).await.status, 200);
 
-    b.set_cookie(&format!("ogw_session={}", seal("some-other-key-0123456789abcdef0123456789", &good)));
+    b.set_cookie(&format!("ogw_session={}", seal("ogw_session", "some-other-key-0123456789abcdef0123456789", &good)));
     assert_sent_to_wechat(&h, &b).await;
 
     let other_app = format!(r#"{{"o":"oGOOD","a":"wxOTHERAPP","i":{now},"e":{}}}"#, now + 3600);
-    b.set_cookie(&format!("ogw_session={}", seal(SESSION_KEY, &other_app)));
+    b.set_cookie(&format!("ogw_session={}", seal("ogw_session", SESSION_KEY, &other_app)));
     assert_sent_to_wechat(&h, &b).await;
 
     let real = logged_in(&h).await;

@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
+use common::process::bin;
 use common::*;
 use openid_gateway::token::keys::{generate, parse_private_pem, KeyAlg};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_openid-gateway"))
-}
 
 /// `openid-gateway verify` on `token`: (exit code, output).
 fn verify(token: &str, args: &[&str]) -> (i32, String) {

@@ -317,6 +317,25 @@ pub async fn signed_tokens(
     (h, valid, invalid)
 }
 
+/// A desktop browser (Chrome on Windows): not WeChat.
+pub const DESKTOP_UA: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
+
+/// A browser of the standard setup that has walked into a session on the public host.
+pub async fn logged_in(h: &Harness) -> Browser {
+    let b = h.browser();
+    assert_eq!(b.walk(&h.url("/")).await.last().unwrap().status, 200);
+    b
+}
+
+/// `json` sealed as the gateway seals the value of `name` (its cookie, request or ticket), with `key`.
+pub fn seal(name: &str, key: &str, json: &str) -> String {
+    use openid_gateway::session::seal::Sealer;
+    use openid_gateway::util::clock::OsEntropy;
+    use openid_gateway::util::secret::Secret;
+    Sealer::new(&[Secret::new(key.as_bytes().to_vec())]).seal(name, json.as_bytes(), &OsEntropy)
+}
+
 /// The claims of an HS256 token of the standard setup, audience unchecked.
 pub fn claims(token: &str) -> openid_gateway::token::Claims {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
