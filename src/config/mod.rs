@@ -246,6 +246,18 @@ pub enum TokenAlgorithm {
     RS256,
 }
 
+impl TokenAlgorithm {
+    /// Its name in JOSE (`alg`) and in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenAlgorithm::HS256 => "HS256",
+            TokenAlgorithm::ES256 => "ES256",
+            TokenAlgorithm::EdDSA => "EdDSA",
+            TokenAlgorithm::RS256 => "RS256",
+        }
+    }
+}
+
 /// Whether a route needs a WeChat identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {

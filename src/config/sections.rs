@@ -121,8 +121,8 @@ pub(super) fn token_section(mut t: Table, secrets: &SecretLoader, default_issuer
             let secret = match (src.is_ephemeral(), algorithm?) {
                 // The demo's asymmetric key: a new one at every start.
                 (true, alg) if alg != TokenAlgorithm::HS256 && secrets.ephemeral_allowed(&path) => {
-                    let kind = crate::token::keys::KeyAlg::parse(&format!("{alg:?}"))?;
-                    super::secrets::ephemeral(&format!("{path}#{alg:?}"), || {
+                    let kind = crate::token::keys::KeyAlg::parse(alg.name())?;
+                    super::secrets::ephemeral(&format!("{path}#{}", alg.name()), || {
                         Some(Secret::new(crate::token::keys::generate(kind).ok()?.into_bytes()))
                     })?
                 }
@@ -152,7 +152,7 @@ fn check_token_key(algorithm: TokenAlgorithm, secret: &Secret, signing: bool) ->
     }
     let text = std::str::from_utf8(secret.expose()).map_err(|_| "is not PEM text".to_string())?;
     let pair = crate::token::keys::parse_private_pem(text).map_err(|e| e.to_string())?;
-    let wanted = format!("{algorithm:?}");
+    let wanted = algorithm.name();
     if signing && pair.alg.name() != wanted {
         return Err(format!("is a {} key but algorithm is {wanted}", pair.alg.name()));
     }

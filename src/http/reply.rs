@@ -2,11 +2,48 @@
 
 use bytes::Bytes;
 
+/// The headers the gateway's own answers carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    SetCookie,
+    ContentType,
+    CacheControl,
+    Location,
+    ReferrerPolicy,
+    RetryAfter,
+    /// `Access-Control-Allow-Origin`.
+    AllowOrigin,
+    /// `Strict-Transport-Security`.
+    Hsts,
+    /// `X-Request-Id`: the id a page names, for support.
+    RequestId,
+    /// `X-Login-Url`: where a script sends the user to log in.
+    LoginUrl,
+}
+
+impl Header {
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Header::SetCookie => "set-cookie",
+            Header::ContentType => "content-type",
+            Header::CacheControl => "cache-control",
+            Header::Location => "location",
+            Header::ReferrerPolicy => "referrer-policy",
+            Header::RetryAfter => "retry-after",
+            Header::AllowOrigin => "access-control-allow-origin",
+            Header::Hsts => "strict-transport-security",
+            Header::RequestId => "x-request-id",
+            Header::LoginUrl => "x-login-url",
+        }
+    }
+}
+
 /// Status, headers and body of a response the gateway writes itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(Header, String)>,
     pub body: Bytes,
 }
 
@@ -15,7 +52,7 @@ impl Reply {
     pub fn redirect(location: impl Into<String>) -> Self {
         Self {
             status: 302,
-            headers: vec![("location", location.into()), ("cache-control", "no-store".into())],
+            headers: vec![(Header::Location, location.into()), (Header::CacheControl, "no-store".into())],
             body: Bytes::new(),
         }
     }
@@ -25,9 +62,9 @@ impl Reply {
         Self {
             status,
             headers: vec![
-                ("content-type", "text/html; charset=utf-8".into()),
-                ("cache-control", "no-store".into()),
-                ("referrer-policy", "no-referrer".into()),
+                (Header::ContentType, "text/html; charset=utf-8".into()),
+                (Header::CacheControl, "no-store".into()),
+                (Header::ReferrerPolicy, "no-referrer".into()),
             ],
             body: Bytes::from(body),
         }
@@ -37,13 +74,13 @@ impl Reply {
     pub fn json(status: u16, body: String) -> Self {
         Self {
             status,
-            headers: vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())],
+            headers: vec![(Header::ContentType, "application/json".into()), (Header::CacheControl, "no-store".into())],
             body: Bytes::from(body),
         }
     }
 
     /// Adds a header (several `Set-Cookie` may be added).
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+    pub fn with_header(mut self, name: Header, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }

@@ -9,7 +9,7 @@ use super::state::LoginState;
 use super::{start, Landing, LoginRequest};
 use crate::http::client::ClientView;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::login::handoff::login_host::ticket_redirect;
 use crate::runtime::{AppRuntime, Gateway};
 
@@ -72,7 +72,7 @@ pub async fn callback(
                 Some(request) => ticket_redirect(gw, app, request, &session),
                 None => Reply::redirect(with_own_fragment(&retry)),
             };
-            Ok(onward.with_header("set-cookie", cookie))
+            Ok(onward.with_header(Header::SetCookie, cookie))
         }
     }
 }

@@ -17,7 +17,7 @@ use http::HeaderMap;
 use crate::http::client::ClientView;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::login::handoff::HandoffRequest;
 use crate::runtime::{AppRuntime, Gateway};
 use crate::util::clock::base62_nonce;
@@ -93,7 +93,7 @@ pub async fn start(gw: &Gateway, app: &AppRuntime, login: LoginRequest<'_>) -> R
         &nonce,
     );
     let cookie = app.logins.write(&nonce, login.landing.page(), handoff, gw.now_millis(), gw.entropy());
-    Ok(Reply::redirect(url).with_header("set-cookie", cookie).with_header("set-cookie", counted))
+    Ok(Reply::redirect(url).with_header(Header::SetCookie, cookie).with_header(Header::SetCookie, counted))
 }
 
 /// `<app public origin><prefix>/login?return=` (append the encoded return URL).

@@ -3,7 +3,7 @@
 
 use super::{Action, Bilingual, Page};
 use crate::http::error::{wait_secs, GatewayError, Refusal};
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::wechat::errcode::ErrClass;
 use crate::wechat::ExchangeError;
 
@@ -21,7 +21,7 @@ pub fn reply_for(e: &GatewayError, request_id: &str, api: bool) -> Reply {
         page(e, request_id)
     };
     if let GatewayError::TooMany { wait } = e {
-        reply = reply.with_header("retry-after", wait_secs(*wait).to_string());
+        reply = reply.with_header(Header::RetryAfter, wait_secs(*wait).to_string());
     }
     reply
 }
@@ -366,6 +366,6 @@ mod tests {
             (json.status, v["error"].as_str(), v["request_id"].as_str()),
             (429, Some("too_many_requests"), Some("r1"))
         );
-        assert!(json.headers.contains(&("retry-after", "10".to_string())));
+        assert!(json.headers.contains(&(Header::RetryAfter, "10".to_string())));
     }
 }

@@ -6,7 +6,7 @@ use qrcode::render::svg;
 use qrcode::QrCode;
 
 use super::{escape, Bilingual, Page, STYLE};
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 
 /// A page that sends the browser to `login_url` + the encoded return URL, where the return
 /// URL is `target` plus the page's `location.hash`. Without script, a meta refresh goes to the
@@ -29,7 +29,7 @@ pub fn keep_fragment(login_url: &str, target: &str, request_id: &str) -> Reply {
         login_js = js_string(login_url),
         target_js = js_string(target),
     );
-    Reply::html(200, html).with_header("x-request-id", request_id)
+    Reply::html(200, html).with_header(Header::RequestId, request_id)
 }
 
 /// "请在微信中打开 / Open in WeChat", with a QR code of `url` to scan with the phone.
@@ -76,10 +76,10 @@ pub fn login_required(login_url: &str, request_id: &str) -> Reply {
     Reply {
         status: 401,
         headers: vec![
-            ("content-type", "application/json; charset=utf-8".into()),
-            ("cache-control", "no-store".into()),
-            ("x-login-url", login_url.into()),
-            ("x-request-id", request_id.into()),
+            (Header::ContentType, "application/json; charset=utf-8".into()),
+            (Header::CacheControl, "no-store".into()),
+            (Header::LoginUrl, login_url.into()),
+            (Header::RequestId, request_id.into()),
         ],
         body: Bytes::from(body.to_string()),
     }

@@ -4,7 +4,7 @@
 pub mod errors;
 pub mod h5;
 
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 
 /// Text in both languages.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +72,7 @@ impl Page<'_> {
             me = escape(self.message.en),
             rid = escape(self.request_id),
         );
-        Reply::html(self.status, html).with_header("x-request-id", self.request_id)
+        Reply::html(self.status, html).with_header(Header::RequestId, self.request_id)
     }
 }
 

@@ -158,7 +158,7 @@ fn timeout_response() -> Vec<u8> {
     let mut out =
         format!("HTTP/1.1 408 Request Timeout\r\ncontent-length: {}\r\nconnection: close\r\n", reply.body.len());
     for (name, value) in &reply.headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        out.push_str(&format!("{}: {value}\r\n", name.as_str()));
     }
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();

@@ -11,7 +11,7 @@ use crate::config::{NonWechat, Policy};
 use crate::http::client::ClientView;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::http::target::Target;
 use crate::login::handoff;
 use crate::login::returns::{self, absolute_target, return_target};
@@ -113,7 +113,7 @@ fn mp_verify(gw: &Gateway, view: &ClientView, path: &str) -> Option<Reply> {
     let app = gw.app_of_host(&view.host)?;
     app.config.mp_verify.iter().any(|t| t == token).then(|| Reply {
         status: 200,
-        headers: vec![("content-type", "text/plain; charset=utf-8".into())],
+        headers: vec![(Header::ContentType, "text/plain; charset=utf-8".into())],
         body: bytes::Bytes::from(token.to_string()),
     })
 }

@@ -15,7 +15,7 @@ use pingora::http::RequestHeader;
 use crate::http::client::{query_param, ClientView};
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::http::target::Target;
 use crate::login::handoff;
 use crate::login::{self, returns, Landing, LoginRequest};
@@ -51,9 +51,9 @@ fn jwks(gw: &Gateway) -> Reply {
     Reply {
         status: 200,
         headers: vec![
-            ("content-type", "application/jwk-set+json".into()),
-            ("cache-control", "public, max-age=300".into()),
-            ("access-control-allow-origin", "*".into()),
+            (Header::ContentType, "application/jwk-set+json".into()),
+            (Header::CacheControl, "public, max-age=300".into()),
+            (Header::AllowOrigin, "*".into()),
         ],
         body: bytes::Bytes::from(gw.signer.keys().jwks().to_string()),
     }
@@ -114,7 +114,7 @@ async fn logout(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Result<
         gw.end_session(&s, true).await;
     }
     Ok(Reply::redirect(return_param(gw, req)?)
-        .with_header("set-cookie", app.loops.clear())
-        .with_header("set-cookie", app.sessions.clear())
-        .with_header("set-cookie", app.logins.clear()))
+        .with_header(Header::SetCookie, app.loops.clear())
+        .with_header(Header::SetCookie, app.sessions.clear())
+        .with_header(Header::SetCookie, app.logins.clear()))
 }

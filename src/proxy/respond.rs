@@ -8,7 +8,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use super::decide::Step;
 use super::RequestCtx;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::pages::errors;
 
 /// Carries out `step`. `Ok(false)`: forward (route and user are now in `ctx`); `Ok(true)`:
@@ -37,7 +37,7 @@ pub async fn answer(session: &mut Session, ctx: &mut RequestCtx, step: Step) -> 
 /// asks for it.
 fn secure(reply: Reply, ctx: &RequestCtx) -> Reply {
     match &ctx.hsts {
-        Some(value) => reply.with_header("strict-transport-security", value.clone()),
+        Some(value) => reply.with_header(Header::Hsts, value.clone()),
         None => reply,
     }
 }
@@ -46,7 +46,7 @@ fn secure(reply: Reply, ctx: &RequestCtx) -> Reply {
 pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
     for (name, value) in reply.headers {
-        header.append_header(name, value)?;
+        header.append_header(name.as_str(), value)?;
     }
     header.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();

@@ -6,7 +6,7 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
@@ -98,8 +98,8 @@ pub fn verify(token: &str, keys: &KeySource, expect: &Expect, now: u64) -> Resul
                 None => return Err(Rejection::NoKid),
             };
             if let Some(key_alg) = jwk.common.key_algorithm {
-                if format!("{key_alg:?}") != alg_name {
-                    return Err(Rejection::AlgMismatch { token: alg_name, key: format!("{key_alg:?}") });
+                if KeyAlgorithm::from(alg) != key_alg {
+                    return Err(Rejection::AlgMismatch { token: alg_name, key: key_alg.to_string() });
                 }
             }
             DecodingKey::from_jwk(jwk).map_err(|e| Rejection::Malformed(e.to_string()))?

@@ -9,7 +9,7 @@ use super::{HandoffRequest, Refusal, Ticket};
 use crate::http::client::{query_param, ClientView};
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::login::rate::Door;
 use crate::login::returns::{on_host, on_origin, with_own_fragment};
 use crate::login::LoginRequest;
@@ -49,9 +49,9 @@ pub async fn start(gw: &Gateway, host: &HostRuntime, login: LoginRequest<'_>) ->
     app.metrics.ticket("requested");
     let to_login_host = Endpoint::Login.url(&app.config.public_origin(), prefix, &[("handoff", &sealed)]);
     Ok(Reply::redirect(to_login_host)
-        .with_header("set-cookie", app.nonces.add(login.headers, &nonce, now_ms, gw.entropy()))
-        .with_header("set-cookie", counted)
-        .with_header("referrer-policy", "no-referrer"))
+        .with_header(Header::SetCookie, app.nonces.add(login.headers, &nonce, now_ms, gw.entropy()))
+        .with_header(Header::SetCookie, counted)
+        .with_header(Header::ReferrerPolicy, "no-referrer"))
 }
 
 /// `GET <prefix>/ticket?ticket=` on app host `host`: the ticket is checked (it opens, it is for
@@ -97,9 +97,9 @@ pub async fn redeem(
     let (_, session) = host.sessions.renew(&ticket.session, family, Some(&view.host), now, entropy);
     app.metrics.ticket("redeemed");
     Ok(Reply::redirect(with_own_fragment(&ticket.return_to))
-        .with_header("set-cookie", session)
-        .with_header("set-cookie", app.nonces.without(&req.headers, &ticket.nonce, now_ms, entropy))
-        .with_header("referrer-policy", "no-referrer"))
+        .with_header(Header::SetCookie, session)
+        .with_header(Header::SetCookie, app.nonces.without(&req.headers, &ticket.nonce, now_ms, entropy))
+        .with_header(Header::ReferrerPolicy, "no-referrer"))
 }
 
 /// `GET <prefix>/logout[?everywhere=1][&return=URL]` on app host `host`: ends this host's
@@ -130,7 +130,7 @@ pub async fn logout(
         back
     };
     Reply::redirect(location)
-        .with_header("set-cookie", host.sessions.clear())
-        .with_header("set-cookie", app.nonces.clear())
-        .with_header("set-cookie", app.loops.clear())
+        .with_header(Header::SetCookie, host.sessions.clear())
+        .with_header(Header::SetCookie, app.nonces.clear())
+        .with_header(Header::SetCookie, app.loops.clear())
 }

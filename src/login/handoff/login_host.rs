@@ -7,7 +7,7 @@ use super::{HandoffRequest, Refusal, Ticket};
 use crate::http::client::ClientView;
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
-use crate::http::reply::Reply;
+use crate::http::reply::{Header, Reply};
 use crate::login::rate::Door;
 use crate::login::returns::on_host;
 use crate::login::{self, Landing, LoginRequest};
@@ -75,5 +75,5 @@ pub fn ticket_redirect(gw: &Gateway, app: &AppRuntime, request: &HandoffRequest,
     // The way to the app host names its own (empty) fragment, so it never inherits WeChat's
     // `#wechat_redirect`; the ticket carries the page's.
     let to_app_host = Endpoint::Ticket.url(&origin, &gw.config.prefix, &[("ticket", &sealed)]);
-    Reply::redirect(format!("{to_app_host}#")).with_header("referrer-policy", "no-referrer")
+    Reply::redirect(format!("{to_app_host}#")).with_header(Header::ReferrerPolicy, "no-referrer")
 }
