@@ -39,47 +39,14 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let errors = Errors::default();
     let mut root = Table::root(&doc, &errors);
 
-    let listen = root.from_str::<SocketAddr>("listen").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let threads = root.opt::<usize>("threads").unwrap_or(1);
-    if threads == 0 || threads > 1024 {
-        root.error("threads", "must be between 1 and 1024");
-    }
-    let threads = threads.clamp(1, 1024);
-    let upgrade_sock = root.opt::<String>("upgrade_sock").unwrap_or_else(|| "/tmp/openid-gateway-upgrade.sock".into());
-    let drain_timeout = root.parsed("drain_timeout", duration::parse).unwrap_or(Duration::from_secs(10));
-    let prefix = root.parsed("prefix", parse_prefix).unwrap_or_else(|| "/.gateway".into());
-    let demo = root.table("demo").map(|mut t| {
-        let mock = t.from_str::<SocketAddr>("mock_wechat").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
-        let up = t.from_str::<SocketAddr>("upstream").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8082)));
-        t.finish();
-        DemoConfig { mock_wechat_listen: mock, upstream_listen: up }
-    });
+    let Process { listen, threads, upgrade_sock, drain_timeout, prefix, demo } = process(&mut root);
     let secrets = SecretLoader::new(base, demo.is_some(), &errors);
 
     let (apps, declared) = apps(&mut root, &secrets);
     let session = required_table(&mut root, "session").and_then(|t| session_section(t, &secrets));
     let first_origin = apps.first().map(|a| a.public_origin());
     let token = required_table(&mut root, "token").and_then(|t| token_section(t, &secrets, first_origin.as_deref()));
-    let trusted_proxies = root
-        .opt::<Vec<String>>("trusted_proxies")
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| parse_ipnet(s).map_err(|m| errors.push(format!("trusted_proxies[{i}]"), m)).ok())
-        .collect();
-    let allowed_return_hosts: Vec<String> = root
-        .opt::<Vec<String>>("allowed_return_hosts")
-        .unwrap_or_default()
-        .into_iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    let login_limit =
-        root.table("login_limit").map_or(LoginLimit { max: 3, window: Duration::from_secs(60) }, |mut t| {
-            let max = t.opt::<u32>("max").unwrap_or(3).max(1);
-            let window = t.parsed("window", duration::parse).unwrap_or(Duration::from_secs(60));
-            t.finish();
-            LoginLimit { max, window }
-        });
+    let Clients { trusted_proxies, allowed_return_hosts, login_limit } = clients(&mut root, &errors);
 
     let paths = root.table("paths").map(paths_section).unwrap_or_default();
     let limits = root.table("limits").map(limits_section).unwrap_or_default();
@@ -90,19 +57,8 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
     let state = root.table("state").map(|t| state_section(t, &secrets, base)).unwrap_or_default();
     check_listeners(listen, &admin, tls.as_ref(), &errors);
 
-    let route_tables = root.tables("routes");
-    if route_tables.is_empty() && !root.has("routes") {
-        root.error("routes", "at least one [[routes]] is required");
-    }
     let app_hosts = app_hosts_section(&mut root, &apps, &declared, session.as_ref());
-    let drafts: Vec<RouteDraft> =
-        route_tables.into_iter().map(|t| route(t, &apps, &declared, &app_hosts, base)).collect();
-    check_routes(&drafts, &apps, &app_hosts, session.as_ref(), &errors);
-    for (i, a) in apps.iter().enumerate().filter(|(i, a)| !a.logins_here && !app_hosts.iter().any(|h| h.app == *i)) {
-        let key = if declared.len() > 1 || root.has("apps") { format!("apps[{i}].logins") } else { "logins".into() };
-        errors.push(key, format!("app {:?}: \"elsewhere\" serves only app hosts; list them in [[app_hosts]]", a.name));
-    }
-    let routes: Vec<Route> = drafts.into_iter().filter_map(|d| d.route).collect();
+    let routes = routes(&mut root, &apps, &declared, &app_hosts, session.as_ref(), base, &errors);
     root.finish();
 
     let mut warnings = if demo.is_some() { Vec::new() } else { warnings(&apps) };
@@ -136,6 +92,93 @@ pub fn parse_str(text: &str, base: &Path) -> Result<Loaded, Vec<ConfigError>> {
         }),
         _ => Err(errors.into_vec()),
     }
+}
+
+/// The process's own settings at the top level.
+struct Process {
+    listen: SocketAddr,
+    threads: usize,
+    upgrade_sock: String,
+    drain_timeout: Duration,
+    prefix: String,
+    demo: Option<DemoConfig>,
+}
+
+fn process(root: &mut Table) -> Process {
+    let listen = root.from_str::<SocketAddr>("listen").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let threads = root.opt::<usize>("threads").unwrap_or(1);
+    if threads == 0 || threads > 1024 {
+        root.error("threads", "must be between 1 and 1024");
+    }
+    let demo = root.table("demo").map(|mut t| {
+        let mock = t.from_str::<SocketAddr>("mock_wechat").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8081)));
+        let up = t.from_str::<SocketAddr>("upstream").unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8082)));
+        t.finish();
+        DemoConfig { mock_wechat_listen: mock, upstream_listen: up }
+    });
+    Process {
+        listen,
+        threads: threads.clamp(1, 1024),
+        upgrade_sock: root.opt::<String>("upgrade_sock").unwrap_or_else(|| "/tmp/openid-gateway-upgrade.sock".into()),
+        drain_timeout: root.parsed("drain_timeout", duration::parse).unwrap_or(Duration::from_secs(10)),
+        prefix: root.parsed("prefix", parse_prefix).unwrap_or_else(|| "/.gateway".into()),
+        demo,
+    }
+}
+
+/// Which clients are believed, where they may be sent back to, and how often they may log in.
+struct Clients {
+    trusted_proxies: Vec<IpNet>,
+    allowed_return_hosts: Vec<String>,
+    login_limit: LoginLimit,
+}
+
+fn clients(root: &mut Table, errors: &Errors) -> Clients {
+    let trusted_proxies = root
+        .opt::<Vec<String>>("trusted_proxies")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| parse_ipnet(s).map_err(|m| errors.push(format!("trusted_proxies[{i}]"), m)).ok())
+        .collect();
+    let allowed_return_hosts = root
+        .opt::<Vec<String>>("allowed_return_hosts")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let login_limit =
+        root.table("login_limit").map_or(LoginLimit { max: 3, window: Duration::from_secs(60) }, |mut t| {
+            let max = t.opt::<u32>("max").unwrap_or(3).max(1);
+            let window = t.parsed("window", duration::parse).unwrap_or(Duration::from_secs(60));
+            t.finish();
+            LoginLimit { max, window }
+        });
+    Clients { trusted_proxies, allowed_return_hosts, login_limit }
+}
+
+/// `[[routes]]`, each checked against the apps and app hosts, and every app that logs in
+/// elsewhere serving app hosts.
+fn routes(
+    root: &mut Table,
+    apps: &[App],
+    declared: &[String],
+    app_hosts: &[AppHost],
+    session: Option<&SessionConfig>,
+    base: &Path,
+    errors: &Errors,
+) -> Vec<Route> {
+    let route_tables = root.tables("routes");
+    if route_tables.is_empty() && !root.has("routes") {
+        root.error("routes", "at least one [[routes]] is required");
+    }
+    let drafts: Vec<RouteDraft> = route_tables.into_iter().map(|t| route(t, apps, declared, app_hosts, base)).collect();
+    check_routes(&drafts, apps, app_hosts, session, errors);
+    for (i, a) in apps.iter().enumerate().filter(|(i, a)| !a.logins_here && !app_hosts.iter().any(|h| h.app == *i)) {
+        let key = if declared.len() > 1 || root.has("apps") { format!("apps[{i}].logins") } else { "logins".into() };
+        errors.push(key, format!("app {:?}: \"elsewhere\" serves only app hosts; list them in [[app_hosts]]", a.name));
+    }
+    drafts.into_iter().filter_map(|d| d.route).collect()
 }
 
 /// The public, TLS and admin listeners need addresses of their own (port 0: each gets a free

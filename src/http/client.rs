@@ -6,10 +6,6 @@ use std::net::IpAddr;
 use pingora::http::RequestHeader;
 
 use super::host;
-use std::sync::LazyLock;
-
-use regex::RegexSet;
-
 use http::header::{HeaderName, ACCEPT, UPGRADE, USER_AGENT};
 
 use crate::config::{App, IpNet};
@@ -33,8 +29,8 @@ pub struct ClientView {
     /// A host was named (`Host`, or `X-Forwarded-Host` from a trusted proxy) that is not a
     /// valid `host[:port]`: the request is answered 400, and `host` is empty.
     pub bad_host: bool,
-    /// `http` or `https` when a trusted proxy said so.
-    pub proto: Option<String>,
+    /// The scheme a trusted proxy named (or TLS, once the request is known to have come over it).
+    pub proto: Option<Scheme>,
     /// The `X-Forwarded-For` the upstream receives.
     pub forwarded_for: Option<String>,
     /// The address of the connection's other end.
@@ -64,11 +60,8 @@ impl ClientView {
         };
         let authority = (!raw_host.is_empty()).then(|| raw_host.to_ascii_lowercase());
         let proto = via_proxy
-            .then(|| {
-                header(&X_FORWARDED_PROTO).and_then(|p| p.split(',').next()).map(|p| p.trim().to_ascii_lowercase())
-            })
-            .flatten()
-            .filter(|p| p == "http" || p == "https");
+            .then(|| header(&X_FORWARDED_PROTO).and_then(|p| p.split(',').next()).and_then(Scheme::parse))
+            .flatten();
         // Every `X-Forwarded-For` line, in order: a proxy may append its own line after one the
         // client sent, and the nearest hops are at the end.
         let chain: Vec<&str> = req
@@ -115,7 +108,7 @@ impl ClientView {
     /// `scheme://authority` the client asked for: the scheme a trusted proxy named (or TLS),
     /// else `app`'s; the authority asked for, else the app's public host.
     pub fn origin(&self, app: &App) -> String {
-        let scheme = self.proto.as_deref().unwrap_or(app.public_url.scheme());
+        let scheme = self.proto.map_or(app.public_url.scheme(), |s| s.as_str());
         let authority = self.authority.as_deref().unwrap_or(app.public_host());
         format!("{scheme}://{authority}")
     }
@@ -124,6 +117,31 @@ impl ClientView {
 /// The first value of `key` in a query string, percent-decoded.
 pub fn query_param(query: &str, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// The scheme a request came by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    /// `http` or `https`, in any letter case and with white space around it.
+    pub fn parse(s: &str) -> Option<Scheme> {
+        match s.trim() {
+            p if p.eq_ignore_ascii_case("http") => Some(Scheme::Http),
+            p if p.eq_ignore_ascii_case("https") => Some(Scheme::Https),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 /// What kind of browser, from its `User-Agent`: WeChat (and which), another mobile or desktop
@@ -140,18 +158,6 @@ pub enum Agent {
     Desktop,
 }
 
-/// The words that tell agents apart, found in one pass.
-static AGENT_WORDS: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new([
-        "MicroMessenger",
-        "wxwork",
-        "miniProgram|MiniProgramEnv",
-        "bot|Bot|spider|Spider|curl/|python",
-        "Mobile|Android|iPhone",
-    ])
-    .expect("constant patterns")
-});
-
 impl Agent {
     /// The agent of `ua`, and whether it is WeChat's in-app browser (`MicroMessenger`, which
     /// WeChat's desktop clients and WeCom carry too).
@@ -159,17 +165,17 @@ impl Agent {
         if ua.is_empty() {
             return (Agent::None, false);
         }
-        let found = AGENT_WORDS.matches(ua);
-        let wechat = found.matched(0);
-        let agent = if found.matched(1) {
+        let has = |s: &str| ua.contains(s);
+        let wechat = has("MicroMessenger");
+        let agent = if has("wxwork") {
             Agent::WeCom
-        } else if found.matched(2) {
+        } else if has("miniProgram") || has("MiniProgramEnv") {
             Agent::MiniProgram
         } else if wechat {
             Agent::Wechat
-        } else if found.matched(3) {
+        } else if ["bot", "Bot", "spider", "Spider", "curl/", "python"].iter().any(|w| has(w)) {
             Agent::Robot
-        } else if found.matched(4) {
+        } else if ["Mobile", "Android", "iPhone"].iter().any(|w| has(w)) {
             Agent::Mobile
         } else {
             Agent::Desktop
@@ -252,7 +258,7 @@ mod tests {
 
         let trusted = ClientView::of(&r, Some("10.0.0.5".parse().unwrap()), &[net("10.0.0.0/8")]);
         assert_eq!(trusted.host, "shop.example.com");
-        assert_eq!(trusted.proto.as_deref(), Some("https"));
+        assert_eq!(trusted.proto, Some(Scheme::Https));
         assert_eq!(trusted.forwarded_for.as_deref(), Some("6.6.6.6, 1.2.3.4, 10.0.0.5"));
         assert_eq!(trusted.ip, Some("1.2.3.4".parse().unwrap()), "the nearest untrusted hop");
     }

@@ -178,7 +178,7 @@ pub fn forwarding_headers(req: &mut RequestHeader, view: &ClientView, scheme: &s
             req.remove_header("x-forwarded-for");
         }
     }
-    req.insert_header("x-forwarded-proto", view.proto.as_deref().unwrap_or(scheme))?;
+    req.insert_header("x-forwarded-proto", view.proto.map_or(scheme, |s| s.as_str()))?;
     match &view.authority {
         Some(h) => req.insert_header("x-forwarded-host", h)?,
         None => {
@@ -193,7 +193,7 @@ pub fn forwarding_headers(req: &mut RequestHeader, view: &ClientView, scheme: &s
 
 /// `for=<peer>;proto=<scheme>[;host=<authority>]`, quoted where RFC 7239 needs it.
 fn forwarded_element(view: &ClientView, scheme: &str) -> String {
-    let proto = view.proto.as_deref().unwrap_or(scheme);
+    let proto = view.proto.map_or(scheme, |s| s.as_str());
     let peer = match view.peer {
         Some(std::net::IpAddr::V6(ip)) => format!("\"[{ip}]\""),
         Some(ip) => ip.to_string(),

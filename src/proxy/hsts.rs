@@ -7,6 +7,7 @@ use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
 use super::RequestCtx;
+use crate::http::client::Scheme;
 use crate::http::reply::Reply;
 use crate::runtime::Gateway;
 
@@ -14,7 +15,7 @@ use crate::runtime::Gateway;
 pub fn note(session: &Session, ctx: &mut RequestCtx) {
     ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     if ctx.tls {
-        ctx.view.proto = Some("https".into());
+        ctx.view.proto = Some(Scheme::Https);
         ctx.hsts = ctx.gw.config.tls.as_ref().and_then(|t| t.hsts).map(|h| h.header_value());
     }
 }
@@ -22,7 +23,7 @@ pub fn note(session: &Session, ctx: &mut RequestCtx) {
 /// The redirect to https for a plain request, when `[tls] redirect_http` asks for one.
 pub fn redirect_plain(gw: &Gateway, req: &RequestHeader, ctx: &RequestCtx) -> Option<Reply> {
     let tls = gw.config.tls.as_ref().filter(|t| t.redirect_http)?;
-    let behind_tls_proxy = ctx.view.via_trusted_proxy && ctx.view.proto.as_deref() == Some("https");
+    let behind_tls_proxy = ctx.view.via_trusted_proxy && ctx.view.proto == Some(Scheme::Https);
     if ctx.tls || behind_tls_proxy || req.uri.path().starts_with("/MP_verify_") {
         return None;
     }
