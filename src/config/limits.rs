@@ -3,8 +3,37 @@
 
 use super::reader::Table;
 use super::values::parse_size;
-use super::{EscapedSlashes, Limits, PathRules, RateLimitConfig};
+use super::{Limits, RateLimitConfig};
 use crate::util::duration;
+
+/// What to do with `%2F` and `%5C` (encoded slash and backslash) in a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EscapedSlashes {
+    /// Refuse the path with [`crate::http::canonical::Refusal::EncodedSlash`] (the safe default).
+    Reject,
+    /// Keep them encoded (as upper-case `%2F` / `%5C`) as ordinary text inside a segment, never as a separator.
+    Keep,
+    /// Decode both to `/`, a real segment separator (so they take part in dot-segment removal).
+    Unescape,
+}
+
+/// The choices an operator can make (Envoy's normalize_path / merge_slashes / path_with_escaped_slashes_action are
+/// the model). Dot segments are always removed; the default is the safest setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathRules {
+    /// Drop empty segments (`/a//b` becomes `/a/b`), keeping a trailing slash. When off, `//` is kept.
+    pub merge_slashes: bool,
+    /// Treatment of `%2F` and `%5C`.
+    pub escaped_slashes: EscapedSlashes,
+}
+
+impl Default for PathRules {
+    /// `merge_slashes: true`, `escaped_slashes: Reject`.
+    fn default() -> Self {
+        PathRules { merge_slashes: true, escaped_slashes: EscapedSlashes::Reject }
+    }
+}
+
 
 pub(super) fn paths_section(mut t: Table) -> PathRules {
     let d = PathRules::default();
