@@ -34,7 +34,6 @@ impl Default for PathRules {
     }
 }
 
-
 pub(super) fn paths_section(mut t: Table) -> PathRules {
     let d = PathRules::default();
     let merge_slashes = t.opt::<bool>("merge_slashes").unwrap_or(d.merge_slashes);
