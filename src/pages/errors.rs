@@ -39,7 +39,7 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
             None,
         ),
         GatewayError::LoginCookieMissing => loop_page(
-            400,
+            status,
             "/",
             Bilingual {
                 zh: "从微信返回时，浏览器没有带回登录信息（登录超时或 Cookie 未保存），因此已停止自动跳转。常见原因：",
@@ -48,7 +48,7 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
             request_id,
         ),
         GatewayError::LoginLoop { retry } => loop_page(
-            429,
+            status,
             retry,
             Bilingual {
                 zh: "这个浏览器被多次送去微信登录，但没有保存登录状态，因此已停止自动跳转。常见原因：",
@@ -98,7 +98,7 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
         GatewayError::TooMany { wait } => {
             let secs = wait_secs(*wait);
             Page {
-                status: 429,
+                status,
                 title: Bilingual { zh: "请求过于频繁", en: "Too many requests" },
                 message: Bilingual {
                     zh: &format!("来自这个网络的登录请求过多，请 {secs} 秒后再试。"),
@@ -151,7 +151,7 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
             },
             again(retry, TRY_AGAIN),
         ),
-        GatewayError::Exchange { source, retry } => exchange_page(source, retry, request_id),
+        GatewayError::Exchange { source, retry } => exchange_page(status, source, retry, request_id),
         GatewayError::StateUnavailable => page(
             Bilingual { zh: "暂时无法确认登录状态", en: "Sign-in can't be confirmed right now" },
             Bilingual {
@@ -235,10 +235,9 @@ fn again<'a>(href: &'a str, label: Bilingual<'a>) -> Option<Action<'a>> {
     Some(Action { href, label })
 }
 
-fn exchange_page(err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
-    let (status, title, message, action) = match err.class() {
+fn exchange_page(status: u16, err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
+    let (title, message, action) = match err.class() {
         ErrClass::CodeRejected | ErrClass::MissingCode => (
-            400,
             Bilingual { zh: "登录链接已失效", en: "Login link expired" },
             Bilingual {
                 zh: "微信授权码已使用或已过期。请重新登录。",
@@ -247,7 +246,6 @@ fn exchange_page(err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
             Some(Action { href: retry, label: RETRY }),
         ),
         ErrClass::Transient | ErrClass::Unknown => (
-            503,
             Bilingual { zh: "微信暂时繁忙", en: "WeChat is busy" },
             Bilingual {
                 zh: "暂时无法从微信获取您的身份，请稍后重试。",
@@ -256,7 +254,6 @@ fn exchange_page(err: &ExchangeError, retry: &str, request_id: &str) -> Reply {
             Some(Action { href: retry, label: TRY_AGAIN }),
         ),
         ErrClass::Misconfigured => (
-            500,
             Bilingual { zh: "登录服务配置有误", en: "Login is misconfigured" },
             Bilingual {
                 zh: "网站的微信登录配置有误，管理员已可在日志中看到原因。请稍后再来。",

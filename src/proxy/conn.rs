@@ -90,6 +90,7 @@ impl Guarded {
         // streams are done after a shutdown (GOAWAY).
         let enforce = inner.selected_alpn_proto() != Some(ALPN::H2);
         activity.opened(enforce);
+        let due = Instant::now() + limits.header_timeout;
         Self {
             open,
             activity,
@@ -100,8 +101,8 @@ impl Guarded {
             phase: AtomicU8::new(WAITING),
             finished: AtomicU32::new(0),
             seen_finished: 0,
-            due: Instant::now() + limits.header_timeout,
-            deadline: Box::pin(tokio::time::sleep(limits.header_timeout)),
+            due,
+            deadline: Box::pin(tokio::time::sleep_until(due)),
             refusing: None,
         }
     }

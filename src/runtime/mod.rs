@@ -88,13 +88,6 @@ pub struct AppRuntime {
     pub metrics: AppMetrics,
 }
 
-impl AppRuntime {
-    /// `<public origin><prefix>`: where the app's login endpoints live.
-    pub fn login_base(&self, prefix: &str) -> String {
-        format!("{}{prefix}", self.config.public_origin())
-    }
-}
-
 /// One `[[app_hosts]]` entry at run time: its config and its session cookie.
 pub struct HostRuntime {
     pub id: HostId,
@@ -278,11 +271,6 @@ impl Gateway {
     /// The app host entry of `app` serving `host`, if any.
     pub fn app_host_of(&self, app: AppId, host: &str) -> Option<&HostRuntime> {
         self.app_host(host).filter(|h| h.app == app)
-    }
-
-    /// The session cookie of `app` on `host`: the app host's own, or the app's.
-    pub fn sessions_for<'a>(&'a self, app: &'a AppRuntime, host: &str) -> &'a Sessions {
-        self.app_host_of(app.id, host).map_or(&app.sessions, |h| &h.sessions)
     }
 
     /// Ends session `s`: its id is revoked until it would have expired. With `family`, so is
