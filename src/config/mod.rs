@@ -180,6 +180,19 @@ pub struct WechatConfig {
     pub api_base: Url,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Which API fetches the account's global access_token.
+    pub token_api: TokenApi,
+    /// The JS-SDK that `<prefix>/jssdk.js` loads on a page that has not loaded it itself.
+    pub jssdk_url: Url,
+}
+
+/// The API that fetches an account's global access_token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `POST /cgi-bin/stable_token`: callers never invalidate each other's token (the default).
+    Stable,
+    /// `GET /cgi-bin/token`: every call replaces the token; the previous one dies 5 minutes later.
+    Classic,
 }
 
 /// Session and login cookies.

@@ -16,6 +16,7 @@ use crate::util::secret::{Secret, SecretSource};
 
 const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
 const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+const DEFAULT_JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
 
 /// `[wechat]`; without the AppSecret when this gateway never runs the app's logins.
 pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
@@ -42,12 +43,33 @@ pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: 
         t.parsed("api_base", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_API_BASE).expect("constant URL"));
     let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(2));
     let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
+    let token_api = t
+        .parsed("token_api", |s| match s {
+            "stable_token" => Ok(TokenApi::Stable),
+            "token" => Ok(TokenApi::Classic),
+            _ => Err(format!(
+                "{s:?} must be \"stable_token\" (the default: replicas and other servers never invalidate each other's token) or \"token\""
+            )),
+        })
+        .unwrap_or(TokenApi::Stable);
+    let jssdk_url =
+        t.parsed("jssdk_url", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_JSSDK_URL).expect("constant URL"));
     t.finish();
     let secret = match secret {
         Some(loaded) => Some(loaded?),
         None => None,
     };
-    Some(WechatConfig { appid: appid?, secret, scope, authorize_url, api_base, connect_timeout, timeout })
+    Some(WechatConfig {
+        appid: appid?,
+        secret,
+        scope,
+        authorize_url,
+        api_base,
+        connect_timeout,
+        timeout,
+        token_api,
+        jssdk_url,
+    })
 }
 
 pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<SessionConfig> {

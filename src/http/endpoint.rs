@@ -16,11 +16,22 @@ pub enum Endpoint {
     Logout,
     /// `<prefix>/jwks.json`: the public keys of the token.
     Jwks,
+    /// `<prefix>/jssdk/config?url=`: `wx.config` values for a page.
+    JssdkConfig,
+    /// `<prefix>/jssdk.js`: the script that configures the JS-SDK on a page.
+    JssdkScript,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 5] =
-        [Endpoint::Callback, Endpoint::Login, Endpoint::Ticket, Endpoint::Logout, Endpoint::Jwks];
+    const ALL: [Endpoint; 7] = [
+        Endpoint::Callback,
+        Endpoint::Login,
+        Endpoint::Ticket,
+        Endpoint::Logout,
+        Endpoint::Jwks,
+        Endpoint::JssdkConfig,
+        Endpoint::JssdkScript,
+    ];
 
     /// Its path under the prefix.
     pub fn path(self) -> &'static str {
@@ -30,6 +41,8 @@ impl Endpoint {
             Endpoint::Ticket => "/ticket",
             Endpoint::Logout => "/logout",
             Endpoint::Jwks => "/jwks.json",
+            Endpoint::JssdkConfig => "/jssdk/config",
+            Endpoint::JssdkScript => "/jssdk.js",
         }
     }
 

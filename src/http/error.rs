@@ -52,6 +52,12 @@ pub enum GatewayError {
     UpstreamTimeout(String),
     #[error("the shared state (Redis) is unreachable and revocation fails closed")]
     StateUnavailable,
+    #[error("page URL refused: {reason}")]
+    PageUrl { reason: &'static str },
+    #[error("a page of another site asked for a JS-SDK signature")]
+    CrossSite,
+    #[error("the account's credentials are unavailable: {message}")]
+    Credentials { message: String },
     #[error("login through the login host refused: {}", refusal.as_str())]
     Handoff { refusal: Refusal, retry: Option<String> },
 }
@@ -86,6 +92,8 @@ impl GatewayError {
             GatewayError::Upstream(e) | GatewayError::UpstreamTimeout(e) => log::warn!("{request_id} upstream: {e}"),
             // Said once by the shared state when Redis goes away; not once per request.
             GatewayError::StateUnavailable => log::debug!("{request_id} {self}"),
+            // Said by the account's health with what to do, once per failed call to WeChat.
+            GatewayError::Credentials { .. } => log::debug!("{request_id} {self}"),
             other => log::info!("{request_id} {other}"),
         }
     }
@@ -113,6 +121,9 @@ impl GatewayError {
             GatewayError::UpstreamTimeout(_) => "gateway_timeout",
             GatewayError::StateUnavailable => "state_unavailable",
             GatewayError::Handoff { refusal, .. } => refusal.as_str(),
+            GatewayError::PageUrl { .. } => "url_refused",
+            GatewayError::CrossSite => "cross_site",
+            GatewayError::Credentials { .. } => "credentials_unavailable",
         }
     }
 
@@ -140,6 +151,9 @@ impl GatewayError {
             },
             GatewayError::StateUnavailable => 503,
             GatewayError::Handoff { refusal, .. } => refusal.status(),
+            GatewayError::PageUrl { .. } => 400,
+            GatewayError::CrossSite => 403,
+            GatewayError::Credentials { .. } => 503,
             GatewayError::UpstreamTimeout(_) => 504,
             GatewayError::Upstream(_) => 502,
         }

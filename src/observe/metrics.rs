@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::wechat::errcode::ErrClass;
@@ -47,6 +47,15 @@ pub struct Metrics {
     pub state_degraded: IntGauge,
     /// Shared-state commands that failed or timed out.
     pub state_errors: IntCounter,
+    /// Calls to WeChat for an account's credentials, by appid, credential and result (`ok`,
+    /// an errcode, or `unreachable`).
+    pub credential_fetches: IntCounterVec,
+    /// Tokens a use found bad, by appid and result (`refreshed`, `unchanged`, `too_soon`).
+    pub credential_heals: IntCounterVec,
+    /// 1 while an account's credentials cannot be fetched, by appid.
+    pub credential_degraded: IntGaugeVec,
+    /// When each credential held ends (Unix seconds), by appid and credential.
+    pub credential_expiry: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -101,6 +110,28 @@ impl Metrics {
         let state_errors = IntCounter::new("ogw_state_errors_total", "Shared-state commands that failed or timed out.")
             .expect("valid metric");
         registry.register(Box::new(state_errors.clone())).expect("metric registered once");
+        let credential_fetches = counter(
+            "ogw_wechat_credential_fetches_total",
+            "Calls to WeChat for an account's access_token or jsapi_ticket, by result.",
+            &["appid", "credential", "result"],
+        );
+        let credential_heals = counter(
+            "ogw_wechat_token_heals_total",
+            "Tokens a use found bad (40001/42001/40014), by what was done.",
+            &["appid", "result"],
+        );
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("metric registered once");
+            g
+        };
+        let credential_degraded =
+            gauge("ogw_wechat_credential_degraded", "1 while an account's credentials cannot be fetched.", &["appid"]);
+        let credential_expiry = gauge(
+            "ogw_wechat_credential_expiry_seconds",
+            "When the credential held ends (Unix seconds).",
+            &["appid", "credential"],
+        );
         Self {
             registry,
             requests,
@@ -118,6 +149,10 @@ impl Metrics {
             reloads,
             state_degraded,
             state_errors,
+            credential_fetches,
+            credential_heals,
+            credential_degraded,
+            credential_expiry,
         }
     }
 

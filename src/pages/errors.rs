@@ -164,6 +164,23 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
             let (title, message) = refusal_text(*refusal);
             page(title, message, retry.as_deref().and_then(|r| again(r, TRY_AGAIN)))
         }
+        GatewayError::PageUrl { .. } | GatewayError::CrossSite | GatewayError::Credentials { .. } => {
+            let why = e.to_string();
+            let details = [Bilingual { zh: "原因：", en: &why }];
+            Page {
+                status,
+                title: Bilingual { zh: "无法为此页面签名", en: "This page cannot be signed" },
+                message: Bilingual {
+                    zh: "网关没有为这个页面生成微信 JS-SDK 签名（wx.config）。",
+                    en: "The gateway made no WeChat JS-SDK signature (wx.config) for this page.",
+                },
+                action: None,
+                request_id,
+                details: &details,
+                figure: None,
+            }
+            .render()
+        }
         GatewayError::UpstreamTimeout(_) => page(
             Bilingual { zh: "服务响应超时", en: "Service timed out" },
             Bilingual {
@@ -334,6 +351,9 @@ mod tests {
             GatewayError::StateUnavailable,
             GatewayError::Handoff { refusal: Refusal::Unlisted, retry: None },
             GatewayError::Handoff { refusal: Refusal::Expired, retry: Some(retry()) },
+            GatewayError::PageUrl { reason: "r" },
+            GatewayError::CrossSite,
+            GatewayError::Credentials { message: "m".into() },
         ];
         for e in &all {
             assert_eq!(page(e, "r").status, e.status(), "{e:?}");

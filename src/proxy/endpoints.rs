@@ -4,6 +4,8 @@
 //!   `retry=1` forgets the loop breaker's count.
 //! - `GET <prefix>/logout[?return=URL]`: ends the session, then goes to URL (default `/`).
 //! - `GET <prefix>/jwks.json`: the public keys of the token (every host).
+//! - `GET <prefix>/jssdk/config?url=` and `<prefix>/jssdk.js`: `wx.config` for the page
+//!   ([`crate::account::jssdk`]).
 //! - `GET <prefix>/login?handoff=` on a login host, `GET <prefix>/ticket?ticket=` and
 //!   `<prefix>/logout?everywhere=1` on an app host: logins through the login host
 //!   ([`crate::login::handoff`]).
@@ -12,6 +14,7 @@
 
 use pingora::http::RequestHeader;
 
+use crate::account::jssdk;
 use crate::http::client::{query_param, ClientView};
 use crate::http::endpoint::Endpoint;
 use crate::http::error::GatewayError;
@@ -41,6 +44,8 @@ pub async fn serve(
         },
         Some(Endpoint::Logout) => logout(gw, req, view).await,
         Some(Endpoint::Jwks) => Ok(jwks(gw)),
+        Some(Endpoint::JssdkConfig) => jssdk::config(gw, req, view).await,
+        Some(Endpoint::JssdkScript) => jssdk::script(gw, view),
         None => Err(GatewayError::NoEndpoint),
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use pingora::upstreams::peer::HttpPeer;
 use prometheus::Histogram;
 
+use crate::account::{Account, AccountDeps, Accounts, Memories};
 use crate::config::{App, AppHost, Config, HostPattern, Route};
 use crate::login::exchange::{CodeExchanges, Shared};
 use crate::login::handoff::{Handoff, NonceCookie};
@@ -48,6 +49,8 @@ pub struct Deps {
     pub metrics: Arc<Metrics>,
     /// What replicas share.
     pub state: Arc<SharedState>,
+    /// The accounts' credentials held in this process.
+    pub credentials: Arc<Memories>,
 }
 
 impl Default for Deps {
@@ -57,6 +60,7 @@ impl Default for Deps {
             entropy: Arc::new(OsEntropy),
             metrics: Arc::new(Metrics::new()),
             state: Arc::new(SharedState::memory()),
+            credentials: Arc::default(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct AppRuntime {
     /// The nonce cookie of logins through the login host, set on app hosts.
     pub nonces: NonceCookie,
     pub metrics: AppMetrics,
+    /// Its account's global credentials (shared with the other apps of the account).
+    pub account: Arc<Account>,
 }
 
 /// One `[[app_hosts]]` entry at run time: its config and its session cookie.
@@ -133,13 +139,22 @@ pub struct Gateway {
     /// The request counters of the gateway's own answers (route `-`).
     pub own_counters: RequestCounters,
     pub access: AccessLog,
+    /// The accounts' global credentials, by appid.
+    pub accounts: Accounts,
     deps: Deps,
 }
 
 impl Gateway {
     pub fn new(config: Config, deps: Deps) -> Result<Self, BuildError> {
         crate::observe::logging::register_secrets(secrets_of(&config));
-        let apps = (0..config.apps.len()).map(|i| app(&config, i, &deps)).collect();
+        let accounts = Accounts::new(&config, || AccountDeps {
+            clock: deps.clock.clone(),
+            entropy: deps.entropy.clone(),
+            metrics: deps.metrics.clone(),
+            state: deps.state.clone(),
+            memories: deps.credentials.clone(),
+        });
+        let apps = (0..config.apps.len()).map(|i| app(&config, i, &deps, &accounts)).collect();
         let routes = config
             .routes
             .iter()
@@ -176,6 +191,7 @@ impl Gateway {
             rate: RateLimits::new(&config.rate_limit, deps.clock.clone()).with_shared(deps.state.clone()),
             access: AccessLog::new(&config),
             own_counters: RequestCounters::default(),
+            accounts,
             config: Arc::new(config),
             deps,
         })
@@ -294,7 +310,7 @@ impl Gateway {
 }
 
 /// The runtime record of `config.apps[index]`.
-fn app(config: &Config, index: usize, deps: &Deps) -> AppRuntime {
+fn app(config: &Config, index: usize, deps: &Deps, accounts: &Accounts) -> AppRuntime {
     let app = &config.apps[index];
     let w = &app.wechat;
     // Without the secret (logins elsewhere) the client is never asked: no login starts here.
@@ -319,6 +335,7 @@ fn app(config: &Config, index: usize, deps: &Deps) -> AppRuntime {
         loops: LoopBreaker::new(config, index),
         nonces: NonceCookie::new(config, index),
         metrics: deps.metrics.for_app(&app.name),
+        account: accounts.get(&w.appid).expect("every app's account is built").clone(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! Every method that asks Redis returns `None` when there is no Redis or it did not answer:
 //! the caller then decides locally, as with the memory backend.
 
+mod credentials;
 mod eviction;
 mod local;
 mod record;

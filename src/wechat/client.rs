@@ -176,7 +176,7 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError>
     }
 }
 
-fn transport_error(e: reqwest::Error) -> ExchangeError {
+pub(crate) fn transport_error(e: reqwest::Error) -> ExchangeError {
     if e.is_timeout() {
         ExchangeError::Timeout
     } else {

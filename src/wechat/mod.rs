@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod client;
+pub mod credentials;
 pub mod errcode;
 pub mod scope;
 

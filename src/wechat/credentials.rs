@@ -1,0 +1,166 @@
+//! The account's global credentials at WeChat: the access_token from `cgi-bin/stable_token`
+//! (or `cgi-bin/token`) and the JS-SDK's `jsapi_ticket` from `cgi-bin/ticket/getticket`.
+//! Every answer is read `errcode` first, whatever its HTTP status; the secret, the token and
+//! the ticket never reach an error message.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::client::transport_error;
+use super::ExchangeError;
+use crate::config::{TokenApi, WechatConfig};
+use crate::util::secret::Secret;
+
+/// A credential WeChat issued and how long it lives, in seconds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub value: String,
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Issued(<{} chars>, {} s)", self.value.len(), self.expires_in)
+    }
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    access_token: Option<String>,
+    ticket: Option<String>,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+/// An HTTP client for one account's credential endpoints.
+pub struct CredentialApi {
+    http: reqwest::Client,
+    token_api: TokenApi,
+    stable_token: Url,
+    token: Url,
+    ticket: Url,
+    appid: String,
+    secret: Secret,
+}
+
+impl CredentialApi {
+    pub fn new(w: &WechatConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(w.connect_timeout)
+            .timeout(w.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a reqwest client with rustls and timeouts always builds");
+        let join = |path| w.api_base.join(path).expect("joining an absolute path onto an http URL cannot fail");
+        Self {
+            http,
+            token_api: w.token_api,
+            stable_token: join("/cgi-bin/stable_token"),
+            token: join("/cgi-bin/token"),
+            ticket: join("/cgi-bin/ticket/getticket"),
+            appid: w.appid.clone(),
+            secret: w.secret.clone().unwrap_or_else(|| Secret::new(Vec::new())),
+        }
+    }
+
+    /// The longest one call may take.
+    pub fn timeout(w: &WechatConfig) -> Duration {
+        w.connect_timeout + w.timeout
+    }
+
+    /// A token. With the stable-token API, `force` asks for a new one (which ends the previous
+    /// one at once); without, WeChat answers the token in force. `cgi-bin/token` always
+    /// issues a new one.
+    pub async fn token(&self, force: bool) -> Result<Issued, ExchangeError> {
+        let request = match self.token_api {
+            TokenApi::Stable => {
+                let body = serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret.expose_str(),
+                    "force_refresh": force,
+                });
+                self.http
+                    .post(self.stable_token.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string())
+            }
+            TokenApi::Classic => {
+                let mut url = self.token.clone();
+                url.query_pairs_mut()
+                    .append_pair("grant_type", "client_credential")
+                    .append_pair("appid", &self.appid)
+                    .append_pair("secret", self.secret.expose_str());
+                self.http.get(url)
+            }
+        };
+        let resp = request.send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport_error)?;
+        read(status, &body, |a| a.access_token.take())
+    }
+
+    /// The `jsapi_ticket` that `token` may fetch.
+    pub async fn ticket(&self, token: &str) -> Result<Issued, ExchangeError> {
+        let mut url = self.ticket.clone();
+        url.query_pairs_mut().append_pair("access_token", token).append_pair("type", "jsapi");
+        let resp = self.http.get(url).send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport_error)?;
+        read(status, &body, |a| a.ticket.take())
+    }
+}
+
+/// The credential in an answer: `errcode` first, then the value `pick` takes.
+fn read(status: u16, body: &[u8], pick: impl FnOnce(&mut Answer) -> Option<String>) -> Result<Issued, ExchangeError> {
+    let mut answer: Answer = match serde_json::from_slice(body) {
+        Ok(a) => a,
+        Err(e) if (200..300).contains(&status) => return Err(ExchangeError::Malformed(e.to_string())),
+        Err(_) => return Err(ExchangeError::Http(status)),
+    };
+    if answer.errcode != 0 {
+        return Err(ExchangeError::Rejected { errcode: answer.errcode, errmsg: answer.errmsg });
+    }
+    match pick(&mut answer) {
+        Some(value) if !value.is_empty() && answer.expires_in > 0 => {
+            Ok(Issued { value, expires_in: answer.expires_in })
+        }
+        _ if !(200..300).contains(&status) => Err(ExchangeError::Http(status)),
+        _ => Err(ExchangeError::Malformed("no credential, no expires_in and no errcode".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_read_errcode_first() {
+        let token = |s, b: &[u8]| read(s, b, |a| a.access_token.take());
+        assert_eq!(
+            token(200, br#"{"access_token":"T","expires_in":7200}"#).unwrap(),
+            Issued { value: "T".into(), expires_in: 7200 }
+        );
+        assert_eq!(
+            token(200, br#"{"errcode":40164,"errmsg":"invalid ip"}"#),
+            Err(ExchangeError::Rejected { errcode: 40164, errmsg: "invalid ip".into() })
+        );
+        assert!(matches!(token(200, b"<html>"), Err(ExchangeError::Malformed(_))));
+        assert!(matches!(token(200, br#"{"access_token":"","expires_in":7200}"#), Err(ExchangeError::Malformed(_))));
+        assert_eq!(token(502, b"bad gateway"), Err(ExchangeError::Http(502)));
+        let ticket = read(200, br#"{"errcode":0,"errmsg":"ok","ticket":"K","expires_in":7200}"#, |a| a.ticket.take());
+        assert_eq!(ticket.unwrap().value, "K");
+    }
+
+    #[test]
+    fn an_issued_credential_never_prints() {
+        let i = Issued { value: "secret-token-value".into(), expires_in: 7200 };
+        assert!(!format!("{i:?}").contains("secret-token-value"));
+    }
+}
