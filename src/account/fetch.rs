@@ -20,6 +20,13 @@ impl Account {
         if let Some(h) = held.as_ref().filter(|h| h.fresh(now)) {
             return Ok(h.clone());
         }
+        // A token being refreshed fetches no ticket: the one held serves until the new token
+        // comes, and is refreshed with it.
+        if let (Some(h), Some(t)) = (&held, token) {
+            if !t.fresh(now) && h.usable(now) {
+                return Ok(h.clone());
+            }
+        }
         let _flight = match &held {
             Some(h) if h.usable(now) => match slot.flight.try_lock() {
                 Ok(guard) => guard,
@@ -33,7 +40,7 @@ impl Account {
             return Ok(h);
         }
         match self.refresh(kind, token, None).await {
-            Ok(h) => Ok(h),
+            Ok((h, _)) => Ok(h),
             Err(e) => held.filter(|h| h.usable(self.now_ms())).ok_or(e),
         }
     }
@@ -59,16 +66,21 @@ impl Account {
             return Ok((current, false));
         }
         *self.memory.forced_ms.lock() = now;
-        let fresh = self.refresh(Kind::Token, None, Some(stale)).await?;
-        let refreshed = fresh.value != stale;
+        let (fresh, fetched) = self.refresh(Kind::Token, None, Some(stale)).await?;
+        let refreshed = fetched && fresh.value != stale;
         let result = if refreshed { "refreshed" } else { "unchanged" };
         self.deps.metrics.credential_heals.with_label_values(&[&self.appid, result]).inc();
         Ok((fresh, refreshed))
     }
 
     /// Refreshes the credential, this caller holding its slot: through Redis when it answers,
-    /// else here alone.
-    async fn refresh(&self, kind: Kind, token: Option<&Held>, stale: Option<&str>) -> Result<Held, CredentialError> {
+    /// else here alone. `true` when this call fetched it from WeChat.
+    async fn refresh(
+        &self,
+        kind: Kind,
+        token: Option<&Held>,
+        stale: Option<&str>,
+    ) -> Result<(Held, bool), CredentialError> {
         if let Some(wait) = self.memory.health.pausing(kind, self.now_ms()) {
             let last = self.memory.health.last_error(kind).unwrap_or_default();
             return Err(CredentialError::Pausing { kind: kind.name(), last, wait });
@@ -80,7 +92,7 @@ impl Account {
         }
         let held = self.fetch(kind, token, stale).await?;
         self.keep(kind, &held);
-        Ok(held)
+        Ok((held, true))
     }
 
     /// One replica at a time fetches; the others take what it stored. `None`: Redis did not
@@ -90,7 +102,7 @@ impl Account {
         kind: Kind,
         token: Option<&Held>,
         stale: Option<&str>,
-    ) -> Option<Result<Held, CredentialError>> {
+    ) -> Option<Result<(Held, bool), CredentialError>> {
         let state = &self.deps.state;
         let bound = token.map(|t| digest(&[&t.value])).unwrap_or_default();
         let owner = base62_nonce(self.deps.entropy.as_ref(), 20);
@@ -99,32 +111,32 @@ impl Account {
         loop {
             if let Some(h) = self.read_shared(kind).await?.filter(|h| good(h, self.now_ms())) {
                 self.keep(kind, &h);
-                return Some(Ok(h));
+                return Some(Ok((h, false)));
             }
             if state.lock_credential(&self.appid, kind.name(), &owner, self.wait).await? {
                 let now = self.now_ms();
                 let result = match self.read_shared(kind).await.flatten() {
-                    Some(h) if good(&h, now) => Ok(h),
+                    Some(h) if good(&h, now) => Ok((h, false)),
                     // A forced refresh anywhere in the fleet less than FORCE_EVERY ago: keep it.
                     Some(h)
                         if stale.is_some()
                             && h.usable(now)
                             && !state.gate(&self.appid, "forced", FORCE_EVERY).await.unwrap_or(true) =>
                     {
-                        Ok(h)
+                        Ok((h, false))
                     }
                     _ => match self.fetch(kind, token, stale).await {
                         Ok(h) => {
                             let ttl = Duration::from_millis(h.expires_ms.saturating_sub(self.now_ms()).max(1));
                             let sealed = self.sealer.seal_json(&self.seal_name(kind), &h, self.deps.entropy.as_ref());
                             state.store_credential(&self.appid, kind.name(), &sealed, ttl).await;
-                            Ok(h)
+                            Ok((h, true))
                         }
                         Err(e) => Err(e),
                     },
                 };
                 state.unlock_credential(&self.appid, kind.name(), &owner).await;
-                if let Ok(h) = &result {
+                if let Ok((h, _)) = &result {
                     self.keep(kind, h);
                 }
                 return Some(result);

@@ -50,6 +50,10 @@ impl ServeHttp for DemoApp {
              <p>前端路由 / Hash route: <b id=\"route\"></b></p>\
              <p><button id=\"call\">fetch('/api/me')</button> <a href=\"/.gateway/logout?return=/public/\">退出 / Log out</a></p>\
              <pre id=\"api\"></pre>\
+             <p>微信 JS-SDK: <b id=\"jssdk\" data-state=\"pending\">…</b></p>\
+             <script>document.addEventListener('openid-gateway:jssdk',function(e){{var b=document.getElementById('jssdk');\
+             b.dataset.state=e.detail.ok?'ready':'failed';b.textContent=e.detail.ok?'JS-SDK ready ✔':'JS-SDK failed: '+e.detail.error;}});</script>\
+             <script src=\"/.gateway/jssdk.js\" data-js-api-list=\"updateAppMessageShareData,scanQRCode\"></script>\
              <script>document.getElementById('route').textContent=location.hash||'(none)';\
              document.getElementById('call').onclick=async()=>{{const r=await fetch('/api/me');\
              document.getElementById('api').textContent=r.status+' '+await r.text();}};</script></body></html>"

@@ -28,6 +28,8 @@ pub struct Cluster {
     pub clock: ManualClock,
     pub mock: openid_gateway::dev::mock_wechat::MockWechat,
     pub upstream: Recorder,
+    /// The mock WeChat's base URL.
+    pub mock_url: String,
     pub replicas: Vec<Replica>,
     _mock: Running,
     _up: Running,
@@ -73,7 +75,7 @@ impl Cluster {
                 start_on(ListeningService::new("admin".into(), AdminApp::new(live.clone())), listener()).unwrap();
             replicas.push(Replica { addr, admin: admin.url(), state, _servers: vec![gw, admin] });
         }
-        Cluster { clock, mock, upstream, replicas, _mock: mock_srv, _up: up_srv, _dir: dir }
+        Cluster { clock, mock, upstream, mock_url: mock_srv.url(), replicas, _mock: mock_srv, _up: up_srv, _dir: dir }
     }
 
     pub fn browser(&self, replica: usize) -> Browser {

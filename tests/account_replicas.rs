@@ -1,0 +1,181 @@
+//! One account, many replicas, one real Redis (Debian's `redis-server`, started here): three
+//! gateway processes under concurrent demand fetch exactly one token and one ticket; a token
+//! WeChat stopped accepting, reported to all three at once, is refreshed exactly once
+//! fleet-wide; neither ever reaches a log line. Replicas in this process, on one clock, do the
+//! same at every expiry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::{ConfigDir, Process};
+use common::redis_server::RedisServer;
+use common::replicas::{redis_state, Cluster};
+use common::*;
+use openid_gateway::util::clock::{Clock, ManualClock, SystemClock};
+use serde_json::Value;
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+
+fn url_of(page: &str) -> String {
+    let page: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+    format!("http://{PUBLIC_HOST}/.gateway/jssdk/config?url={page}")
+}
+
+/// Asks for `wx.config` of `page` with `client`, as jssdk.js does.
+async fn ask(client: reqwest::Client, page: String) -> (u16, Value) {
+    let res = client.get(url_of(&page)).header("sec-fetch-site", "same-origin").send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// `config:ok` when the mock WeChat accepts the signature for `page`.
+async fn verified(mock: &str, c: &Value, page: &str) -> String {
+    let page: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
+    let check = format!(
+        "{mock}/mock/jssdk/check?appId={}&timestamp={}&nonceStr={}&signature={}&url={page}",
+        c["appId"].as_str().unwrap(),
+        c["timestamp"],
+        c["nonceStr"].as_str().unwrap(),
+        c["signature"].as_str().unwrap(),
+    );
+    let body: Value = reqwest::get(check).await.unwrap().json().await.unwrap();
+    body["errMsg"].as_str().unwrap().to_string()
+}
+
+/// Runs every request at once; their answers in order.
+async fn all<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_fetch_one_token_and_one_ticket_and_heal_a_bad_token_once() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::new(SystemClock.now());
+    let mock = strict_mock(APPID, WECHAT_SECRET, PUBLIC_HOST, false, &clock);
+    let mock_srv = serve_mock(&mock);
+    let m = mock_srv.url();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\npublic_url = \"http://{PUBLIC_HOST}\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\ntoken = {{ file = \"admin.token\" }}\n\
+         [log]\nlevel = \"debug\"\n\
+         [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
+         authorize_url = \"{m}/connect/oauth2/authorize\"\napi_base = \"{m}\"\n\
+         [session]\nkeys = [{{ file = \"session.key\" }}]\n\
+         [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"hs256.key\" }}\n\
+         {}\n[[routes]]\npath = \"/\"\nupstream = \"http://127.0.0.1:9\"\naudience = \"shop\"\n",
+        redis_state(&redis.url())
+    );
+    let dir = ConfigDir::new(&toml);
+    std::fs::write(dir.path().join("admin.token"), ADMIN_TOKEN).unwrap();
+    let mut replicas = Vec::new();
+    for name in ["a", "b", "c"] {
+        replicas.push(Process::start(&dir, name, &[]).await);
+    }
+    let clients: Vec<reqwest::Client> = replicas
+        .iter()
+        .map(|p| reqwest::Client::builder().resolve(PUBLIC_HOST, p.addr("listen")).build().unwrap())
+        .collect();
+
+    // Eight pages at once on each replica.
+    let asks = (0..24).map(|i| ask(clients[i % 3].clone(), format!("http://{PUBLIC_HOST}/page/{i}?q=1"))).collect();
+    let answers = all(asks).await;
+    for (i, (status, c)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "{c}");
+        assert_eq!(verified(&m, c, &format!("http://{PUBLIC_HOST}/page/{i}?q=1")).await, "config:ok");
+    }
+    let s = mock.stats();
+    assert_eq!((s.stable_calls, s.tokens_issued, s.ticket_calls, s.tickets_issued), (1, 1, 1, 1), "{s:?}");
+
+    // Every replica hands backends the same token.
+    let admin = |p: &Process, path: &str| format!("http://{}{path}", p.addr("admin.listen"));
+    let mut tokens = Vec::new();
+    for p in &replicas {
+        let res = reqwest::Client::new().get(admin(p, "/wechat/access_token")).bearer_auth(ADMIN_TOKEN).send().await;
+        let body: Value = res.unwrap().json().await.unwrap();
+        tokens.push(body["access_token"].as_str().unwrap().to_string());
+    }
+    assert!(tokens.iter().all(|t| t == &tokens[0]) && mock.token_valid(&tokens[0]));
+    let stale = tokens[0].clone();
+
+    // WeChat stops accepting it; backends on every replica report it at once.
+    mock.invalidate_tokens();
+    let reports = (0..9)
+        .map(|i| {
+            let (url, stale) = (admin(&replicas[i % 3], "/wechat/access_token/refresh"), stale.clone());
+            async move {
+                let body = serde_json::json!({ "access_token": stale }).to_string();
+                let res = reqwest::Client::new().post(url).bearer_auth(ADMIN_TOKEN).body(body).send().await.unwrap();
+                (res.status().as_u16(), res.json::<Value>().await.unwrap())
+            }
+        })
+        .collect();
+    let answers = all(reports).await;
+    let new = answers[0].1["access_token"].as_str().unwrap().to_string();
+    for (status, body) in &answers {
+        assert_eq!((*status, body["access_token"].as_str()), (200, Some(new.as_str())), "{body}");
+    }
+    assert_eq!(answers.iter().filter(|(_, b)| b["refreshed"] == true).count(), 1, "{answers:?}");
+    assert!(new != stale && mock.token_valid(&new));
+    let s = mock.stats();
+    assert_eq!((s.stable_calls, s.tokens_issued), (2, 2), "exactly one refresh fleet-wide: {s:?}");
+
+    // The ticket follows its token, once for the fleet.
+    let asks = (0..12).map(|i| ask(clients[i % 3].clone(), format!("http://{PUBLIC_HOST}/after/{i}"))).collect();
+    for (i, (status, c)) in all(asks).await.iter().enumerate() {
+        assert_eq!(*status, 200, "{c}");
+        assert_eq!(verified(&m, c, &format!("http://{PUBLIC_HOST}/after/{i}")).await, "config:ok");
+    }
+    let s = mock.stats();
+    assert_eq!((s.ticket_calls, s.tickets_issued), (2, 2), "{s:?}");
+
+    // Neither the tokens nor the tickets reach a log line, at debug level.
+    let ticket = |token: &str| {
+        let url = format!("{m}/cgi-bin/ticket/getticket?access_token={token}&type=jsapi");
+        async move {
+            reqwest::get(url).await.unwrap().json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_string()
+        }
+    };
+    let secrets = [stale.clone(), new.clone(), ticket(&new).await];
+    let logs: Vec<String> = replicas.iter().map(Process::log).collect();
+    let fetched: usize = logs.iter().map(|l| l.matches("new access_token from WeChat").count()).sum();
+    assert_eq!(fetched, 2, "one fetch, one refresh, said where they happened: {logs:?}");
+    for log in &logs {
+        for s in &secrets {
+            assert!(!log.contains(s.as_str()), "a credential in the log: {log}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_clock_fetch_once_per_expiry() {
+    let redis = RedisServer::start();
+    let c = Cluster::start(3, &redis_state(&redis.url()), "").await;
+    let clients: Vec<reqwest::Client> =
+        c.replicas.iter().map(|r| reqwest::Client::builder().resolve(PUBLIC_HOST, r.addr).build().unwrap()).collect();
+    for round in 0..3u64 {
+        // Past the refresh time of what is held (three minutes before it ends), not past its end.
+        if round > 0 {
+            c.clock.advance(7200 - 100);
+        }
+        let asks = (0..15).map(|i| ask(clients[i % 3].clone(), format!("http://{PUBLIC_HOST}/r{round}/{i}"))).collect();
+        for (status, body) in all(asks).await {
+            assert_eq!(status, 200, "round {round}: {body}");
+        }
+        let s = c.mock.stats();
+        assert_eq!((s.tokens_issued, s.tickets_issued), (round + 1, round + 1), "round {round}: {s:?}");
+        // A page signed now verifies.
+        let page = format!("http://{PUBLIC_HOST}/check/{round}");
+        let (_, cfg) = ask(clients[0].clone(), page.clone()).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(verified(&c.mock_url, &cfg, &page).await, "config:ok", "round {round}");
+    }
+}
