@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openid_gateway::config::{self, Loaded, LogFormat};
-use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
+use openid_gateway::dev::mock_wechat::{CredentialRules, MockConfig, MockWechat};
 use openid_gateway::serve::run::RunOptions;
 use openid_gateway::token::keys::KeyAlg;
 use openid_gateway::token::verify;
@@ -41,7 +41,7 @@ enum Command {
     Run(RunArgs),
     /// Check a config file and print every mistake in it with its key path.
     Check,
-    /// Run a strict mock of WeChat's authorize page and code exchange.
+    /// Run a strict mock of WeChat's authorize page, code exchange, access tokens and JS-SDK check.
     MockWechat(MockArgs),
     /// Write a new private key for signing tokens (PKCS#8 PEM) and print its kid.
     Keygen(KeygenArgs),
@@ -112,6 +112,18 @@ struct MockArgs {
     /// The simulated user when the browser names none.
     #[arg(long, default_value = "demo-user")]
     user: String,
+    /// How long access_tokens and jsapi tickets live.
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+    token_lifetime: std::time::Duration,
+    /// How long an earlier cgi-bin/token token keeps working after a new one is issued.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    token_grace: std::time::Duration,
+    /// An address allowed to fetch access_tokens (repeat for more; none: any caller).
+    #[arg(long = "allow-ip")]
+    allow_ips: Vec<std::net::IpAddr>,
+    /// cgi-bin/token calls allowed a (Beijing) day.
+    #[arg(long, default_value_t = 2000)]
+    token_daily_limit: u32,
 }
 
 fn main() -> ExitCode {
@@ -194,6 +206,13 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
         allow_port: a.allow_port,
         any_browser: a.any_browser,
         default_user: a.user,
+        rules: CredentialRules {
+            token_lifetime: a.token_lifetime,
+            token_grace: a.token_grace,
+            token_daily_limit: a.token_daily_limit,
+            allowed_ips: (!a.allow_ips.is_empty()).then_some(a.allow_ips),
+            ..CredentialRules::default()
+        },
     });
     let listener = std::net::TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

@@ -1,8 +1,9 @@
-//! The mock WeChat is at least as strict as WeChat (../shared/wechat-oauth.md §1-§3).
+//! The mock WeChat is at least as strict as WeChat (../shared/wechat-oauth.md §1-§3, §7).
 
 mod common;
 
 use common::*;
+use openid_gateway::dev::mock_wechat::jssdk_signature;
 use openid_gateway::wechat::authorize::{authorize_url, encode_component};
 
 const GOOD_REDIRECT: &str = "http://gw.test/.gateway/callback";
@@ -164,7 +165,8 @@ async fn users_faults_and_stats_over_http() {
     assert_eq!(exchange(&h, &q).await.2["openid"], h.mock.openid_for("bob"));
 
     let stats: serde_json::Value = c.get(h.mock_url("/mock/stats")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(stats, serde_json::json!({"authorizes": 1, "exchanges": 2, "successes": 1}));
+    assert_eq!((&stats["authorizes"], &stats["exchanges"], &stats["successes"]), (&1.into(), &2.into(), &1.into()));
+    assert_eq!(stats["tokens_issued"], 0);
 }
 
 /// `openid-gateway mock-wechat` as a developer runs it: on port 0 it prints where it listens.
@@ -196,4 +198,78 @@ async fn the_mock_wechat_command() {
     assert_eq!(e["errcode"], 40125);
     child.0.kill().unwrap();
     child.0.wait().unwrap();
+}
+
+async fn api(r: reqwest::RequestBuilder) -> serde_json::Value {
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    serde_json::from_str(&r.text().await.unwrap()).unwrap()
+}
+
+/// The account's credentials over HTTP: a stable token, its jsapi ticket, a page signed with
+/// it checked as `wx.config` would be, and the test hooks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stable_token_ticket_and_jssdk_check_over_http() {
+    let h = Harness::start().await;
+    let c = client("curl");
+    let ask = serde_json::json!({
+        "grant_type": "client_credential", "appid": APPID, "secret": WECHAT_SECRET, "force_refresh": false,
+    })
+    .to_string();
+    let stable = || c.post(h.mock_url("/cgi-bin/stable_token")).body(ask.clone());
+    let first = api(stable()).await;
+    let token = first["access_token"].as_str().unwrap().to_string();
+    assert_eq!(first["expires_in"], 7200);
+    assert_eq!(api(stable()).await["access_token"], token.as_str(), "callers share the stable token");
+    let not_json = api(c.post(h.mock_url("/cgi-bin/stable_token")).body("appid=x")).await;
+    assert_eq!(not_json["errcode"], 47001);
+
+    let getticket = |t: &str| c.get(h.mock_url(&format!("/cgi-bin/ticket/getticket?access_token={t}&type=jsapi")));
+    let t = api(getticket(&token)).await;
+    assert_eq!((&t["errcode"], &t["errmsg"], &t["expires_in"]), (&0.into(), &"ok".into(), &7200.into()));
+    let ticket = t["ticket"].as_str().unwrap().to_string();
+
+    let page = "http://gw.test/shop/item?id=7";
+    let check = |sig: &str| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("appId", APPID),
+                ("timestamp", "1700000000"),
+                ("nonceStr", "n0nce"),
+                ("signature", sig),
+                ("url", page),
+            ])
+            .finish();
+        c.get(h.mock_url(&format!("/mock/jssdk/check?{q}"))).send()
+    };
+    let good = jssdk_signature(&ticket, "n0nce", "1700000000", page);
+    let r = check(&good).await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["errMsg"], "config:ok");
+    let bad = jssdk_signature(&ticket, "n0nce", "1700000001", page);
+    let r: serde_json::Value = check(&bad).await.unwrap().json().await.unwrap();
+    assert_eq!(r["errMsg"], "config:invalid signature");
+
+    // The hooks: the allow-list, invalidation, a queued fault.
+    assert_eq!(c.post(h.mock_url("/mock/allow-ips?ips=10.9.9.9")).send().await.unwrap().status(), 200);
+    assert_eq!(api(stable()).await["errcode"], 40164);
+    c.post(h.mock_url("/mock/allow-ips?ips=127.0.0.1,::1")).send().await.unwrap();
+    assert_eq!(api(stable()).await["access_token"], token.as_str());
+    c.post(h.mock_url("/mock/invalidate-tokens")).send().await.unwrap();
+    assert_eq!(api(getticket(&token)).await["errcode"], 40001);
+    let r: serde_json::Value = check(&good).await.unwrap().json().await.unwrap();
+    assert_eq!(r["errMsg"], "config:invalid signature", "the ticket died with its token");
+    c.post(h.mock_url("/mock/credential-fault?errcode=-1")).send().await.unwrap();
+    assert_eq!(api(stable()).await["errcode"], -1);
+    let renewed = api(stable()).await["access_token"].as_str().unwrap().to_string();
+    assert!(renewed != token && h.mock.token_valid(&renewed));
+
+    let js = c.get(h.mock_url("/open/js/jweixin-1.6.0.js")).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "application/javascript");
+    assert!(js.text().await.unwrap().contains(&format!("\"http://{}\"", h.mock_addr)));
+
+    let stats: serde_json::Value = c.get(h.mock_url("/mock/stats")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&stats["stable_calls"], &stats["tokens_issued"]), (&7.into(), &2.into()));
+    assert_eq!((&stats["ticket_calls"], &stats["tickets_issued"]), (&2.into(), &1.into()));
+    assert_eq!((&stats["jssdk_checks"], &stats["jssdk_ok"]), (&3.into(), &1.into()));
 }

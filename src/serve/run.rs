@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::config::Config;
 use crate::dev::demo::DemoApp;
-use crate::dev::mock_wechat::{MockConfig, MockWechat};
+use crate::dev::mock_wechat::{CredentialRules, MockConfig, MockWechat};
 use crate::proxy::conn::Activity;
 use crate::runtime::live::LiveGateway;
 use crate::runtime::{BuildError, Deps, Gateway};
@@ -187,5 +187,6 @@ pub fn demo_mock_config(config: &Config) -> MockConfig {
         allow_port: true,
         any_browser: true,
         default_user: "demo-user".into(),
+        rules: CredentialRules::default(),
     }
 }

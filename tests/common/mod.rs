@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use http::{HeaderMap, Response};
 use openid_gateway::config::{self, Config};
-use openid_gateway::dev::mock_wechat::{MockConfig, MockWechat};
+use openid_gateway::dev::mock_wechat::{CredentialRules, MockConfig, MockWechat};
 use openid_gateway::runtime::live::LiveGateway;
 use openid_gateway::runtime::{Deps, Gateway};
 use openid_gateway::serve::server::{proxy_service, server_conf, start_on, Running};
@@ -168,6 +168,7 @@ pub fn strict_mock(appid: &str, secret: &str, domain: &str, allow_port: bool, cl
             allow_port,
             any_browser: false,
             default_user: "alice".into(),
+            rules: CredentialRules::default(),
         },
         Arc::new(clock.clone()),
     )

@@ -110,7 +110,7 @@ impl MockWechat {
     }
 
     /// `{"errcode":N,"errmsg":"..., rid: ..."}` with HTTP 200, as WeChat answers.
-    fn error(&self, errcode: i64, errmsg: &str) -> Response<Vec<u8>> {
+    pub(super) fn error(&self, errcode: i64, errmsg: &str) -> Response<Vec<u8>> {
         let rid = base62_nonce(self.entropy.as_ref(), 24).to_lowercase();
         let rid = format!("{}-{}-{}", &rid[..8], &rid[8..16], &rid[16..]);
         let body = serde_json::json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") });

@@ -1,5 +1,6 @@
-//! A strict stand-in for WeChat's `open.weixin.qq.com` authorize page and
-//! `api.weixin.qq.com` code exchange, for local development and tests.
+//! A strict stand-in for WeChat's `open.weixin.qq.com` authorize page, `api.weixin.qq.com`
+//! (code exchange, the account's access tokens and jsapi tickets) and the JS-SDK's
+//! `wx.config` check, for local development and tests.
 //!
 //! It is at least as strict as WeChat: parameter order, state charset and length,
 //! `response_type`, scope, appid, the registered domain (exact host, no port unless allowed),
@@ -7,12 +8,27 @@
 //! JSON served as `text/plain`. Simulated users get stable openids. Faults can be queued and
 //! exchanges are counted.
 //!
+//! WeChat's endpoints:
+//! - `GET /connect/oauth2/authorize`, `GET /sns/oauth2/access_token`, `GET /sns/userinfo`
+//! - `GET /cgi-bin/token`, `POST /cgi-bin/stable_token`, `GET /cgi-bin/ticket/getticket`: the
+//!   account's global credentials with WeChat's rules ([`CredentialRules`]: lifetimes, the
+//!   classic token's clobbering after a grace, the stable token's renewal and forced refresh,
+//!   daily quotas in Beijing days, the IP allow-list checked against the TCP peer)
+//! - `GET /open/js/jweixin-1.6.0.js`: a fake JS-SDK whose `wx.config` asks `/mock/jssdk/check`
+//!
 //! Endpoints besides WeChat's own:
-//! - `GET /mock/stats`: `{"authorizes":N,"exchanges":N,"successes":N}`
+//! - `GET /mock/stats`: the [`Stats`] as JSON (`{"authorizes":N,"exchanges":N,…}`)
 //! - `POST /mock/fault?kind=busy|http500|malformed|slow|errcode[&ms=N][&errcode=N]`: the next
 //!   exchange fails that way
 //! - `GET /mock/openid?user=NAME`: the openid NAME gets
 //! - `GET /mock/login-as?user=NAME`: later authorizations from this browser are NAME's
+//! - `POST /mock/credential-fault?errcode=N`: the next token, stable_token or getticket call
+//!   answers errcode N
+//! - `POST /mock/invalidate-tokens`: every access_token of the account dies now
+//! - `POST /mock/allow-ips?ips=1.2.3.4,5.6.7.8`: the IP allow-list (empty or absent: any caller)
+//! - `GET /mock/jssdk/check?appId=&timestamp=&nonceStr=&signature=&url=`: `{"errMsg":…}` as
+//!   `wx.config` would get it (`config:ok`, `config:invalid signature`, `config:invalid url
+//!   domain`, `config:invalid appId`), with `Access-Control-Allow-Origin: *`
 //!
 //! The user of an authorization is the `X-Mock-User` header, else the `mock_user` cookie, else
 //! the configured default user. With `snsapi_userinfo`, `X-Mock-Consent: deny` refuses consent
@@ -22,6 +38,11 @@
 
 mod api;
 mod authorize;
+mod credentials;
+mod jssdk;
+
+pub use credentials::CredentialRules;
+pub use jssdk::jssdk_signature;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -50,6 +71,8 @@ pub struct MockConfig {
     /// Accept browsers without `MicroMessenger` in their User-Agent.
     pub any_browser: bool,
     pub default_user: String,
+    /// The account's global credentials: lifetimes, quotas, the IP allow-list.
+    pub rules: CredentialRules,
 }
 
 /// A failure to inject into the next code exchange.
@@ -71,6 +94,22 @@ pub struct Stats {
     pub authorizes: u64,
     pub exchanges: u64,
     pub successes: u64,
+    /// `GET /cgi-bin/token` calls, answered or refused.
+    pub token_calls: u64,
+    /// `POST /cgi-bin/stable_token` calls, answered or refused.
+    pub stable_calls: u64,
+    /// Stable tokens refreshed by `force_refresh`.
+    pub forced_refreshes: u64,
+    /// New access_tokens of either kind.
+    pub tokens_issued: u64,
+    /// `GET /cgi-bin/ticket/getticket` calls, answered or refused.
+    pub ticket_calls: u64,
+    /// New jsapi tickets.
+    pub tickets_issued: u64,
+    /// `wx.config` signature checks.
+    pub jssdk_checks: u64,
+    /// Checks that passed.
+    pub jssdk_ok: u64,
 }
 
 struct Code {
@@ -95,6 +134,7 @@ struct State {
     codes: HashMap<String, Code>,
     tokens: HashMap<String, Grant>,
     faults: VecDeque<Fault>,
+    creds: credentials::Credentials,
     stats: Stats,
 }
 
@@ -112,10 +152,12 @@ pub struct MockWechat {
 pub const CODE_LIFETIME_SECS: u64 = 300;
 
 impl MockWechat {
+    /// A mock on the system clock.
     pub fn new(cfg: MockConfig) -> Self {
         Self::with_clock(cfg, Arc::new(SystemClock))
     }
 
+    /// A mock on `clock` (tests use a `ManualClock`).
     pub fn with_clock(cfg: MockConfig, clock: Arc<dyn Clock>) -> Self {
         Self { cfg: Arc::new(cfg), clock, entropy: Arc::new(OsEntropy), state: Arc::default() }
     }
@@ -131,6 +173,7 @@ impl MockWechat {
         self.lock().faults.push_back(fault);
     }
 
+    /// What the mock has seen so far.
     pub fn stats(&self) -> Stats {
         self.lock().stats
     }
@@ -171,6 +214,28 @@ impl ServeHttp for MockWechat {
                 None => json(400, r#"{"error":"user is required"}"#),
             },
             ("GET", "/mock/login-as") => login_as(&query),
+            ("GET", "/cgi-bin/token") => self.answer(self.classic_token(&query, peer_ip(session)), false),
+            ("POST", "/cgi-bin/stable_token") => {
+                let body = read_body(session).await;
+                self.answer(self.stable_token(&body, peer_ip(session)), false)
+            }
+            ("GET", "/cgi-bin/ticket/getticket") => self.answer(self.ticket(&query), true),
+            ("GET", "/mock/jssdk/check") => self.jssdk_check_http(&query),
+            ("GET", "/open/js/jweixin-1.6.0.js") => {
+                jssdk::script(session.req_header().headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
+            }
+            ("POST", "/mock/credential-fault") => match param(&query, "errcode").and_then(|c| c.parse().ok()) {
+                Some(c) => {
+                    self.inject_credential_fault(c);
+                    json(200, r#"{"queued":true}"#)
+                }
+                None => json(400, r#"{"error":"errcode is required"}"#),
+            },
+            ("POST", "/mock/invalidate-tokens") => {
+                self.invalidate_tokens();
+                json(200, r#"{"invalidated":true}"#)
+            }
+            ("POST", "/mock/allow-ips") => self.allow_ips_from_query(&query),
             _ => text(404, "text/plain; charset=utf-8", "not a WeChat endpoint".into()),
         }
     }
@@ -193,6 +258,50 @@ impl MockWechat {
         self.inject(fault);
         json(200, r#"{"queued":true}"#)
     }
+
+    /// Answers a token or ticket call: `{"access_token":…,"expires_in":N}`, or the ticket's
+    /// `{"errcode":0,"errmsg":"ok","ticket":…,"expires_in":N}`, or WeChat's error.
+    fn answer(&self, result: Result<(String, u64), credentials::Refusal>, ticket: bool) -> Response<Vec<u8>> {
+        let body = match result {
+            Err((errcode, msg)) => return self.error(errcode, &msg),
+            Ok((t, expires_in)) if ticket => {
+                serde_json::json!({ "errcode": 0, "errmsg": "ok", "ticket": t, "expires_in": expires_in })
+            }
+            Ok((t, expires_in)) => serde_json::json!({ "access_token": t, "expires_in": expires_in }),
+        };
+        text(200, "text/plain", body.to_string())
+    }
+
+    /// `POST /mock/allow-ips?ips=A,B`: the allow-list becomes A and B (any caller when empty).
+    fn allow_ips_from_query(&self, query: &str) -> Response<Vec<u8>> {
+        let raw = param(query, "ips").unwrap_or_default();
+        let parsed: Result<Vec<std::net::IpAddr>, _> =
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect();
+        match parsed {
+            Ok(ips) if ips.is_empty() => self.set_allowed_ips(None),
+            Ok(ips) => self.set_allowed_ips(Some(ips)),
+            Err(_) => return json(400, r#"{"error":"ips must be IP addresses separated by commas"}"#),
+        }
+        json(200, r#"{"set":true}"#)
+    }
+}
+
+/// The request body, at most 64 KiB; empty (so not JSON) when longer or broken.
+async fn read_body(session: &mut ServerSession) -> Vec<u8> {
+    const MAX_BODY: usize = 64 * 1024;
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_BODY => body.extend_from_slice(&chunk),
+            Ok(None) => return body,
+            Ok(Some(_)) | Err(_) => return Vec::new(),
+        }
+    }
+}
+
+/// The TCP peer's address (what WeChat's IP allow-list is checked against).
+fn peer_ip(session: &ServerSession) -> Option<std::net::IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
 }
 
 fn login_as(query: &str) -> Response<Vec<u8>> {
