@@ -23,6 +23,7 @@ async fn headless_chromium_end_to_end() {
         public_authority: Some(format!("{PUBLIC_HOST}:GWPORT")),
         mock_allow_port: true,
         upstream_url: Some(app.url()),
+        wechat: "jssdk_url = \"MOCK/open/js/jweixin-1.6.0.js\"\n".into(),
         routes: "[[app_hosts]]\nhost = \"shop2.test\"\naudience = \"shop2\"\n\n\
                  [[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n\n\
                  [[routes]]\npath = \"/public\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\npolicy = \"public\"\n"

@@ -59,6 +59,32 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
         .await;
     assert_eq!(qr.status, 200);
     assert!(qr.body.contains("请在微信中打开") && qr.body.contains("<svg"), "{}", qr.body);
+
+    // The demo page configures the JS-SDK: it includes jssdk.js, which loads the mock's
+    // stand-in SDK; the gateway signs the page, and the mock accepts the signature as WeChat
+    // does, so the page says "JS-SDK ready".
+    assert!(last.body.contains("src=\"/.gateway/jssdk.js\""), "{}", last.body);
+    let script = desktop.get(&format!("http://localhost:{}/.gateway/jssdk.js", gw.port())).await;
+    assert_eq!(script.status, 200);
+    assert!(script.body.contains(&format!("http://localhost:{}/open/js/jweixin-1.6.0.js", mock.port())));
+    let sdk = reqwest::get(format!("http://localhost:{}/open/js/jweixin-1.6.0.js", mock.port())).await.unwrap();
+    assert_eq!(sdk.status(), 200);
+    let page = format!("http://localhost:{}/welcome?from=demo", gw.port());
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let asked = format!("http://localhost:{}/.gateway/jssdk/config?url={}", gw.port(), enc(&page));
+    let answer = desktop.get_with(&asked, &[("accept", "application/json")]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let c: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    let check = format!(
+        "http://{mock}/mock/jssdk/check?appId={}&timestamp={}&nonceStr={}&signature={}&url={}",
+        c["appId"].as_str().unwrap(),
+        c["timestamp"],
+        c["nonceStr"].as_str().unwrap(),
+        c["signature"].as_str().unwrap(),
+        enc(&page)
+    );
+    let verdict: serde_json::Value = reqwest::get(check).await.unwrap().json().await.unwrap();
+    assert_eq!(verdict["errMsg"], "config:ok");
 }
 
 #[test]

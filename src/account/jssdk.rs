@@ -56,17 +56,15 @@ pub async fn config(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
 /// Refuses a caller from another site: a browser says so in `Sec-Fetch-Site`, `Origin` or
 /// `Referer` (a page elsewhere cannot read the answer either: no CORS header is sent).
 fn same_site(req: &RequestHeader, host: &str) -> Result<(), GatewayError> {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    if header("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+    // Every copy of each header counts: a second one cannot hide the first.
+    let values = |name: &str| req.headers.get_all(name).into_iter().map(|v| v.to_str().unwrap_or("?"));
+    let same_host = |value: &str| {
+        url::Url::parse(value).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).as_deref() == Some(host)
+    };
+    if values("sec-fetch-site").any(|s| s != "same-origin" && s != "none")
+        || values("origin").chain(values("referer")).any(|v| !same_host(v))
+    {
         return Err(GatewayError::CrossSite);
-    }
-    for name in ["origin", "referer"] {
-        if let Some(value) = header(name) {
-            let from = url::Url::parse(value).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase));
-            if from.as_deref() != Some(host) {
-                return Err(GatewayError::CrossSite);
-            }
-        }
     }
     Ok(())
 }

@@ -102,7 +102,7 @@ impl ServeHttp for Recorder {
 pub struct Setup {
     /// Extra TOML for `[token]` (must set `algorithm` and `key`).
     pub token: String,
-    /// Extra TOML lines for `[wechat]`.
+    /// Extra TOML lines for `[wechat]`; `MOCK` is the harness's mock.
     pub wechat: String,
     /// The `[[routes]]` tables; `UPSTREAM` is replaced by the recorder's URL.
     pub routes: String,
@@ -218,7 +218,7 @@ impl Harness {
                      [wechat]\nappid = \"{APPID}\"\nsecret = {{ file = \"wechat.secret\" }}\n\
                      authorize_url = \"{mock_url}/connect/oauth2/authorize\"\napi_base = \"{mock_url}\"\n{wechat}\n",
                     top = setup.top,
-                    wechat = setup.wechat,
+                    wechat = setup.wechat.replace("MOCK", &mock_url),
                     public = setup
                         .public_authority
                         .as_deref()
