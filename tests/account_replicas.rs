@@ -28,20 +28,6 @@ async fn ask(client: reqwest::Client, page: String) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
 }
 
-/// `config:ok` when the mock WeChat accepts the signature for `page`.
-async fn verified(mock: &str, c: &Value, page: &str) -> String {
-    let page: String = url::form_urlencoded::byte_serialize(page.as_bytes()).collect();
-    let check = format!(
-        "{mock}/mock/jssdk/check?appId={}&timestamp={}&nonceStr={}&signature={}&url={page}",
-        c["appId"].as_str().unwrap(),
-        c["timestamp"],
-        c["nonceStr"].as_str().unwrap(),
-        c["signature"].as_str().unwrap(),
-    );
-    let body: Value = reqwest::get(check).await.unwrap().json().await.unwrap();
-    body["errMsg"].as_str().unwrap().to_string()
-}
-
 /// Runs every request at once; their answers in order.
 async fn all<F>(futures: Vec<F>) -> Vec<F::Output>
 where
@@ -90,7 +76,7 @@ async fn three_processes_fetch_one_token_and_one_ticket_and_heal_a_bad_token_onc
     let answers = all(asks).await;
     for (i, (status, c)) in answers.iter().enumerate() {
         assert_eq!(*status, 200, "{c}");
-        assert_eq!(verified(&m, c, &format!("http://{PUBLIC_HOST}/page/{i}?q=1")).await, "config:ok");
+        assert_eq!(jssdk_verdict(&m, c, &format!("http://{PUBLIC_HOST}/page/{i}?q=1")).await, "config:ok");
     }
     let s = mock.stats();
     assert_eq!((s.stable_calls, s.tokens_issued, s.ticket_calls, s.tickets_issued), (1, 1, 1, 1), "{s:?}");
@@ -132,7 +118,7 @@ async fn three_processes_fetch_one_token_and_one_ticket_and_heal_a_bad_token_onc
     let asks = (0..12).map(|i| ask(clients[i % 3].clone(), format!("http://{PUBLIC_HOST}/after/{i}"))).collect();
     for (i, (status, c)) in all(asks).await.iter().enumerate() {
         assert_eq!(*status, 200, "{c}");
-        assert_eq!(verified(&m, c, &format!("http://{PUBLIC_HOST}/after/{i}")).await, "config:ok");
+        assert_eq!(jssdk_verdict(&m, c, &format!("http://{PUBLIC_HOST}/after/{i}")).await, "config:ok");
     }
     let s = mock.stats();
     assert_eq!((s.ticket_calls, s.tickets_issued), (2, 2), "{s:?}");
@@ -178,6 +164,6 @@ async fn replicas_on_one_clock_fetch_once_per_expiry() {
         let page = format!("http://{PUBLIC_HOST}/check/{round}");
         let (_, cfg) = ask(clients[0].clone(), page.clone()).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(verified(&c.mock_url, &cfg, &page).await, "config:ok", "round {round}");
+        assert_eq!(jssdk_verdict(&c.mock_url, &cfg, &page).await, "config:ok", "round {round}");
     }
 }

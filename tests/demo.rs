@@ -75,16 +75,8 @@ async fn the_committed_demo_logs_a_desktop_browser_in() {
     let answer = desktop.get_with(&asked, &[("accept", "application/json")]).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let c: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    let check = format!(
-        "http://{mock}/mock/jssdk/check?appId={}&timestamp={}&nonceStr={}&signature={}&url={}",
-        c["appId"].as_str().unwrap(),
-        c["timestamp"],
-        c["nonceStr"].as_str().unwrap(),
-        c["signature"].as_str().unwrap(),
-        enc(&page)
-    );
-    let verdict: serde_json::Value = reqwest::get(check).await.unwrap().json().await.unwrap();
-    assert_eq!(verdict["errMsg"], "config:ok");
+    let verdict = common::jssdk_verdict(&format!("http://{mock}"), &c, &page).await;
+    assert_eq!(verdict, "config:ok");
 }
 
 #[test]

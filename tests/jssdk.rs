@@ -59,16 +59,7 @@ fn expected_signature(ticket: &str, c: &Value) -> String {
 
 /// What the mock WeChat says of `c` for the page `url`, checked as the JS-SDK checks it.
 async fn wechat_says(h: &Harness, c: &Value, url: &str) -> String {
-    let check = format!(
-        "/mock/jssdk/check?appId={}&timestamp={}&nonceStr={}&signature={}&url={}",
-        c["appId"].as_str().unwrap(),
-        c["timestamp"],
-        c["nonceStr"].as_str().unwrap(),
-        c["signature"].as_str().unwrap(),
-        urlencode(url)
-    );
-    let body: Value = reqwest::get(h.mock_url(&check)).await.unwrap().json().await.unwrap();
-    body["errMsg"].as_str().unwrap().to_string()
+    jssdk_verdict(&h.mock_url(""), c, url).await
 }
 
 async fn admin_get(admin: &Running, path: &str, bearer: Option<&str>) -> (u16, Value) {

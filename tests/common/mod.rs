@@ -373,3 +373,19 @@ impl Harness {
         browser_on(&hosts)
     }
 }
+
+/// What the mock WeChat at `mock` (its base URL) says of the `wx.config` values `c` for the page
+/// `page`, checked as the JS-SDK checks them: `config:ok`, or why not.
+pub async fn jssdk_verdict(mock: &str, c: &serde_json::Value, page: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let check = format!(
+        "{mock}/mock/jssdk/check?appId={}&timestamp={}&nonceStr={}&signature={}&url={}",
+        enc(c["appId"].as_str().unwrap_or_default()),
+        c["timestamp"],
+        enc(c["nonceStr"].as_str().unwrap_or_default()),
+        enc(c["signature"].as_str().unwrap_or_default()),
+        enc(page)
+    );
+    let body: serde_json::Value = reqwest::get(check).await.unwrap().json().await.unwrap();
+    body["errMsg"].as_str().unwrap_or_default().to_string()
+}
