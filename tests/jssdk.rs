@@ -199,30 +199,6 @@ async fn apps_of_one_account_share_one_token_and_one_ticket() {
     }
 }
 
-/// Polls every future together.
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, d) in pinned.iter_mut().zip(done.iter_mut()) {
-            if d.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *d = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    done.into_iter().map(|d| d.unwrap()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_reported_with_what_to_do_and_never_retried_in_a_loop() {
     let (h, admin) = start("").await;
@@ -251,13 +227,12 @@ async fn refusals_are_reported_with_what_to_do_and_never_retried_in_a_loop() {
     // After the pause, WeChat is asked again; once allowed, everything heals.
     h.mock.set_allowed_ips(None);
     h.clock.advance(6);
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let (status, c) = config(&h, PUBLIC_HOST, "http://gw.test/", &[]).await;
     assert_eq!(status, 200, "{c}");
     assert_eq!(readyz().await["wechat"][0]["status"], "ok");
     assert!(metrics().await.contains(&format!("ogw_wechat_credential_degraded{{appid=\"{APPID}\"}} 0")));
 
-    // Quota, secret and busy answers are reported the same way, for the ticket too.
+    // Quota, secret and busy answers to a refresh are reported the same way.
     for code in [45009, 40125, 40013, -1] {
         h.mock.invalidate_tokens();
         let stale = admin_get(&admin, "/wechat/access_token", Some(ADMIN_TOKEN)).await.1["access_token"]
@@ -369,4 +344,42 @@ async fn the_backends_token_needs_the_admin_token() {
     let (status, body) = admin_get(&admin2, "/wechat/access_token", None).await;
     assert_eq!(status, 403);
     assert!(body["message"].as_str().unwrap().contains("admin.token"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_replaced_by_force_only_when_wechat_refuses_it_and_within_the_limits() {
+    let (h, admin) = start("").await;
+    let token = |b: &Value| b["access_token"].as_str().unwrap().to_string();
+    let first = token(&admin_get(&admin, "/wechat/access_token", Some(ADMIN_TOKEN)).await.1);
+
+    // A backend reports a token WeChat still takes (its call failed for another reason):
+    // checked with one cheap call, kept.
+    let (status, b) = admin_refresh(&admin, &first).await;
+    assert_eq!((status, token(&b), b["refreshed"].as_bool()), (200, first.clone(), Some(false)), "{b}");
+    let s = h.mock.stats();
+    assert_eq!((s.token_checks, s.forced_refreshes), (1, 0), "{s:?}");
+    assert!(h.mock.token_valid(&first));
+
+    // WeChat refuses it on use while stable_token still answers it: replaced by force.
+    h.mock.inject_check_fault(40001);
+    let (_, b) = admin_refresh(&admin, &first).await;
+    let second = token(&b);
+    assert_eq!(b["refreshed"], true, "{b}");
+    assert!(second != first && h.mock.token_valid(&second) && !h.mock.token_valid(&first));
+    assert_eq!(h.mock.stats().forced_refreshes, 1);
+
+    // The same again within 30 s: not forced (WeChat would ignore it, and allows 20 a day).
+    h.mock.inject_check_fault(40001);
+    let (_, b) = admin_refresh(&admin, &second).await;
+    assert_eq!((token(&b), b["refreshed"].as_bool()), (second.clone(), Some(false)), "{b}");
+    assert_eq!(h.mock.stats().forced_refreshes, 1);
+    let m = reqwest::get(format!("{}/metrics", admin.url())).await.unwrap().text().await.unwrap();
+    assert!(m.contains(&format!("ogw_wechat_token_heals_total{{appid=\"{APPID}\",result=\"too_soon\"}} 1")), "{m}");
+
+    // Past the 30 s: once more.
+    h.clock.advance(31);
+    h.mock.inject_check_fault(40001);
+    let (_, b) = admin_refresh(&admin, &second).await;
+    assert_eq!(b["refreshed"], true, "{b}");
+    assert_eq!(h.mock.stats().forced_refreshes, 2);
 }

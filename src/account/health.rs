@@ -72,9 +72,9 @@ impl Health {
         f.as_ref().filter(|f| now_ms < f.until_ms).map(|f| Duration::from_millis(f.until_ms - now_ms))
     }
 
-    /// The last failure, said for a person.
-    pub fn last_error(&self, kind: Kind) -> Option<String> {
-        self.of(kind).lock().as_ref().map(|f| f.what.clone())
+    /// The last failure, said for a person, and its error code.
+    pub fn last_error(&self, kind: Kind) -> Option<(String, Option<i64>)> {
+        self.of(kind).lock().as_ref().map(|f| (f.what.clone(), f.errcode))
     }
 
     pub fn succeeded(&self, kind: Kind, appid: &str, metrics: &Metrics) {

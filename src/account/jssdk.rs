@@ -32,15 +32,21 @@ pub async fn config(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
     same_site(req, &view.host)?;
     let raw = query_param(req.uri.query().unwrap_or(""), "url")
         .ok_or(GatewayError::PageUrl { reason: "url is required: the page's location.href" })?;
-    let app = gw.app_of_host(&view.host).ok_or(GatewayError::NoApp)?;
     let url = page_url(&raw, &view.host)?;
+    // The account of the page's own route, where the host alone does not name an app.
+    let path = url::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default();
+    let app = gw
+        .app_at(&view.host)
+        .or_else(|| gw.app_host(&view.host).map(|h| gw.app(h.app)))
+        .or_else(|| gw.route_for(&view.host, &path).map(|r| gw.app(r.app)))
+        .ok_or(GatewayError::NoApp)?;
     if !serves(gw, &app.config.wechat.appid, &view.host) {
         return Err(GatewayError::PageUrl {
             reason:
                 "this gateway does not serve this host for a WeChat account (public_url, app_hosts or a route's host)",
         });
     }
-    let ticket = app.account.ticket().await.map_err(|e| GatewayError::Credentials { message: e.to_string() })?;
+    let ticket = app.account.ticket().await.map_err(|e| GatewayError::Credentials { message: e.public() })?;
     let timestamp = gw.now();
     let nonce = base62_nonce(gw.entropy(), 16);
     let body = serde_json::json!({

@@ -28,11 +28,17 @@ use crate::shared::SharedState;
 use crate::util::clock::{Clock, Entropy};
 use crate::wechat::credentials::CredentialApi;
 use crate::wechat::ExchangeError;
+use fetch::Need;
 use health::Health;
 
-/// A forced refresh of one account's token happens at most this often (WeChat ignores forced
-/// stable-token refreshes less than 30 s apart and allows 20 a day).
+/// A token is replaced by force at most this often (WeChat ignores forced stable-token
+/// refreshes less than 30 s apart)...
 pub const FORCE_EVERY: Duration = Duration::from_secs(30);
+/// ...and at most this many times a Beijing day, fleet-wide with Redis (WeChat allows 20).
+pub const FORCES_A_DAY: u32 = 10;
+/// With Redis, a credential held here is compared with the fleet's this often, so one that
+/// another replica replaced is followed.
+pub const RECHECK: Duration = Duration::from_secs(5);
 
 /// The two credentials of an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,18 +110,52 @@ pub enum CredentialError {
     #[error("WeChat refused the {kind}: {source}")]
     Wechat { kind: &'static str, source: ExchangeError },
     #[error("the {kind} is not asked for again for {}s after: {last}", wait.as_secs().max(1))]
-    Pausing { kind: &'static str, last: String, wait: Duration },
+    Pausing { kind: &'static str, last: String, errcode: Option<i64>, wait: Duration },
     #[error("another caller is fetching the {0} and did not finish in time")]
     Busy(&'static str),
     #[error("this gateway has no AppSecret for account {0} (its logins run elsewhere)")]
     NoSecret(String),
 }
 
-/// One slot: what is held and the one refresh at a time.
+impl CredentialError {
+    /// What a page's visitor may be told: the error code at most; WeChat's message (which
+    /// names the server's address) and the advice go to the log and `/readyz`.
+    pub fn public(&self) -> String {
+        match self {
+            CredentialError::Wechat { source: ExchangeError::Rejected { errcode, .. }, .. } => {
+                format!("WeChat refused the account's credentials (error {errcode}); the operator sees why in /readyz")
+            }
+            CredentialError::Pausing { errcode: Some(errcode), wait, .. } => format!(
+                "WeChat refused the account's credentials (error {errcode}); asked again in {} s; the operator sees why in /readyz",
+                wait.as_secs().max(1)
+            ),
+            CredentialError::Pausing { wait, .. } => format!(
+                "WeChat could not be reached; asked again in {} s; the operator sees why in /readyz",
+                wait.as_secs().max(1)
+            ),
+            CredentialError::Wechat { .. } => "WeChat could not be reached".into(),
+            CredentialError::Busy(_) => "the account's credentials are being fetched; try again".into(),
+            CredentialError::NoSecret(_) => "this gateway does not hold the account's credentials".into(),
+        }
+    }
+}
+
+/// One slot: what is held, the one refresh at a time, and when it was last compared with
+/// the fleet's.
 #[derive(Default)]
 struct Slot {
     held: parking_lot::Mutex<Option<Held>>,
     flight: tokio::sync::Mutex<()>,
+    checked_ms: std::sync::atomic::AtomicU64,
+}
+
+/// The forced replacements of the token this replica made today.
+#[derive(Default)]
+struct Forced {
+    /// The Beijing day counted.
+    day: u64,
+    count: u32,
+    last_ms: u64,
 }
 
 /// What one account holds; outlives reloads.
@@ -124,8 +164,7 @@ pub struct Memory {
     token: Slot,
     ticket: Slot,
     pub health: Health,
-    /// When this replica last forced a refresh (ms).
-    forced_ms: parking_lot::Mutex<u64>,
+    forced: parking_lot::Mutex<Forced>,
 }
 
 impl Memory {
@@ -191,19 +230,24 @@ impl Account {
 
     /// The access_token in force.
     pub async fn token(&self) -> Result<Held, CredentialError> {
-        self.obtain(Kind::Token, None).await
+        self.obtain(Need::Token).await
     }
 
     /// The `jsapi_ticket` in force. A ticket refused because its token went bad is fetched
-    /// again after one forced refresh of the token.
+    /// again once the token is replaced; not when it could not be.
     pub async fn ticket(&self) -> Result<Held, CredentialError> {
         let token = self.token().await?;
-        match self.obtain(Kind::Ticket, Some(&token)).await {
-            Err(CredentialError::Wechat { source: ExchangeError::Rejected { errcode, .. }, .. })
+        match self.obtain(Need::Ticket { token: &token }).await {
+            Err(e @ CredentialError::Wechat { source: ExchangeError::Rejected { errcode, .. }, .. })
                 if health::token_went_bad(errcode) =>
             {
-                let (token, _) = self.refresh_stale(&token.value).await?;
-                self.obtain(Kind::Ticket, Some(&token)).await
+                match self.refresh_stale(&token.value).await? {
+                    (new, _) if new.value != token.value => {
+                        self.memory.health.succeeded(Kind::Ticket, &self.appid, &self.deps.metrics);
+                        self.obtain(Need::Ticket { token: &new }).await
+                    }
+                    _ => Err(e),
+                }
             }
             other => other,
         }

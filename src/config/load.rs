@@ -230,6 +230,21 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> (Vec<App>, Vec<String>) {
             if apps.iter().any(|a| a.public_host() == app.public_host()) {
                 t.error("public_url", "another app already logs in on this host");
             }
+            // One account has one token: its apps fetch it from one place, one way.
+            let (w, same) = (&app.wechat, |a: &&App| a.wechat.appid == app.wechat.appid);
+            if let Some(other) = apps.iter().find(same).filter(|a| {
+                a.wechat.api_base != w.api_base
+                    || a.wechat.token_api != w.token_api
+                    || (a.wechat.secret.is_some() && w.secret.is_some() && a.wechat.secret != w.secret)
+            }) {
+                t.error(
+                    "wechat",
+                    format!(
+                        "shares its appid with app {:?}: give both the same secret, api_base and token_api (an account has one token)",
+                        other.name
+                    ),
+                );
+            }
             apps.push(app);
         }
         t.finish();

@@ -23,7 +23,8 @@ use crate::util::duration;
 pub struct AdminConfig {
     /// `None`: no admin listener (`listen = "off"`).
     pub listen: Option<SocketAddr>,
-    /// The bearer token `POST /revoke` needs; without one it is taken from loopback only.
+    /// The bearer token `POST /revoke` and `/wechat/access_token` need; without one `/revoke`
+    /// is taken from loopback only, and the account's token is handed to nobody.
     pub token: Option<crate::util::secret::Secret>,
 }
 

@@ -77,4 +77,16 @@ impl SharedState {
         })
         .await
     }
+
+    /// Counts one `what` on `day` for the fleet: the count so far, this one included; `None`
+    /// when Redis did not answer.
+    pub async fn count_today(&self, appid: &str, what: &str, day: u64) -> Option<u64> {
+        let (r, key) = (self.remote.as_ref()?, self.account_key(appid, &format!("{what}:{day}"))?);
+        r.run("count a credential event", |mut c| async move {
+            let (n,): (u64,) =
+                redis::pipe().atomic().incr(&key, 1u64).expire(&key, 2 * 86_400).ignore().query_async(&mut c).await?;
+            Ok(n)
+        })
+        .await
+    }
 }

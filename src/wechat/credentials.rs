@@ -45,6 +45,7 @@ pub struct CredentialApi {
     stable_token: Url,
     token: Url,
     ticket: Url,
+    callback_ip: Url,
     appid: String,
     secret: Secret,
 }
@@ -64,6 +65,7 @@ impl CredentialApi {
             stable_token: join("/cgi-bin/stable_token"),
             token: join("/cgi-bin/token"),
             ticket: join("/cgi-bin/ticket/getticket"),
+            callback_ip: join("/cgi-bin/getcallbackip"),
             appid: w.appid.clone(),
             secret: w.secret.clone().unwrap_or_else(|| Secret::new(Vec::new())),
         }
@@ -114,6 +116,22 @@ impl CredentialApi {
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
         read(status, &body, |a| a.ticket.take())
+    }
+}
+
+impl CredentialApi {
+    /// Does WeChat take `token`? `GET /cgi-bin/getcallbackip`, the cheapest call that needs one.
+    pub async fn check(&self, token: &str) -> Result<(), ExchangeError> {
+        let mut url = self.callback_ip.clone();
+        url.query_pairs_mut().append_pair("access_token", token);
+        let resp = self.http.get(url).send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(transport_error)?;
+        match serde_json::from_slice::<Answer>(&body) {
+            Ok(a) if a.errcode != 0 => Err(ExchangeError::Rejected { errcode: a.errcode, errmsg: a.errmsg }),
+            Ok(_) if (200..300).contains(&status) => Ok(()),
+            Ok(_) | Err(_) => Err(ExchangeError::Http(status)),
+        }
     }
 }
 

@@ -389,3 +389,27 @@ pub async fn jssdk_verdict(mock: &str, c: &serde_json::Value, page: &str) -> Str
     let body: serde_json::Value = reqwest::get(check).await.unwrap().json().await.unwrap();
     body["errMsg"].as_str().unwrap_or_default().to_string()
 }
+
+/// Polls every future together, in this task; their outputs in order.
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, d) in pinned.iter_mut().zip(done.iter_mut()) {
+            if d.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *d = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().map(|d| d.expect("every future is done")).collect()
+}

@@ -149,6 +149,8 @@ pub(super) struct Credentials {
     allowed_ips: Option<Option<Vec<IpAddr>>>,
     /// Errcodes the next credential calls answer.
     faults: VecDeque<i64>,
+    /// Faults for `getcallbackip` only.
+    check_faults: VecDeque<i64>,
 }
 
 impl Credentials {
@@ -192,7 +194,13 @@ struct Ask<'a> {
 }
 
 impl MockWechat {
-    /// The next credential call (token, stable_token or getticket) answers `errcode` and does
+    /// The next `getcallbackip` answers `errcode` (a token WeChat refuses on use while
+    /// `stable_token` still answers it: what a forced refresh is for).
+    pub fn inject_check_fault(&self, errcode: i64) {
+        self.lock().creds.check_faults.push_back(errcode);
+    }
+
+    /// The next credential call (token, stable_token, getticket or getcallbackip) answers `errcode` and does
     /// nothing else (faults queue up).
     pub fn inject_credential_fault(&self, errcode: i64) {
         self.lock().creds.faults.push_back(errcode);
@@ -257,7 +265,11 @@ impl MockWechat {
         let field = |k: &str| req.get(k).and_then(serde_json::Value::as_str);
         let ask = Ask { grant_type: field("grant_type"), appid: field("appid"), secret: field("secret"), peer };
         self.check_account(&ask, &st.creds)?;
-        let force = req.get("force_refresh").and_then(serde_json::Value::as_bool).unwrap_or(false);
+        let force = match req.get("force_refresh") {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(_) => return Err(refuse(47001, "data format error: force_refresh must be true or false")),
+        };
         let spaced = st.creds.last_forced.is_none_or(|t| now >= t.saturating_add(FORCE_SPACING_SECS));
         let force = force && spaced;
         st.creds.quotas.roll(now);
@@ -309,6 +321,20 @@ impl MockWechat {
         st.creds.ticket_of.insert(token, ticket.clone());
         st.stats.tickets_issued += 1;
         Ok((ticket, lifetime))
+    }
+
+    /// `GET /cgi-bin/getcallbackip?access_token=`: WeChat's server addresses, for a living
+    /// token (the cheapest call that needs one). Counted in `token_checks`.
+    pub(super) fn callback_ip(&self, query: &str) -> Result<(), Refusal> {
+        let now = self.clock.now();
+        let mut st = self.lock();
+        st.stats.token_checks += 1;
+        if let Some(c) = st.creds.check_faults.pop_front() {
+            return Err(refuse(c, "invalid credential, access_token is invalid or not latest"));
+        }
+        fault(&mut st)?;
+        let token = param(query, "access_token").unwrap_or_default();
+        st.creds.check_token(&token, now).map_err(|(c, m)| refuse(c, m))
     }
 
     /// grant_type, appid, secret and the caller's IP, in WeChat's order.

@@ -22,7 +22,9 @@
 //!   exchange fails that way
 //! - `GET /mock/openid?user=NAME`: the openid NAME gets
 //! - `GET /mock/login-as?user=NAME`: later authorizations from this browser are NAME's
-//! - `POST /mock/credential-fault?errcode=N`: the next token, stable_token or getticket call
+//! - `GET /cgi-bin/getcallbackip?access_token=`: WeChat's addresses, for a living token.
+//! - `POST /mock/credential-fault?errcode=N[&call=getcallbackip]`: the next token, stable_token,
+//!   getticket or getcallbackip call (with `call`: the next getcallbackip)
 //!   answers errcode N
 //! - `POST /mock/invalidate-tokens`: every access_token of the account dies now
 //! - `POST /mock/allow-ips?ips=1.2.3.4,5.6.7.8`: the IP allow-list (empty or absent: any caller)
@@ -106,6 +108,8 @@ pub struct Stats {
     pub ticket_calls: u64,
     /// New jsapi tickets.
     pub tickets_issued: u64,
+    /// `GET /cgi-bin/getcallbackip` calls (a token's check).
+    pub token_checks: u64,
     /// `wx.config` signature checks.
     pub jssdk_checks: u64,
     /// Checks that passed.
@@ -220,13 +224,20 @@ impl ServeHttp for MockWechat {
                 self.answer(self.stable_token(&body, peer_ip(session)), false)
             }
             ("GET", "/cgi-bin/ticket/getticket") => self.answer(self.ticket(&query), true),
+            ("GET", "/cgi-bin/getcallbackip") => match self.callback_ip(&query) {
+                Ok(()) => text(200, "text/plain", r#"{"ip_list":["101.226.103.0/25","101.226.62.0/26"]}"#.into()),
+                Err((errcode, msg)) => self.error(errcode, &msg),
+            },
             ("GET", "/mock/jssdk/check") => self.jssdk_check_http(&query),
             ("GET", "/open/js/jweixin-1.6.0.js") => {
                 jssdk::script(session.req_header().headers.get(http::header::HOST).and_then(|v| v.to_str().ok()))
             }
             ("POST", "/mock/credential-fault") => match param(&query, "errcode").and_then(|c| c.parse().ok()) {
                 Some(c) => {
-                    self.inject_credential_fault(c);
+                    match param(&query, "call").as_deref() {
+                        Some("getcallbackip") => self.inject_check_fault(c),
+                        _ => self.inject_credential_fault(c),
+                    }
                     json(200, r#"{"queued":true}"#)
                 }
                 None => json(400, r#"{"error":"errcode is required"}"#),

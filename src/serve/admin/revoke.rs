@@ -3,7 +3,7 @@
 use http::Response;
 use serde_json::json;
 
-use super::reply;
+use super::json_reply;
 use crate::runtime::live::LiveGateway;
 
 /// `POST /revoke?app=NAME&openid=OPENID` ends every session of that user; `POST
@@ -12,9 +12,7 @@ pub(super) async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>>
     let gw = live.current();
     let param =
         |k: &str| url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == k).map(|(_, v)| v.into_owned());
-    let bad = |m: &str| {
-        reply(400, "application/json", json!({"error": "bad_request", "message": m}).to_string().into_bytes())
-    };
+    let bad = |m: &str| json_reply(400, json!({"error": "bad_request", "message": m}));
     let app = match param("app") {
         Some(name) => gw.apps().iter().find(|a| a.config.name == name),
         None if gw.apps().len() == 1 => gw.apps().first(),
@@ -38,7 +36,7 @@ pub(super) async fn revoke(live: &LiveGateway, query: &str) -> Response<Vec<u8>>
     };
     if !everywhere {
         let body = json!({"error": "state_unavailable", "message": "Redis did not answer: revoked on this replica now, on the others once Redis answers again"});
-        return reply(503, "application/json", body.to_string().into_bytes());
+        return json_reply(503, body);
     }
-    reply(200, "application/json", body.to_string().into_bytes())
+    json_reply(200, body)
 }
