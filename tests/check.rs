@@ -292,3 +292,23 @@ fn a_gateway_for_app_hosts_only_needs_no_app_secret() {
     let (ok, err) = check(&format!("logins = \"there\"\n{GOOD}"));
     assert!(!ok && err.contains("logins: \"there\" must be"), "{err}");
 }
+
+#[test]
+fn apps_of_one_account_fetch_its_token_one_way() {
+    let two = |second: &str| {
+        format!(
+            "[[apps]]\nname = \"a\"\npublic_url = \"https://a.example.com\"\n\
+             [apps.wechat]\nappid = \"wx1234567890abcdef\"\nsecret = {{ file = \"session.key\" }}\n\
+             [[apps]]\nname = \"b\"\npublic_url = \"https://b.example.com\"\n\
+             [apps.wechat]\nappid = \"wx1234567890abcdef\"\nsecret = {{ file = \"session.key\" }}\n{second}\n\
+             [session]\nkeys = [{{ file = \"session.key\" }}]\n\
+             [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"session.key\" }}\n\
+             [[routes]]\nupstream = \"http://127.0.0.1:3000\"\napp = \"a\"\n"
+        )
+    };
+    let (ok, err) = check(&two(""));
+    assert!(ok, "{err}");
+    let (ok, err) = check(&two("token_api = \"token\""));
+    assert!(!ok);
+    assert!(err.contains("apps[1].wechat") && err.contains("shares its appid with app \"a\""), "{err}");
+}
