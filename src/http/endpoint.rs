@@ -20,10 +20,19 @@ pub enum Endpoint {
     JssdkConfig,
     /// `<prefix>/jssdk.js`: the script that configures the JS-SDK on a page.
     JssdkScript,
+    /// `<prefix>/auth`: a front proxy's sub-request (Traefik, Caddy): granted, or the answer
+    /// the browser gets.
+    Auth,
+    /// `<prefix>/auth/nginx`: nginx `auth_request`: granted, 401 or 403.
+    AuthNginx,
+    /// `<prefix>/auth/signin`: nginx's `error_page 401` target: the way into the login.
+    AuthSignin,
+    /// `<prefix>/auth/envoy/<original path>`: Envoy's HTTP `ext_authz` (`path_prefix`).
+    AuthEnvoy,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 7] = [
+    const ALL: [Endpoint; 11] = [
         Endpoint::Callback,
         Endpoint::Login,
         Endpoint::Ticket,
@@ -31,6 +40,10 @@ impl Endpoint {
         Endpoint::Jwks,
         Endpoint::JssdkConfig,
         Endpoint::JssdkScript,
+        Endpoint::Auth,
+        Endpoint::AuthNginx,
+        Endpoint::AuthSignin,
+        Endpoint::AuthEnvoy,
     ];
 
     /// Its path under the prefix.
@@ -43,12 +56,20 @@ impl Endpoint {
             Endpoint::Jwks => "/jwks.json",
             Endpoint::JssdkConfig => "/jssdk/config",
             Endpoint::JssdkScript => "/jssdk.js",
+            Endpoint::Auth => "/auth",
+            Endpoint::AuthNginx => "/auth/nginx",
+            Endpoint::AuthSignin => "/auth/signin",
+            Endpoint::AuthEnvoy => "/auth/envoy",
         }
     }
 
-    /// The endpoint at the canonical `path`, which starts with `prefix`.
+    /// The endpoint at the canonical `path`, which starts with `prefix`. Envoy's sub-request
+    /// carries the original path after [`Endpoint::AuthEnvoy`]'s.
     pub fn of(prefix: &str, path: &str) -> Option<Endpoint> {
         let rest = path.strip_prefix(prefix)?;
+        if rest.strip_prefix(Endpoint::AuthEnvoy.path()).is_some_and(|r| r.starts_with('/')) {
+            return Some(Endpoint::AuthEnvoy);
+        }
         Self::ALL.into_iter().find(|e| e.path() == rest)
     }
 
@@ -77,6 +98,8 @@ mod tests {
         }
         assert_eq!(Endpoint::of("/.gateway", "/.gateway/login/"), None);
         assert_eq!(Endpoint::of("/.gateway", "/.gateway"), None);
+        assert_eq!(Endpoint::of("/.gateway", "/.gateway/auth/envoy/shop/1"), Some(Endpoint::AuthEnvoy));
+        assert_eq!(Endpoint::of("/.gateway", "/.gateway/auth/envoyx"), None);
         assert_eq!(
             Endpoint::Login.url("https://h.test", "/.gateway", &[("retry", "1"), ("return", "/a?b=c#d")]),
             "https://h.test/.gateway/login?retry=1&return=%2Fa%3Fb%3Dc%23d"

@@ -56,6 +56,8 @@ pub enum GatewayError {
     PageUrl { reason: &'static str },
     #[error("a page of another site asked for a JS-SDK signature")]
     CrossSite,
+    #[error("forward auth answers only the front proxies in trusted_proxies")]
+    Untrusted,
     #[error("the account's credentials are unavailable: {message}")]
     Credentials { message: String },
     #[error("login through the login host refused: {}", refusal.as_str())]
@@ -123,6 +125,7 @@ impl GatewayError {
             GatewayError::Handoff { refusal, .. } => refusal.as_str(),
             GatewayError::PageUrl { .. } => "url_refused",
             GatewayError::CrossSite => "cross_site",
+            GatewayError::Untrusted => "untrusted_proxy",
             GatewayError::Credentials { .. } => "credentials_unavailable",
         }
     }
@@ -152,7 +155,7 @@ impl GatewayError {
             GatewayError::StateUnavailable => 503,
             GatewayError::Handoff { refusal, .. } => refusal.status(),
             GatewayError::PageUrl { .. } => 400,
-            GatewayError::CrossSite => 403,
+            GatewayError::CrossSite | GatewayError::Untrusted => 403,
             GatewayError::Credentials { .. } => 503,
             GatewayError::UpstreamTimeout(_) => 504,
             GatewayError::Upstream(_) => 502,

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 /// The headers the gateway's own answers carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Header {
     SetCookie,
     ContentType,
@@ -19,11 +19,29 @@ pub enum Header {
     RequestId,
     /// `X-Login-Url`: where a script sends the user to log in.
     LoginUrl,
+    /// A header named in the config (the token header of a forward-auth answer) or for a
+    /// front proxy (`X-Openid`).
+    Named(http::HeaderName),
 }
 
 impl Header {
+    /// Its name, for writing.
+    pub fn into_name(self) -> http::HeaderName {
+        match self {
+            Header::Named(name) => name,
+            other => http::HeaderName::from_static(other.static_name()),
+        }
+    }
+
     /// Its name on the wire.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Header::Named(name) => name.as_str(),
+            other => other.static_name(),
+        }
+    }
+
+    fn static_name(&self) -> &'static str {
         match self {
             Header::SetCookie => "set-cookie",
             Header::ContentType => "content-type",
@@ -35,6 +53,7 @@ impl Header {
             Header::Hsts => "strict-transport-security",
             Header::RequestId => "x-request-id",
             Header::LoginUrl => "x-login-url",
+            Header::Named(_) => "x-named",
         }
     }
 }

@@ -164,6 +164,14 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
             let (title, message) = refusal_text(*refusal);
             page(title, message, retry.as_deref().and_then(|r| again(r, TRY_AGAIN)))
         }
+        GatewayError::Untrusted => page(
+            Bilingual { zh: "禁止访问", en: "Forbidden" },
+            Bilingual {
+                zh: "这个地址只回答受信任的前置代理（trusted_proxies）。",
+                en: "This address answers only the front proxies in trusted_proxies.",
+            },
+            None,
+        ),
         GatewayError::PageUrl { .. } | GatewayError::CrossSite | GatewayError::Credentials { .. } => {
             let why = e.to_string();
             let details = [Bilingual { zh: "原因：", en: &why }];
@@ -353,6 +361,7 @@ mod tests {
             GatewayError::Handoff { refusal: Refusal::Expired, retry: Some(retry()) },
             GatewayError::PageUrl { reason: "r" },
             GatewayError::CrossSite,
+            GatewayError::Untrusted,
             GatewayError::Credentials { message: "m".into() },
         ];
         for e in &all {

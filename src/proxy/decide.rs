@@ -39,21 +39,41 @@ impl From<Result<Reply, GatewayError>> for Step {
     }
 }
 
+/// What is known of a request before any login is started.
+#[derive(Debug)]
+pub enum Judged {
+    /// Decided.
+    Step(Step),
+    /// A required route without a session (or without the scope it needs), for a client that
+    /// may log in.
+    Login { route: RouteId, host: Option<HostId> },
+}
+
 /// Decides what to do with `req`, whose canonical target is `target`, from `view`.
 pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target: &Target, request_id: &str) -> Step {
+    match judge(gw, req, view, target, request_id).await {
+        Judged::Step(step) => step,
+        Judged::Login { route, host } => decide_login(gw, req, view, target, route, host, request_id).await,
+    }
+}
+
+/// Everything short of starting a login: the gateway's endpoints, verification files,
+/// routing, the size cap, the session and its scope, and what a browser that is not WeChat's
+/// gets.
+pub async fn judge(gw: &Gateway, req: &RequestHeader, view: &ClientView, target: &Target, request_id: &str) -> Judged {
     let path = target.path.as_str();
     if gw.is_reserved(path) {
-        return endpoints::serve(gw, req, view, target).await.into();
+        return Judged::Step(Box::pin(endpoints::serve(gw, req, view, target, request_id)).await.into());
     }
     if let Some(reply) = mp_verify(gw, view, path) {
-        return Step::Reply(reply);
+        return Judged::Step(Step::Reply(reply));
     }
     let Some(runtime) = gw.route_for(&view.host, path) else {
-        return Step::Fail(GatewayError::NoRoute);
+        return Judged::Step(Step::Fail(GatewayError::NoRoute));
     };
     let route = &runtime.config;
     if let Err(e) = limits::check_declared_body(req, route.max_body) {
-        return Step::Fail(e);
+        return Judged::Step(Step::Fail(e));
     }
     let app = gw.app(runtime.app);
     let app_host = gw.app_host_of(app.id, &view.host);
@@ -61,23 +81,41 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     let required = route.policy_for(path) == Policy::Required;
     let user = match sessions.current(&req.headers, &view.host, gw.now(), gw.state()).await {
         Ok(user) => user,
-        Err(_) if required => return Step::Fail(GatewayError::StateUnavailable),
+        Err(_) if required => return Judged::Step(Step::Fail(GatewayError::StateUnavailable)),
         Err(_) => None,
     };
     let host = app_host.map(|h| h.id);
     if !required || user.as_ref().is_some_and(|u| u.has_scope(route.scope)) {
-        return Step::Forward { route: runtime.id, host, user };
+        return Judged::Step(Step::Forward { route: runtime.id, host, user });
     }
     if !view.wechat {
         match route.non_wechat {
             NonWechat::QrPage => {
                 app.metrics.qr_pages.inc();
-                return Step::Reply(h5::open_in_wechat(&absolute_target(&app.config, view, target), request_id));
+                let page = h5::open_in_wechat(&absolute_target(&app.config, view, target), request_id);
+                return Judged::Step(Step::Reply(page));
             }
-            NonWechat::Pass => return Step::Forward { route: runtime.id, host, user: None },
+            NonWechat::Pass => return Judged::Step(Step::Forward { route: runtime.id, host, user: None }),
             NonWechat::Login => {}
         }
     }
+    Judged::Login { route: runtime.id, host }
+}
+
+/// The way into the login for this kind of client: a page for a script, the
+/// fragment-keeping page, or the redirect to WeChat (through the login host for an app host).
+pub async fn decide_login(
+    gw: &Gateway,
+    req: &RequestHeader,
+    view: &ClientView,
+    target: &Target,
+    route: RouteId,
+    host: Option<HostId>,
+    request_id: &str,
+) -> Step {
+    let runtime = gw.route(route);
+    let (route, app) = (&runtime.config, gw.app(runtime.app));
+    let app_host = host.map(|h| gw.host(h));
     let back = return_target(&gw.config, &app.config, view, target);
     let login_url = match app_host {
         // An app host's logins start on itself: its nonce cookie is set there.

@@ -10,10 +10,14 @@
 //!   `<prefix>/logout?everywhere=1` on an app host: logins through the login host
 //!   ([`crate::login::handoff`]).
 //!
+//! - `<prefix>/auth`, `/auth/nginx`, `/auth/signin`, `/auth/envoy/…`: a front proxy's
+//!   sub-requests ([`super::auth`]).
+//!
 //! Return URLs are validated by [`crate::login::returns`]; a refused one gets a 400 page.
 
 use pingora::http::RequestHeader;
 
+use super::auth;
 use crate::account::jssdk;
 use crate::http::client::{query_param, ClientView};
 use crate::http::endpoint::Endpoint;
@@ -31,6 +35,7 @@ pub async fn serve(
     req: &RequestHeader,
     view: &ClientView,
     target: &Target,
+    request_id: &str,
 ) -> Result<Reply, GatewayError> {
     match Endpoint::of(&gw.config.prefix, &target.path) {
         Some(Endpoint::Callback) => match gw.app_at(&view.host) {
@@ -46,6 +51,9 @@ pub async fn serve(
         Some(Endpoint::Jwks) => Ok(jwks(gw)),
         Some(Endpoint::JssdkConfig) => jssdk::config(gw, req, view).await,
         Some(Endpoint::JssdkScript) => jssdk::script(gw, view),
+        Some(e @ (Endpoint::Auth | Endpoint::AuthNginx | Endpoint::AuthSignin | Endpoint::AuthEnvoy)) => {
+            auth::serve(gw, req, view, e, request_id).await
+        }
         None => Err(GatewayError::NoEndpoint),
     }
 }

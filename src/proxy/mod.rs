@@ -9,6 +9,7 @@
 //! 5. [`respond`]: the gateway's own answers, and upstream failures as pages.
 
 pub mod access;
+pub mod auth;
 pub mod conn;
 pub mod decide;
 pub mod endpoints;

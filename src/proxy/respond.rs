@@ -46,7 +46,7 @@ fn secure(reply: Reply, ctx: &RequestCtx) -> Reply {
 pub async fn send(session: &mut Session, reply: Reply) -> Result<()> {
     let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
     for (name, value) in reply.headers {
-        header.append_header(name.as_str(), value)?;
+        header.append_header(name.into_name(), value)?;
     }
     header.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();

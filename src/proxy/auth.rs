@@ -1,0 +1,202 @@
+//! Forward auth: the gateway beside a front proxy a shop already runs. The front proxy asks
+//! about each request with a sub-request; the gateway judges the original request exactly as
+//! it would in front (routes, policies, canonical path, session, the way into the login) and
+//! answers without proxying anything:
+//! - `<prefix>/auth` (Traefik `ForwardAuth`, Caddy `forward_auth`): 200 with the signed token
+//!   in the token header (and plain `X-Openid`, `X-Openid-Appid`) for the front proxy to copy
+//!   to the upstream; else what the browser would get in front (the fragment-keeping page,
+//!   302 to WeChat, 401 JSON for a script, the QR page), never with a 2xx status, which would
+//!   let the request through.
+//! - `<prefix>/auth/nginx` (`auth_request`, ingress-nginx `auth-url`): 200 as above, 401 when a
+//!   login is needed (nginx's `error_page 401` then asks `<prefix>/auth/signin`), 403 refused.
+//! - `<prefix>/auth/signin`: the way into the login, for nginx's `error_page 401`.
+//! - `<prefix>/auth/envoy/<original path>`: Envoy's HTTP `ext_authz` with `path_prefix`.
+//!
+//! The original request is read from the conventional headers: `X-Original-URL` (absolute,
+//! ingress-nginx) or `X-Original-URI` and `X-Original-Method` (nginx); `X-Forwarded-Uri`,
+//! `X-Forwarded-Method`, `X-Forwarded-Host` and `X-Forwarded-Proto` (Traefik, Caddy). They are
+//! believed only from `trusted_proxies`: any other caller is refused.
+
+use http::header::HOST;
+use http::{HeaderName, Method};
+use pingora::http::RequestHeader;
+
+use super::decide::{self, Judged, Step};
+use super::forward;
+use crate::http::client::ClientView;
+use crate::http::endpoint::Endpoint;
+use crate::http::error::GatewayError;
+use crate::http::reply::{Header, Reply};
+use crate::http::target;
+use crate::pages::errors;
+use crate::runtime::{Gateway, RouteId};
+use crate::session::Session;
+use crate::token::InvalidKind;
+
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Answers the front proxy's sub-request `req` at endpoint `asked`.
+pub async fn serve(
+    gw: &Gateway,
+    req: &RequestHeader,
+    view: &ClientView,
+    asked: Endpoint,
+    request_id: &str,
+) -> Result<Reply, GatewayError> {
+    if !view.via_trusted_proxy {
+        return Err(GatewayError::Untrusted);
+    }
+    let original = original(req, &gw.config.prefix, asked)?;
+    let oview = ClientView::of(&original, view.peer, &gw.config.trusted_proxies);
+    if oview.bad_host {
+        return Err(GatewayError::BadHost);
+    }
+    let otarget = target::read(&original, &gw.config.paths, &gw.config.limits)?;
+    if gw.is_reserved(&otarget.path) {
+        // The gateway's own paths: the front proxy routes them to the gateway.
+        return Ok(granted(gw, None, None, None));
+    }
+    let judged = Box::pin(decide::judge(gw, &original, &oview, &otarget, request_id)).await;
+    let step = match (judged, asked) {
+        (Judged::Login { .. }, Endpoint::AuthNginx) => {
+            let body = serde_json::json!({"error": "login_required", "request_id": request_id});
+            return Ok(Reply::json(401, body.to_string()));
+        }
+        (Judged::Login { route, host }, _) => {
+            Box::pin(decide::decide_login(gw, &original, &oview, &otarget, route, host, request_id)).await
+        }
+        (Judged::Step(step), _) => step,
+    };
+    match step {
+        Step::Forward { .. } if asked == Endpoint::AuthSignin => {
+            // Logged in meanwhile (another tab): back to the page.
+            Ok(Reply::redirect(crate::login::returns::absolute_target(
+                &gw.app(gw.route_for(&oview.host, &otarget.path).map_or_else(|| first_app(gw), |r| r.app)).config,
+                &oview,
+                &otarget,
+            )))
+        }
+        Step::Forward { route, user, .. } => Ok(granted(gw, Some(route), user.as_ref(), test_switch(&original))),
+        Step::Reply(reply) if asked == Endpoint::AuthNginx => Ok(refused(reply.status, request_id)),
+        Step::Reply(reply) => Ok(never_granting(reply)),
+        Step::Fail(e) => {
+            e.log(request_id);
+            Ok(match asked {
+                Endpoint::AuthNginx => refused(e.status(), request_id),
+                _ => never_granting(errors::reply_for(&e, request_id, !oview.navigation)),
+            })
+        }
+    }
+}
+
+fn first_app(gw: &Gateway) -> crate::runtime::AppId {
+    gw.apps()[0].id
+}
+
+/// The original request as the front proxy describes it: method, target and host, with the
+/// sub-request's other headers (cookies, User-Agent, Accept, forwarding headers).
+fn original(req: &RequestHeader, prefix: &str, asked: Endpoint) -> Result<RequestHeader, GatewayError> {
+    let header = |name: &HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    let missing = |reason| GatewayError::BadRequest { reason };
+    let mut scheme_host: Option<(String, String)> = None;
+    let target: String = match asked {
+        Endpoint::AuthEnvoy => {
+            let raw = std::str::from_utf8(req.raw_path()).map_err(|_| missing("request target is not UTF-8"))?;
+            let rest = raw.strip_prefix(prefix).and_then(|r| r.strip_prefix(Endpoint::AuthEnvoy.path()));
+            rest.filter(|r| r.starts_with('/')).ok_or(missing("no original path after the envoy prefix"))?.to_string()
+        }
+        Endpoint::Auth => header(&X_FORWARDED_URI)
+            .or_else(|| header(&X_ORIGINAL_URI))
+            .ok_or(missing("X-Forwarded-Uri (or X-Original-URI) is required"))?
+            .to_string(),
+        _ => match header(&X_ORIGINAL_URL) {
+            Some(absolute) => {
+                let url = url::Url::parse(absolute).map_err(|_| missing("X-Original-URL is not an absolute URL"))?;
+                let host = match url.port() {
+                    Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+                    None => url.host_str().unwrap_or_default().to_string(),
+                };
+                scheme_host = Some((url.scheme().to_string(), host));
+                let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+                format!("{}{query}", url.path())
+            }
+            None => header(&X_ORIGINAL_URI)
+                .or_else(|| header(&X_FORWARDED_URI))
+                .ok_or(missing("X-Original-URI (or X-Original-URL) is required"))?
+                .to_string(),
+        },
+    };
+    if !target.starts_with('/') {
+        return Err(missing("the original URI must be a path"));
+    }
+    let method = match asked {
+        Endpoint::AuthEnvoy => req.method.clone(),
+        _ => header(&X_FORWARDED_METHOD)
+            .or_else(|| header(&X_ORIGINAL_METHOD))
+            .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| missing("the original method is not a method")))
+            .transpose()?
+            .unwrap_or_else(|| req.method.clone()),
+    };
+    let mut original = RequestHeader::build(method, target.as_bytes(), Some(req.headers.len()))
+        .map_err(|_| missing("the original URI is not a request target"))?;
+    for (name, value) in req.headers.iter() {
+        original.append_header(name.clone(), value.clone()).map_err(|_| missing("a header could not be copied"))?;
+    }
+    if let Some((scheme, host)) = scheme_host {
+        let set = |o: &mut RequestHeader, n: HeaderName, v: String| o.insert_header(n, v).map(|_| ());
+        set(&mut original, X_FORWARDED_HOST, host).map_err(|_| missing("X-Original-URL has a bad host"))?;
+        set(&mut original, X_FORWARDED_PROTO, scheme).map_err(|_| missing("X-Original-URL has a bad scheme"))?;
+    }
+    if original.headers.get(HOST).is_none() && original.headers.get(&X_FORWARDED_HOST).is_none() {
+        return Err(missing("the original host is unknown: send Host or X-Forwarded-Host"));
+    }
+    Ok(original)
+}
+
+/// 200: the front proxy lets the request through, with these headers for its upstream. The
+/// token header is always there (empty without a session): a front proxy that copies it
+/// replaces whatever the client sent.
+fn granted(gw: &Gateway, route: Option<RouteId>, user: Option<&Session>, test: Option<InvalidKind>) -> Reply {
+    let token = route.and_then(|r| forward::identity_token(gw, gw.route(r), user, test).ok().flatten());
+    let mut reply = Reply { status: 200, headers: Vec::with_capacity(4), body: bytes::Bytes::new() }
+        .with_header(Header::Named(gw.config.token.header.clone()), token.as_deref().unwrap_or(""));
+    if let (Some(user), Some(_)) = (user, &token) {
+        reply = reply
+            .with_header(Header::Named(HeaderName::from_static("x-openid")), user.openid.as_str())
+            .with_header(Header::Named(HeaderName::from_static("x-openid-appid")), user.appid.as_str());
+    }
+    reply.with_header(Header::CacheControl, "no-store")
+}
+
+/// nginx's `auth_request` understands 2xx, 401 and 403 only: a way into the login is 401,
+/// anything else refused is 403 (a server error stays one).
+fn refused(status: u16, request_id: &str) -> Reply {
+    let (status, error) = match status {
+        300..=399 | 401 => (401, "login_required"),
+        500..=599 => (status, "unavailable"),
+        _ => (403, "forbidden"),
+    };
+    Reply::json(status, serde_json::json!({"error": error, "request_id": request_id}).to_string())
+}
+
+/// What the browser gets, passed through by the front proxy: never a 2xx, which would let the
+/// request through to the upstream (the fragment-keeping and QR pages are 200 in front).
+fn never_granting(mut reply: Reply) -> Reply {
+    if (200..300).contains(&reply.status) {
+        reply.status = 401;
+    }
+    reply
+}
+
+/// `X-Openid-Token-Test` of the original request (a verifier test route's deliberately
+/// invalid tokens).
+fn test_switch(original: &RequestHeader) -> Option<InvalidKind> {
+    let v = original.headers.get("x-openid-token-test")?.to_str().ok()?;
+    InvalidKind::ALL.into_iter().find(|k| k.name() == v)
+}
