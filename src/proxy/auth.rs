@@ -84,11 +84,13 @@ pub async fn serve(
         }
         Step::Forward { route, user, .. } => Ok(granted(gw, Some(route), user.as_ref(), test_switch(&original))),
         Step::Reply(reply) if asked == Endpoint::AuthNginx => Ok(refused(reply.status, request_id)),
+        Step::Reply(reply) if asked == Endpoint::AuthSignin => Ok(reply),
         Step::Reply(reply) => Ok(never_granting(reply)),
         Step::Fail(e) => {
             e.log(request_id);
             Ok(match asked {
                 Endpoint::AuthNginx => refused(e.status(), request_id),
+                Endpoint::AuthSignin => errors::reply_for(&e, request_id, !oview.navigation),
                 _ => never_granting(errors::reply_for(&e, request_id, !oview.navigation)),
             })
         }
