@@ -60,3 +60,34 @@ async fn only_trusted_proxies_are_answered() {
     let page = ask(&h, "auth/nginx", "/public/a", &[]).await;
     assert_eq!(page.status, 403, "{}", page.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_and_ingress_nginx_describe_the_original_request_their_way() {
+    let h = Harness::with(trusted()).await;
+    let b = logged_in(&h).await;
+    let cookie = format!("ogw_session={}", cookie_value(&b.cookies("/"), "ogw_session").unwrap());
+    let anon = h.browser();
+
+    // Envoy: the original path after path_prefix, the original Host and method as they are.
+    let granted = anon.get_with(&h.url("/.gateway/auth/envoy/shop/x?y=1"), &[("cookie", &cookie)]).await;
+    assert_eq!(granted.status, 200, "{}", granted.body);
+    assert_eq!(claims(granted.headers["x-openid-token"].to_str().unwrap()).aud, "shop");
+    let login = anon.get_with(&h.url("/.gateway/auth/envoy/shop/x"), &[("accept", NAV_ACCEPT)]).await;
+    assert_eq!(login.status, 401, "never 2xx without a session: {}", login.body);
+    let script = anon.get_with(&h.url("/.gateway/auth/envoy/shop/x"), &[("x-requested-with", "XMLHttpRequest")]).await;
+    assert_eq!(script.status, 401);
+    assert!(script.body.contains("login_required") || script.body.contains("login"), "{}", script.body);
+    // A path that climbs out of the prefix is not the envoy endpoint at all.
+    let climbed = anon.get(&h.url("/.gateway/auth/envoy/../../shop")).await;
+    assert_ne!(climbed.status, 200);
+
+    // ingress-nginx: the whole original URL in X-Original-URL; Host is the gateway's Service.
+    let svc = browser(WECHAT_UA, "openid-gateway.h5.svc.cluster.local", h.gateway_addr);
+    let url = "http://openid-gateway.h5.svc.cluster.local/.gateway/auth/nginx";
+    let original = [("x-original-url", "http://gw.test/shop/y?z=2"), ("x-original-method", "GET")];
+    let with_cookie = [original[0], original[1], ("cookie", cookie.as_str())];
+    assert_eq!(svc.get_with(url, &with_cookie).await.status, 200);
+    assert_eq!(svc.get_with(url, &original).await.status, 401);
+    // Without any description of the original request: refused, never granted.
+    assert_eq!(svc.get_with(url, &[("cookie", cookie.as_str())]).await.status, 400);
+}
