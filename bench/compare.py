@@ -9,6 +9,9 @@ Systems, all in front of one upstream (nginx, bench/nginx/upstream.conf):
   m  the same with the gateway's allocator, mimalloc (bench/bare_pingora_mimalloc.rs)
   e  openid-gateway, public route
   f  openid-gateway, required route with a session
+  n  nginx auth_request asking openid-gateway (forward auth, <prefix>/auth/nginx) with a
+     session, then proxy_pass: the proxy CPU measured is the gateway's (nginx runs beside the
+     load on CPU 0)
   g  complete silent logins per second against the mock WeChat (bench/login_load.rs)
   h  RSS: idle, with 10,000 idle keep-alive connections, during a 1 GiB streamed upload
 
@@ -50,6 +53,7 @@ SYSTEMS = {
     "m": "bare pingora + mimalloc",
     "e": "openid-gateway, public route",
     "f": "openid-gateway, required route",
+    "n": "nginx auth_request + openid-gateway",
 }
 
 
@@ -75,7 +79,7 @@ def wait_port(port, proc, what):
 class Bench:
     def __init__(self, args, work):
         self.args, self.work, self.procs = args, work, []
-        self.ports = {k: free_port() for k in ("upstream", "b", "c", "d", "m", "gw", "mock")}
+        self.ports = {k: free_port() for k in ("upstream", "b", "c", "d", "m", "n", "gw", "mock")}
         self.wechat_secret = secrets.token_hex(16)
         self.lua_secret = secrets.token_hex(16)
 
@@ -108,6 +112,8 @@ class Bench:
 listen = "127.0.0.1:{gw}"
 threads = 1
 public_url = "http://localhost:{gw}"
+# System (n): nginx on this machine asks the forward-auth endpoint.
+trusted_proxies = ["127.0.0.1"]
 
 [admin]
 listen = "off"
@@ -171,7 +177,8 @@ policy = "public"
         gateway = self.spawn("gateway", PROXY_CPU,
                              [os.path.join(RELEASE, "openid-gateway"), "run", "-c", self.gateway_config()], env)
         wait_port(p["gw"], gateway, "openid-gateway")
-        self.servers["e"] = self.servers["f"] = gateway
+        self.servers["e"] = self.servers["f"] = self.servers["n"] = gateway
+        self.auth_nginx = self.nginx("auth", p["n"], LOAD_CPU, {"GATEWAY": p["gw"]})
         self.fresh = {k: rss_kib(v) for k, v in self.servers.items()}
         login = subprocess.run(
             ["taskset", "-c", LOAD_CPU, os.path.join(RELEASE, "examples", "login_load"), self.page_url(), "--cookie"],
@@ -211,6 +218,8 @@ policy = "public"
             "e": (f"http://127.0.0.1:{p['gw']}/pub/", ["-H", "Host: localhost"], self.servers["e"]),
             "f": (f"http://127.0.0.1:{p['gw']}/app/",
                   ["-H", "Host: localhost", "-H", f"Cookie: {self.session_cookie}"], self.servers["f"]),
+            "n": (f"http://127.0.0.1:{p['n']}/app/",
+                  ["-H", "Host: localhost", "-H", f"Cookie: {self.session_cookie}"], self.servers["n"]),
         }[system]
 
     def upstream_ok(self):
@@ -283,7 +292,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=8, help="length of each measured run (default 8)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[16, 64, 256])
-    parser.add_argument("--systems", default="abcdmef")
+    parser.add_argument("--systems", default="abcdmefn")
     parser.add_argument("--login-concurrency", type=int, default=32)
     parser.add_argument("--upload-mib", type=int, default=1024)
     parser.add_argument("--idle-connections", type=int, default=10000)
@@ -299,7 +308,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ogw-bench-")
     # nginx's workers drop root for nobody, and keep large bodies in their temp folders here.
     os.chmod(work, 0o755)
-    for name in ("upstream", "proxy", "lua"):
+    for name in ("upstream", "proxy", "lua", "auth"):
         for kind in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.mkdir(os.path.join(work, f"{name}.{kind}"), 0o777)
             os.chmod(os.path.join(work, f"{name}.{kind}"), 0o777)
