@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 
-COLOURS = {"a": "#9e9e9e", "b": "#2e7d32", "c": "#8bc34a", "d": "#1565c0", "m": "#64b5f6", "e": "#ef6c00", "f": "#c62828"}
+COLOURS = {"a": "#9e9e9e", "b": "#2e7d32", "c": "#8bc34a", "d": "#1565c0", "m": "#64b5f6", "e": "#ef6c00", "f": "#c62828", "n": "#6a1b9a"}
 
 
 def machine():
@@ -78,11 +78,12 @@ def tables(results):
                          f"{cell([r['p999_ms'] for r in runs], '{:.2f}')} | "
                          f"{cell([r['cpu_us'] for r in runs], '{:.1f}')} | {len(runs)}/{total} |")
     lines += ["", "CPU per request, as ratios of medians:", "",
-              "| conns | (f)/(d) | (e)/(d) | (f)/(b) | (f)/(c) | (f)/(m) | (e)/(m) |",
-              "|---:|---:|---:|---:|---:|---:|---:|"]
+              "| conns | (f)/(d) | (e)/(d) | (f)/(b) | (f)/(c) | (f)/(m) | (e)/(m) | (n)/(f) |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in conns:
         lines.append(f"| {c} | {ratio(s, 'f', 'd', c)} | {ratio(s, 'e', 'd', c)} | {ratio(s, 'f', 'b', c)} | "
-                     f"{ratio(s, 'f', 'c', c)} | {ratio(s, 'f', 'm', c)} | {ratio(s, 'e', 'm', c)} |")
+                     f"{ratio(s, 'f', 'c', c)} | {ratio(s, 'f', 'm', c)} | {ratio(s, 'e', 'm', c)} | "
+                     f"{ratio(s, 'n', 'f', c)} |")
     logins = [r for r in results["logins"] if r["valid"]]
     lines += ["", f"Complete silent logins, {results['args']['login_concurrency']} at a time "
               f"({len(logins)}/{len(results['logins'])} runs counted):", "",

@@ -21,6 +21,7 @@ fn nginx_conf(dir: &std::path::Path, port: u16, gateway: SocketAddr, upstream: &
     let d = dir.display();
     let proxy_headers = "proxy_set_header Host $host;\n\
          proxy_set_header X-Forwarded-Proto $scheme;\n\
+         proxy_set_header X-Forwarded-Host $host;\n\
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n";
     format!(
         "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
@@ -89,6 +90,15 @@ async fn a_silent_login_through_nginx_lands_on_the_upstream_with_a_token() {
     let forged = [("x-openid-token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."), ("x-original-uri", "/public/a")];
     let page = b.get_with(&format!("http://{PUBLIC_HOST}/shop/cart"), &forged).await;
     assert!(page.status != 200 || page.body.contains("/.gateway/login"), "{}", page.body);
+    for other in [
+        ("x-original-url", "http://gw.test/public/a"),
+        ("x-forwarded-uri", "/public/a"),
+        ("x-forwarded-host", "elsewhere.test"),
+        ("x-original-method", "OPTIONS"),
+    ] {
+        let page = b.get_with(&format!("http://{PUBLIC_HOST}/shop/cart"), &[other]).await;
+        assert!(page.status != 200 || page.body.contains("/.gateway/login"), "{other:?}: {}", page.body);
+    }
     assert!(h.upstream.seen().is_empty(), "forwarded without a session: {:?}", h.upstream.seen());
 
     // The whole silent login through nginx, back on the page with a token.

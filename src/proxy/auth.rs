@@ -60,7 +60,7 @@ pub async fn serve(
     let otarget = target::read(&original, &gw.config.paths, &gw.config.limits)?;
     if gw.is_reserved(&otarget.path) {
         // The gateway's own paths: the front proxy routes them to the gateway.
-        return Ok(granted(gw, None, None, None));
+        return granted(gw, None, None, None).map_err(|_| GatewayError::BadRequest { reason: "no token" });
     }
     let judged = Box::pin(decide::judge(gw, &original, &oview, &otarget, request_id)).await;
     let step = match (judged, asked) {
@@ -74,16 +74,17 @@ pub async fn serve(
         (Judged::Step(step), _) => step,
     };
     match step {
-        Step::Forward { .. } if asked == Endpoint::AuthSignin => {
-            // Logged in meanwhile (another tab): back to the page.
-            Ok(Reply::redirect(crate::login::returns::absolute_target(
-                &gw.app(gw.route_for(&oview.host, &otarget.path).map_or_else(|| first_app(gw), |r| r.app)).config,
-                &oview,
-                &otarget,
-            )))
-        }
-        Step::Forward { route, user, .. } => Ok(granted(gw, Some(route), user.as_ref(), test_switch(&original))),
-        Step::Reply(reply) if asked == Endpoint::AuthNginx => Ok(refused(reply.status, request_id)),
+        // Logged in meanwhile (another tab): back to the page.
+        Step::Forward { .. } if asked == Endpoint::AuthSignin => Ok(Reply::redirect(otarget.origin_form())),
+        Step::Forward { route, user, .. } => Ok(granted(gw, Some(route), user.as_ref(), test_switch(&original))
+            .unwrap_or_else(|e| {
+                // Never granted without the token it should carry.
+                log::error!("{request_id} forward auth: signing the identity token: {e}");
+                Reply::json(500, serde_json::json!({"error": "token_failed", "request_id": request_id}).to_string())
+            })),
+        // A page or file of the gateway's (the QR page, a verification file): nginx's
+        // `error_page 401` asks `<prefix>/auth/signin`, which answers it.
+        Step::Reply(_) if asked == Endpoint::AuthNginx => Ok(refused(401, request_id)),
         Step::Reply(reply) if asked == Endpoint::AuthSignin => Ok(reply),
         Step::Reply(reply) => Ok(never_granting(reply)),
         Step::Fail(e) => {
@@ -97,15 +98,22 @@ pub async fn serve(
     }
 }
 
-fn first_app(gw: &Gateway) -> crate::runtime::AppId {
-    gw.apps()[0].id
-}
-
 /// The original request as the front proxy describes it: method, target and host, with the
 /// sub-request's other headers (cookies, User-Agent, Accept, forwarding headers).
 fn original(req: &RequestHeader, prefix: &str, asked: Endpoint) -> Result<RequestHeader, GatewayError> {
     let header = |name: &HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
     let missing = |reason| GatewayError::BadRequest { reason };
+    // The front proxy sets one way of describing the request; a client may send the others.
+    // Two that disagree are refused: one of them is a client's.
+    let described: Vec<&str> =
+        [header(&X_ORIGINAL_URL).map(raw_target), header(&X_ORIGINAL_URI), header(&X_FORWARDED_URI)]
+            .into_iter()
+            .flatten()
+            .collect();
+    let methods: Vec<&str> = [header(&X_ORIGINAL_METHOD), header(&X_FORWARDED_METHOD)].into_iter().flatten().collect();
+    if described.windows(2).any(|w| w[0] != w[1]) || methods.windows(2).any(|w| !w[0].eq_ignore_ascii_case(w[1])) {
+        return Err(missing("the original request is described twice, differently"));
+    }
     let mut scheme_host: Option<(String, String)> = None;
     let target: String = match asked {
         Endpoint::AuthEnvoy => {
@@ -125,8 +133,8 @@ fn original(req: &RequestHeader, prefix: &str, asked: Endpoint) -> Result<Reques
                     None => url.host_str().unwrap_or_default().to_string(),
                 };
                 scheme_host = Some((url.scheme().to_string(), host));
-                let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
-                format!("{}{query}", url.path())
+                // As nginx had it, for the canonical path to judge, not as a URL parser rewrites it.
+                raw_target(absolute).to_string()
             }
             None => header(&X_ORIGINAL_URI)
                 .or_else(|| header(&X_FORWARDED_URI))
@@ -161,11 +169,25 @@ fn original(req: &RequestHeader, prefix: &str, asked: Endpoint) -> Result<Reques
     Ok(original)
 }
 
+/// The path and query of an absolute URL, as written: what follows its authority.
+fn raw_target(absolute: &str) -> &str {
+    let rest = absolute.split_once("://").map_or(absolute, |(_, r)| r);
+    rest.find(['/', '?']).map_or("/", |i| &rest[i..])
+}
+
 /// 200: the front proxy lets the request through, with these headers for its upstream. The
 /// token header is always there (empty without a session): a front proxy that copies it
 /// replaces whatever the client sent.
-fn granted(gw: &Gateway, route: Option<RouteId>, user: Option<&Session>, test: Option<InvalidKind>) -> Reply {
-    let token = route.and_then(|r| forward::identity_token(gw, gw.route(r), user, test).ok().flatten());
+fn granted(
+    gw: &Gateway,
+    route: Option<RouteId>,
+    user: Option<&Session>,
+    test: Option<InvalidKind>,
+) -> Result<Reply, crate::token::TokenError> {
+    let token = match route {
+        Some(r) => forward::identity_token(gw, gw.route(r), user, test)?,
+        None => None,
+    };
     let mut reply = Reply { status: 200, headers: Vec::with_capacity(4), body: bytes::Bytes::new() }
         .with_header(Header::Named(gw.config.token.header.clone()), token.as_deref().unwrap_or(""));
     if let (Some(user), Some(_)) = (user, &token) {
@@ -173,7 +195,7 @@ fn granted(gw: &Gateway, route: Option<RouteId>, user: Option<&Session>, test: O
             .with_header(Header::Named(HeaderName::from_static("x-openid")), user.openid.as_str())
             .with_header(Header::Named(HeaderName::from_static("x-openid-appid")), user.appid.as_str());
     }
-    reply.with_header(Header::CacheControl, "no-store")
+    Ok(reply.with_header(Header::CacheControl, "no-store"))
 }
 
 /// nginx's `auth_request` understands 2xx, 401 and 403 only: a way into the login is 401,
