@@ -91,3 +91,14 @@ async fn envoy_and_ingress_nginx_describe_the_original_request_their_way() {
     // Without any description of the original request: refused, never granted.
     assert_eq!(svc.get_with(url, &[("cookie", cookie.as_str())]).await.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateways_own_paths_are_never_granted() {
+    let h = Harness::with(trusted()).await;
+    for uri in ["/.gateway/callback?code=x&state=y", "/.gateway/jwks.json", "/shop/../.gateway/login"] {
+        for endpoint in ["auth", "auth/nginx"] {
+            let page = ask(&h, endpoint, uri, &[]).await;
+            assert_ne!(page.status, 200, "{endpoint} {uri}: {}", page.body);
+        }
+    }
+}

@@ -59,8 +59,9 @@ pub async fn serve(
     }
     let otarget = target::read(&original, &gw.config.paths, &gw.config.limits)?;
     if gw.is_reserved(&otarget.path) {
-        // The gateway's own paths: the front proxy routes them to the gateway.
-        return granted(gw, None, None, None).map_err(|_| GatewayError::BadRequest { reason: "no token" });
+        // The front proxy routes the gateway's own paths to it, never through forward auth:
+        // granting one would let whatever the proxy makes of it through without a session.
+        return Err(GatewayError::BadRequest { reason: "the gateway's own paths go to it, not through forward auth" });
     }
     let judged = Box::pin(decide::judge(gw, &original, &oview, &otarget, request_id)).await;
     let step = match (judged, asked) {
@@ -76,7 +77,7 @@ pub async fn serve(
     match step {
         // Logged in meanwhile (another tab): back to the page.
         Step::Forward { .. } if asked == Endpoint::AuthSignin => Ok(Reply::redirect(otarget.origin_form())),
-        Step::Forward { route, user, .. } => Ok(granted(gw, Some(route), user.as_ref(), test_switch(&original))
+        Step::Forward { route, user, .. } => Ok(granted(gw, route, user.as_ref(), test_switch(&original))
             .unwrap_or_else(|e| {
                 // Never granted without the token it should carry.
                 log::error!("{request_id} forward auth: signing the identity token: {e}");
@@ -180,14 +181,11 @@ fn raw_target(absolute: &str) -> &str {
 /// replaces whatever the client sent.
 fn granted(
     gw: &Gateway,
-    route: Option<RouteId>,
+    route: RouteId,
     user: Option<&Session>,
     test: Option<InvalidKind>,
 ) -> Result<Reply, crate::token::TokenError> {
-    let token = match route {
-        Some(r) => forward::identity_token(gw, gw.route(r), user, test)?,
-        None => None,
-    };
+    let token = forward::identity_token(gw, gw.route(route), user, test)?;
     let mut reply = Reply { status: 200, headers: Vec::with_capacity(4), body: bytes::Bytes::new() }
         .with_header(Header::Named(gw.config.token.header.clone()), token.as_deref().unwrap_or(""));
     if let (Some(user), Some(_)) = (user, &token) {
