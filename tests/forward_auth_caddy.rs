@@ -20,10 +20,13 @@ fn caddyfile(port: u16, gateway: SocketAddr, upstream: &str) -> String {
     format!(
         "{{\n\tadmin off\n\tauto_https off\n}}\n\
          http://{PUBLIC_HOST}:{port} {{\n\tbind 127.0.0.1\n\
+         \thandle /.gateway/auth* {{\n\t\trespond 404\n\t}}\n\
          \thandle /.gateway/* {{\n\t\treverse_proxy {gateway}\n\t}}\n\
-         \thandle {{\n\t\tforward_auth {gateway} {{\n\t\t\turi /.gateway/auth\n\
-         \t\t\tcopy_headers X-Openid-Token X-Openid X-Openid-Appid\n\t\t}}\n\
-         \t\treverse_proxy {upstream}\n\t}}\n}}\n"
+         \thandle {{\n\t\troute {{\n\
+         \t\t\trequest_header -X-Openid-Token\n\t\t\trequest_header -X-Openid\n\t\t\trequest_header -X-Openid-Appid\n\
+         \t\t\tforward_auth {gateway} {{\n\t\t\t\turi /.gateway/auth\n\
+         \t\t\t\tcopy_headers X-Openid-Token X-Openid X-Openid-Appid\n\t\t\t}}\n\
+         \t\t\treverse_proxy {upstream}\n\t\t}}\n\t}}\n}}\n"
     )
 }
 
@@ -89,8 +92,14 @@ async fn a_silent_login_through_caddy_lands_on_the_upstream_with_a_token() {
     b.get_with(&format!("http://{PUBLIC_HOST}/shop/again"), &forged[..1]).await;
     assert_eq!(claims(h.upstream.last().headers["x-openid-token"].to_str().unwrap()).sub, c.sub);
     let anon = browser(WECHAT_UA, PUBLIC_HOST, caddy.addr);
-    let public = anon.get_with(&format!("http://{PUBLIC_HOST}/public/x"), &forged[..1]).await;
+    let identity = [forged[0], ("x-openid", "o-forged"), ("x-openid-appid", "wx-forged")];
+    let public = anon.get_with(&format!("http://{PUBLIC_HOST}/public/x"), &identity).await;
     assert_eq!(public.status, 200);
-    let seen = h.upstream.last().headers.get("x-openid-token").map(|v| v.to_str().unwrap().to_string());
-    assert!(seen.as_deref().unwrap_or_default().is_empty(), "a client's token reached the upstream: {seen:?}");
+    for name in ["x-openid-token", "x-openid", "x-openid-appid"] {
+        let seen = h.upstream.last().headers.get(name).map(|v| v.to_str().unwrap().to_string());
+        assert!(seen.as_deref().unwrap_or_default().is_empty(), "a client's {name} reached the upstream: {seen:?}");
+    }
+    // Forward auth answers Caddy only: a client asking it through Caddy gets nothing.
+    let direct = [("x-forwarded-uri", "/shop/cart")];
+    assert_eq!(b.get_with(&format!("http://{PUBLIC_HOST}/.gateway/auth"), &direct).await.status, 404);
 }

@@ -29,10 +29,12 @@ fn nginx_conf(dir: &std::path::Path, port: u16, gateway: SocketAddr, upstream: &
          http {{\n access_log off;\n client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n\
          fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n\
          server {{\n listen 127.0.0.1:{port};\n\
+         location ^~ /.gateway/auth {{ return 404; }}\n\
          location /.gateway/ {{ proxy_pass http://{gateway}; {proxy_headers} }}\n\
          location = /_openid_auth {{\n internal;\n proxy_pass http://{gateway}/.gateway/auth/nginx;\n\
            proxy_pass_request_body off;\n proxy_set_header Content-Length \"\";\n\
            proxy_set_header X-Original-URI $request_uri;\n proxy_set_header X-Original-Method $request_method;\n\
+           proxy_set_header X-Original-URL \"\";\n\
            {proxy_headers} }}\n\
          location @openid_signin {{\n rewrite ^ /.gateway/auth/signin break;\n proxy_pass http://{gateway};\n\
            proxy_set_header X-Original-URI $request_uri;\n proxy_set_header X-Original-Method $request_method;\n\
@@ -81,7 +83,14 @@ fn start_nginx(gateway: SocketAddr, upstream: &str) -> Nginx {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_login_through_nginx_lands_on_the_upstream_with_a_token() {
-    let h = Harness::with(Setup { top: "trusted_proxies = [\"127.0.0.1\"]\n".into(), ..Setup::default() }).await;
+    // A second host whose every path is public: judging a request as if for it would let it
+    // through.
+    let routes = format!(
+        "{}\n[[routes]]\nhost = \"open.test\"\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"open\"\npolicy = \"public\"\n",
+        Setup::default().routes
+    );
+    let setup = Setup { top: "trusted_proxies = [\"127.0.0.1\"]\n".into(), routes, ..Setup::default() };
+    let h = Harness::with(setup).await;
     let upstream = h.config.routes[0].upstream.address.clone();
     let nginx = start_nginx(h.gateway_addr, &format!("http://{upstream}"));
     let b = browser(WECHAT_UA, PUBLIC_HOST, nginx.addr);
@@ -92,6 +101,7 @@ async fn a_silent_login_through_nginx_lands_on_the_upstream_with_a_token() {
     assert!(page.status != 200 || page.body.contains("/.gateway/login"), "{}", page.body);
     for other in [
         ("x-original-url", "http://gw.test/public/a"),
+        ("x-original-url", "http://open.test/shop/cart"),
         ("x-forwarded-uri", "/public/a"),
         ("x-forwarded-host", "elsewhere.test"),
         ("x-original-method", "OPTIONS"),
@@ -100,6 +110,10 @@ async fn a_silent_login_through_nginx_lands_on_the_upstream_with_a_token() {
         assert!(page.status != 200 || page.body.contains("/.gateway/login"), "{other:?}: {}", page.body);
     }
     assert!(h.upstream.seen().is_empty(), "forwarded without a session: {:?}", h.upstream.seen());
+    // Forward auth answers nginx only: a client asking it through nginx gets nothing.
+    let direct = [("x-original-uri", "/shop/cart")];
+    let page = b.get_with(&format!("http://{PUBLIC_HOST}/.gateway/auth/nginx"), &direct).await;
+    assert_eq!(page.status, 404, "{}", page.body);
 
     // The whole silent login through nginx, back on the page with a token.
     let pages = b.walk(&format!("http://{PUBLIC_HOST}/shop/cart?x=1")).await;

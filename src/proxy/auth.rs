@@ -76,7 +76,11 @@ pub async fn serve(
     };
     match step {
         // Logged in meanwhile (another tab): back to the page.
-        Step::Forward { .. } if asked == Endpoint::AuthSignin => Ok(Reply::redirect(otarget.origin_form())),
+        Step::Forward { .. } if asked == Endpoint::AuthSignin => {
+            // A path, never `//host/…`, which a browser would take for another site.
+            let back = otarget.origin_form();
+            Ok(Reply::redirect(format!("/{}", back.trim_start_matches('/'))))
+        }
         Step::Forward { route, user, .. } => Ok(granted(gw, route, user.as_ref(), test_switch(&original))
             .unwrap_or_else(|e| {
                 // Never granted without the token it should carry.
@@ -126,9 +130,23 @@ fn original(req: &RequestHeader, prefix: &str, asked: Endpoint) -> Result<Reques
             .or_else(|| header(&X_ORIGINAL_URI))
             .ok_or(missing("X-Forwarded-Uri (or X-Original-URI) is required"))?
             .to_string(),
-        _ => match header(&X_ORIGINAL_URL) {
+        // The URL names the host only where nothing else does (ingress-nginx); beside the
+        // proxy's X-Original-URI it is a client's, and its host is not believed.
+        _ => match header(&X_ORIGINAL_URL).filter(|_| header(&X_ORIGINAL_URI).is_none()) {
             Some(absolute) => {
-                let url = url::Url::parse(absolute).map_err(|_| missing("X-Original-URL is not an absolute URL"))?;
+                let url = url::Url::parse(absolute)
+                    .ok()
+                    .filter(|u| {
+                        let authority = absolute.split_once("://").map(|(_, r)| r);
+                        matches!(u.scheme(), "http" | "https") && authority.is_some_and(|r| !r.starts_with('/'))
+                    })
+                    .ok_or(missing("X-Original-URL is not an absolute http(s) URL"))?;
+                let named = url.host_str().unwrap_or_default();
+                if header(&X_FORWARDED_HOST)
+                    .is_some_and(|h| !crate::http::host::strip_port(h).eq_ignore_ascii_case(named))
+                {
+                    return Err(missing("X-Original-URL names another host than X-Forwarded-Host"));
+                }
                 let host = match url.port() {
                     Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
                     None => url.host_str().unwrap_or_default().to_string(),
@@ -186,14 +204,14 @@ fn granted(
     test: Option<InvalidKind>,
 ) -> Result<Reply, crate::token::TokenError> {
     let token = forward::identity_token(gw, gw.route(route), user, test)?;
-    let mut reply = Reply { status: 200, headers: Vec::with_capacity(4), body: bytes::Bytes::new() }
-        .with_header(Header::Named(gw.config.token.header.clone()), token.as_deref().unwrap_or(""));
-    if let (Some(user), Some(_)) = (user, &token) {
-        reply = reply
-            .with_header(Header::Named(HeaderName::from_static("x-openid")), user.openid.as_str())
-            .with_header(Header::Named(HeaderName::from_static("x-openid-appid")), user.appid.as_str());
-    }
-    Ok(reply.with_header(Header::CacheControl, "no-store"))
+    // All three always, empty without a user: a front proxy that copies them replaces what
+    // the client sent.
+    let user = user.filter(|_| token.is_some());
+    Ok(Reply { status: 200, headers: Vec::with_capacity(4), body: bytes::Bytes::new() }
+        .with_header(Header::Named(gw.config.token.header.clone()), token.as_deref().unwrap_or(""))
+        .with_header(Header::Named(HeaderName::from_static("x-openid")), user.map_or("", |u| u.openid.as_str()))
+        .with_header(Header::Named(HeaderName::from_static("x-openid-appid")), user.map_or("", |u| u.appid.as_str()))
+        .with_header(Header::CacheControl, "no-store"))
 }
 
 /// nginx's `auth_request` understands 2xx, 401 and 403 only: a way into the login is 401,
