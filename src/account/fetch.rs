@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{health, Account, CredentialError, Held, Kind, FORCES_A_DAY, FORCE_EVERY, RECHECK};
 use crate::shared::{digest, POLL_EVERY};
-use crate::util::clock::base62_nonce;
+use crate::util::clock::{base62_nonce, beijing_day};
 use crate::wechat::ExchangeError;
 
 /// What a credential is fetched for: the token, a ticket with `token`, or a token to replace
@@ -269,7 +269,7 @@ impl Account {
     /// (here, and with Redis anywhere in the fleet), and not more than [`FORCES_A_DAY`] times
     /// a day (WeChat allows 20)?
     async fn may_force(&self, now_ms: u64) -> bool {
-        let day = (now_ms / 1000 + 8 * 3600) / 86_400;
+        let day = beijing_day(now_ms / 1000);
         {
             let mut forced = self.memory.forced.lock();
             if forced.day != day {

@@ -15,8 +15,8 @@ use crate::wechat::ExchangeError;
 const FIRST_PAUSE: Duration = Duration::from_secs(5);
 const MAX_PAUSE: Duration = Duration::from_secs(300);
 
-/// Does `errcode`, answered to a use of a token, mean the token went bad (and one forced
-/// refresh heals it)?
+/// Does `errcode`, answered to a use of a token, mean the token went bad (and one refresh
+/// heals it)?
 pub fn token_went_bad(errcode: i64) -> bool {
     matches!(errcode, 40001 | 42001 | 40014)
 }

@@ -5,9 +5,10 @@
 //! refreshes it while the others go on with the one still valid: one at a time in this
 //! process, and on the Redis backend one at a time across replicas (a lock with a TTL; the
 //! credential stored sealed). A use that WeChat answers `40001`, `42001` or `40014` is healed by
-//! one forced refresh, only if the failing token is still the current one, at most once every
-//! [`FORCE_EVERY`]. Quota, allow-list and secret errors are reported ([`health`]) and retried
-//! after a growing pause, never in a loop.
+//! one refresh, only if the failing token is still the current one; a token WeChat answers
+//! again is replaced by force only once WeChat refuses it on a check, at most once every
+//! [`FORCE_EVERY`] and [`FORCES_A_DAY`] times a day. Quota, allow-list and secret errors are
+//! reported ([`health`]) and retried after a growing pause, never in a loop.
 //!
 //! What is held outlives reloads ([`Memory`] lives in the gateway's deps).
 

@@ -81,7 +81,7 @@ pub async fn serve(
             let back = otarget.origin_form();
             Ok(Reply::redirect(format!("/{}", back.trim_start_matches('/'))))
         }
-        Step::Forward { route, user, .. } => Ok(granted(gw, route, user.as_ref(), test_switch(&original))
+        Step::Forward { route, user, .. } => Ok(granted(gw, route, user.as_ref(), forward::test_switch(&original))
             .unwrap_or_else(|e| {
                 // Never granted without the token it should carry.
                 log::error!("{request_id} forward auth: signing the identity token: {e}");
@@ -232,11 +232,4 @@ fn never_granting(mut reply: Reply) -> Reply {
         reply.status = 401;
     }
     reply
-}
-
-/// `X-Openid-Token-Test` of the original request (a verifier test route's deliberately
-/// invalid tokens).
-fn test_switch(original: &RequestHeader) -> Option<InvalidKind> {
-    let v = original.headers.get("x-openid-token-test")?.to_str().ok()?;
-    InvalidKind::ALL.into_iter().find(|k| k.name() == v)
 }

@@ -208,10 +208,15 @@ fn forwarded_element(view: &ClientView, scheme: &str) -> String {
 /// On a route in verifier test mode, asks for a deliberately invalid token of this kind.
 pub const TEST_HEADER: &str = "x-openid-token-test";
 
+/// What the verifier test switch of `req` asks for, if anything.
+pub fn test_switch(req: &RequestHeader) -> Option<InvalidKind> {
+    req.headers.get(TEST_HEADER)?.to_str().ok().and_then(InvalidKind::parse)
+}
+
 /// Removes the verifier test switch (it is never forwarded) and returns what it asked for.
 pub fn take_test_switch(req: &mut RequestHeader) -> Option<InvalidKind> {
-    let value = req.headers.get(TEST_HEADER)?;
-    let kind = value.to_str().ok().and_then(InvalidKind::parse);
+    req.headers.get(TEST_HEADER)?;
+    let kind = test_switch(req);
     req.remove_header(TEST_HEADER);
     kind
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use super::{digest, SharedState};
+use super::{digest, set_new, SharedState};
 
 /// Deletes KEYS[1] only if it still holds ARGV[1]: a lock is released by its owner only.
 const RELEASE: &str = r"
@@ -46,12 +46,7 @@ impl SharedState {
     pub async fn lock_credential(&self, appid: &str, kind: &str, owner: &str, ttl: Duration) -> Option<bool> {
         let (r, key) = (self.remote.as_ref()?, self.account_key(appid, &format!("{kind}:lock"))?);
         let ms = ttl.as_millis().max(1) as u64;
-        r.run("lock a credential", |mut c| async move {
-            let set: Option<String> =
-                redis::cmd("SET").arg(&key).arg(owner).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
-            Ok(set.is_some())
-        })
-        .await
+        r.run("lock a credential", |mut c| async move { set_new(&mut c, &key, owner, ms).await }).await
     }
 
     /// Releases the lock if `owner` still holds it.
@@ -70,12 +65,7 @@ impl SharedState {
     pub async fn gate(&self, appid: &str, what: &str, every: Duration) -> Option<bool> {
         let (r, key) = (self.remote.as_ref()?, self.account_key(appid, &format!("gate:{what}"))?);
         let ms = every.as_millis().max(1) as u64;
-        r.run("pass a gate", |mut c| async move {
-            let set: Option<String> =
-                redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
-            Ok(set.is_some())
-        })
-        .await
+        r.run("pass a gate", |mut c| async move { set_new(&mut c, &key, 1, ms).await }).await
     }
 
     /// Counts one `what` on `day` for the fleet: the count so far, this one included; `None`

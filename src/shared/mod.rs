@@ -170,16 +170,7 @@ impl SharedState {
         let r = self.remote.as_ref()?;
         let key = r.key(&format!("{{c:{}}}:claim", digest(&[appid, code])));
         r.run("claim a code", |mut c| async move {
-            let set: bool = redis::cmd("SET")
-                .arg(&key)
-                .arg(browser)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async::<Option<String>>(&mut c)
-                .await?
-                .is_some();
-            if set {
+            if set_new(&mut c, &key, browser, ttl.as_millis() as u64).await? {
                 return Ok(Claim::First);
             }
             let holder: Option<String> = c.get(&key).await?;
@@ -211,15 +202,7 @@ impl SharedState {
         let key = r.key(&format!("{{n:{}}}", digest(&[nonce])));
         let code = digest(&[code]);
         r.run("spend a login nonce", |mut c| async move {
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(&code)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async(&mut c)
-                .await?;
-            if set.is_some() {
+            if set_new(&mut c, &key, &code, ttl.as_millis() as u64).await? {
                 return Ok(true);
             }
             let spent: Option<String> = c.get(&key).await?;
@@ -352,14 +335,20 @@ impl SharedState {
         let Some(r) = self.remote.as_ref() else { return true };
         let key = r.key(&format!("{{once:{}}}", digest(&[what, id])));
         let ms = until.saturating_sub(now).max(1) * 1000;
-        let first = r.run("spend a one-time id", |mut c| async move {
-            let set: Option<String> =
-                redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
-            Ok(set.is_some())
-        });
+        let first = r.run("spend a one-time id", |mut c| async move { set_new(&mut c, &key, 1, ms).await });
         // Redis unreachable: this replica's own record decides, unless sharing fails closed.
         first.await.unwrap_or(self.fail_open)
     }
+}
+
+/// `SET key value NX PX ms`: `true` when `key` was not there and now holds `value` for `ms`.
+async fn set_new<C, V>(c: &mut C, key: &str, value: V, ms: u64) -> redis::RedisResult<bool>
+where
+    C: redis::aio::ConnectionLike + Send,
+    V: redis::ToRedisArgs + Send + Sync,
+{
+    let set: Option<String> = redis::cmd("SET").arg(key).arg(value).arg("NX").arg("PX").arg(ms).query_async(c).await?;
+    Ok(set.is_some())
 }
 
 /// 32 hex digits of SHA-256 over `parts`: keys never hold codes, nonces or openids as such.

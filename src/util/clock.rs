@@ -61,6 +61,11 @@ impl Clock for ManualClock {
 
 /// `d` in whole milliseconds (saturating): how the gateway keeps short lifetimes (logins,
 /// hand-offs, tickets), so a `2s` ticket lives 2 s, not 1 to 2.
+/// Days as WeChat counts its daily quotas: from midnight in Beijing (UTC+8); `now` in seconds.
+pub fn beijing_day(now: u64) -> u64 {
+    (now + 8 * 3600) / 86_400
+}
+
 pub fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::answer::{self, transport_error};
 use super::errcode::{classify, ErrClass};
 use super::Scope;
 use crate::util::secret::Secret;
@@ -54,10 +55,6 @@ impl ExchangeError {
 
 #[derive(Deserialize)]
 struct Answer {
-    #[serde(default)]
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
     openid: Option<String>,
     unionid: Option<String>,
     #[serde(default)]
@@ -69,10 +66,6 @@ struct Answer {
 
 #[derive(Deserialize)]
 struct UserInfo {
-    #[serde(default)]
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
     nickname: Option<String>,
     headimgurl: Option<String>,
     unionid: Option<String>,
@@ -90,12 +83,7 @@ pub struct WechatClient {
 
 impl WechatClient {
     pub fn new(api_base: &Url, appid: &str, secret: Secret, connect: Duration, total: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect)
-            .timeout(total)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a reqwest client with rustls and timeouts always builds");
+        let http = answer::client(connect, total);
         let endpoint =
             api_base.join("/sns/oauth2/access_token").expect("joining an absolute path onto an http URL cannot fail");
         let userinfo = api_base.join("/sns/userinfo").expect("joining an absolute path onto an http URL cannot fail");
@@ -134,16 +122,7 @@ impl WechatClient {
         let resp = self.http.get(url).send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
-        let info: UserInfo = serde_json::from_slice(&body).map_err(|e| {
-            if (200..300).contains(&status) {
-                ExchangeError::Malformed(e.to_string())
-            } else {
-                ExchangeError::Http(status)
-            }
-        })?;
-        if info.errcode != 0 {
-            return Err(ExchangeError::Rejected { errcode: info.errcode, errmsg: info.errmsg });
-        }
+        let info: UserInfo = answer::read(status, &body)?;
         identity.nickname = info.nickname.filter(|n| !n.is_empty());
         identity.avatar = info.headimgurl.filter(|h| !h.is_empty());
         identity.unionid = identity.unionid.take().or(info.unionid.filter(|u| !u.is_empty()));
@@ -153,14 +132,7 @@ impl WechatClient {
 
 /// Reads the body whatever the status and Content-Type: `errcode` first, then `openid`.
 pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError> {
-    let answer: Answer = match serde_json::from_slice(body) {
-        Ok(a) => a,
-        Err(e) if (200..300).contains(&status) => return Err(ExchangeError::Malformed(e.to_string())),
-        Err(_) => return Err(ExchangeError::Http(status)),
-    };
-    if answer.errcode != 0 {
-        return Err(ExchangeError::Rejected { errcode: answer.errcode, errmsg: answer.errmsg });
-    }
+    let answer: Answer = answer::read(status, body)?;
     match answer.openid {
         Some(openid) if !openid.is_empty() => Ok(Identity {
             openid,
@@ -173,15 +145,6 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError>
         }),
         _ if !(200..300).contains(&status) => Err(ExchangeError::Http(status)),
         _ => Err(ExchangeError::Malformed("no openid and no errcode".into())),
-    }
-}
-
-pub(crate) fn transport_error(e: reqwest::Error) -> ExchangeError {
-    if e.is_timeout() {
-        ExchangeError::Timeout
-    } else {
-        // Without the URL: it carries the app secret.
-        ExchangeError::Network(e.without_url().to_string())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::client::transport_error;
+use super::answer::{self, transport_error};
 use super::ExchangeError;
 use crate::config::{TokenApi, WechatConfig};
 use crate::util::secret::Secret;
@@ -28,10 +28,6 @@ impl std::fmt::Debug for Issued {
 
 #[derive(Deserialize)]
 struct Answer {
-    #[serde(default)]
-    errcode: i64,
-    #[serde(default)]
-    errmsg: String,
     access_token: Option<String>,
     ticket: Option<String>,
     #[serde(default)]
@@ -52,12 +48,7 @@ pub struct CredentialApi {
 
 impl CredentialApi {
     pub fn new(w: &WechatConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(w.connect_timeout)
-            .timeout(w.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a reqwest client with rustls and timeouts always builds");
+        let http = answer::client(w.connect_timeout, w.timeout);
         let join = |path| w.api_base.join(path).expect("joining an absolute path onto an http URL cannot fail");
         Self {
             http,
@@ -127,24 +118,18 @@ impl CredentialApi {
         let resp = self.http.get(url).send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
-        match serde_json::from_slice::<Answer>(&body) {
-            Ok(a) if a.errcode != 0 => Err(ExchangeError::Rejected { errcode: a.errcode, errmsg: a.errmsg }),
-            Ok(_) if (200..300).contains(&status) => Ok(()),
-            Ok(_) | Err(_) => Err(ExchangeError::Http(status)),
+        answer::read::<serde::de::IgnoredAny>(status, &body)?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(ExchangeError::Http(status))
         }
     }
 }
 
 /// The credential in an answer: `errcode` first, then the value `pick` takes.
 fn read(status: u16, body: &[u8], pick: impl FnOnce(&mut Answer) -> Option<String>) -> Result<Issued, ExchangeError> {
-    let mut answer: Answer = match serde_json::from_slice(body) {
-        Ok(a) => a,
-        Err(e) if (200..300).contains(&status) => return Err(ExchangeError::Malformed(e.to_string())),
-        Err(_) => return Err(ExchangeError::Http(status)),
-    };
-    if answer.errcode != 0 {
-        return Err(ExchangeError::Rejected { errcode: answer.errcode, errmsg: answer.errmsg });
-    }
+    let mut answer: Answer = answer::read(status, body)?;
     match pick(&mut answer) {
         Some(value) if !value.is_empty() && answer.expires_in > 0 => {
             Ok(Issued { value, expires_in: answer.expires_in })

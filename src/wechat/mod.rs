@@ -1,5 +1,6 @@
 //! Talking to WeChat: the authorize redirect, the code exchange and what its error codes mean.
 
+pub mod answer;
 pub mod authorize;
 pub mod client;
 pub mod credentials;

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::{param, MockWechat, State};
-use crate::util::clock::base62_nonce;
+use crate::util::clock::{base62_nonce, beijing_day};
 
 /// The rules of the account's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +119,6 @@ impl Quotas {
             *self = Quotas { day, ..Quotas::default() };
         }
     }
-}
-
-/// Days as WeChat counts quotas: from midnight in Beijing (UTC+8).
-fn beijing_day(now: u64) -> u64 {
-    (now + 8 * 3600) / 86_400
 }
 
 fn within(count: u32, limit: u32) -> Result<(), Refusal> {
