@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openid_gateway::config::{self, Loaded, LogFormat};
-use openid_gateway::dev::mock_wechat::{CredentialRules, MockConfig, MockWechat};
+use openid_gateway::dev::mock_wechat::{CredentialRules, MockConfig, MockCorp, MockWebsite, MockWechat};
 use openid_gateway::serve::run::RunOptions;
 use openid_gateway::token::keys::KeyAlg;
 use openid_gateway::token::verify;
@@ -124,6 +124,30 @@ struct MockArgs {
     /// cgi-bin/token calls allowed a (Beijing) day.
     #[arg(long, default_value_t = 2000)]
     token_daily_limit: u32,
+    /// Also play this WeCom (企业微信) corp (its id, such as ww0000000000demo0).
+    #[arg(long)]
+    corpid: Option<String>,
+    /// The corp's self-built app.
+    #[arg(long, default_value = "1000002", requires = "corpid")]
+    agentid: String,
+    /// The environment variable holding the app's corpsecret.
+    #[arg(long, default_value = "MOCK_WECOM_SECRET", requires = "corpid")]
+    corp_secret_env: String,
+    /// A trusted domain (可信域名) of the corp's app (repeat for more; none: the --domain ones).
+    #[arg(long = "corp-domain", requires = "corpid")]
+    corp_domains: Vec<String>,
+    /// A user who is a corp member, their userid being their name (repeat for more).
+    #[arg(long = "member", requires = "corpid")]
+    members: Vec<String>,
+    /// Also play this Open Platform website app (desktop QR login).
+    #[arg(long)]
+    website_appid: Option<String>,
+    /// The environment variable holding the website app's secret.
+    #[arg(long, default_value = "MOCK_WEBSITE_SECRET", requires = "website_appid")]
+    website_secret_env: String,
+    /// A callback domain of the website app (repeat for more; none: the --domain ones).
+    #[arg(long = "website-domain", requires = "website_appid")]
+    website_domains: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -199,6 +223,28 @@ fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<ExitCode> {
 fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
     let secret = std::env::var(&a.secret_env)
         .with_context(|| format!("set {} to the app secret the mock should expect", a.secret_env))?;
+    let env = |name: &str, what: &str| {
+        std::env::var(name).with_context(|| format!("set {name} to the {what} the mock should expect"))
+    };
+    let corp = match a.corpid {
+        Some(corpid) => Some(MockCorp {
+            corpid,
+            agentid: a.agentid,
+            secret: env(&a.corp_secret_env, "WeCom app's corpsecret")?,
+            domains: if a.corp_domains.is_empty() { a.domains.clone() } else { a.corp_domains },
+            members: a.members,
+            hidden: Vec::new(),
+        }),
+        None => None,
+    };
+    let website = match a.website_appid {
+        Some(appid) => Some(MockWebsite {
+            appid,
+            secret: env(&a.website_secret_env, "website app's secret")?,
+            domains: if a.website_domains.is_empty() { a.domains.clone() } else { a.website_domains },
+        }),
+        None => None,
+    };
     let mock = MockWechat::new(MockConfig {
         appid: a.appid,
         secret,
@@ -213,6 +259,8 @@ fn mock_wechat(a: MockArgs) -> anyhow::Result<()> {
             allowed_ips: (!a.allow_ips.is_empty()).then_some(a.allow_ips),
             ..CredentialRules::default()
         },
+        corp,
+        website,
     });
     let listener = std::net::TcpListener::bind(a.listen).with_context(|| format!("binding {}", a.listen))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

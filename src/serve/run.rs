@@ -188,5 +188,7 @@ pub fn demo_mock_config(config: &Config) -> MockConfig {
         any_browser: true,
         default_user: "demo-user".into(),
         rules: CredentialRules::default(),
+        corp: None,
+        website: None,
     }
 }

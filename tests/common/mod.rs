@@ -169,6 +169,8 @@ pub fn strict_mock(appid: &str, secret: &str, domain: &str, allow_port: bool, cl
             any_browser: false,
             default_user: "alice".into(),
             rules: CredentialRules::default(),
+            corp: None,
+            website: None,
         },
         Arc::new(clock.clone()),
     )

@@ -8,19 +8,9 @@ use crate::util::clock::base62_nonce;
 
 impl MockWechat {
     pub(super) async fn access_token(&self, query: &str) -> Response<Vec<u8>> {
-        let fault = {
-            let mut state = self.lock();
-            state.stats.exchanges += 1;
-            state.faults.pop_front()
-        };
-        match fault {
-            Some(Fault::Errcode(c)) => return self.error(c, "system error"),
-            Some(Fault::Http500) => {
-                return text(500, "text/html", "<html><body>500 Internal Server Error</body></html>".into())
-            }
-            Some(Fault::Malformed) => return text(200, "text/plain", "<html>upstream gateway error".into()),
-            Some(Fault::Slow(d)) => tokio::time::sleep(d).await,
-            None => {}
+        self.lock().stats.exchanges += 1;
+        if let Some(failed) = self.play_fault().await {
+            return failed;
         }
         let get = |k: &str| param(query, k).filter(|v| !v.is_empty());
         let (Some(appid), Some(secret)) = (get("appid"), get("secret")) else {
@@ -92,20 +82,25 @@ impl MockWechat {
         };
         match profile {
             Err((errcode, msg)) => self.error(errcode, msg),
-            Ok((user, openid)) => {
-                let body = serde_json::json!({
-                    "openid": openid,
-                    "nickname": format!("{user}·微信"),
-                    "sex": 0,
-                    "province": "",
-                    "city": "",
-                    "country": "",
-                    "headimgurl": format!("https://thirdwx.qlogo.cn/mmopen/vi_32/{}/132", super::openid("avatar", &user)),
-                    "privilege": [],
-                    "unionid": super::unionid(&user),
-                });
-                text(200, "text/plain", body.to_string())
+            Ok((user, openid)) => text(200, "text/plain", self::profile(&user, &openid).to_string()),
+        }
+    }
+
+    /// Plays the next queued [`Fault`]: the answer to send instead, or `None` to answer
+    /// normally (after a slow fault's delay, or when none is queued).
+    pub(super) async fn play_fault(&self) -> Option<Response<Vec<u8>>> {
+        let fault = self.lock().faults.pop_front();
+        match fault {
+            Some(Fault::Errcode(c)) => Some(self.error(c, "system error")),
+            Some(Fault::Http500) => {
+                Some(text(500, "text/html", "<html><body>500 Internal Server Error</body></html>".into()))
             }
+            Some(Fault::Malformed) => Some(text(200, "text/plain", "<html>upstream gateway error".into())),
+            Some(Fault::Slow(d)) => {
+                tokio::time::sleep(d).await;
+                None
+            }
+            None => None,
         }
     }
 
@@ -116,4 +111,19 @@ impl MockWechat {
         let body = serde_json::json!({ "errcode": errcode, "errmsg": format!("{errmsg}, rid: {rid}") });
         text(200, "text/plain", body.to_string())
     }
+}
+
+/// The `/sns/userinfo` profile of `user` under `openid`.
+pub(super) fn profile(user: &str, openid: &str) -> serde_json::Value {
+    serde_json::json!({
+        "openid": openid,
+        "nickname": format!("{user}·微信"),
+        "sex": 0,
+        "province": "",
+        "city": "",
+        "country": "",
+        "headimgurl": format!("https://thirdwx.qlogo.cn/mmopen/vi_32/{}/132", super::openid("avatar", user)),
+        "privilege": [],
+        "unionid": super::unionid(user),
+    })
 }

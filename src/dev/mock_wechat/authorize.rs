@@ -62,13 +62,7 @@ impl MockWechat {
             Ok(u) => u,
             Err((code, zh, en)) => return error_page(code, zh, en),
         };
-        let user = req
-            .headers
-            .get("x-mock-user")
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| cookies::get(&req.headers, "mock_user"))
-            .unwrap_or(&self.cfg.default_user)
-            .to_string();
+        let user = self.mock_user(req);
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let userinfo = scope == "snsapi_userinfo";
         let mut r = text(302, "text/html; charset=utf-8", String::new());
@@ -91,37 +85,54 @@ impl MockWechat {
         r
     }
 
-    /// `redirect_uri` must be encoded as a whole (as `encodeURIComponent` does) and point at a
-    /// registered domain: exact host, no IP address, no port unless allowed.
-    fn check_redirect(&self, raw: &str) -> Result<Url, (Option<i64>, &'static str, &'static str)> {
-        let encoded_whole = raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%".contains(&b));
-        if !encoded_whole {
-            return Err((None, "redirect_uri 参数错误", "redirect_uri must be percent-encoded as a whole"));
-        }
-        let decoded = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not UTF-8"))?;
-        let url = Url::parse(&decoded).map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not a URL"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err((None, "redirect_uri 参数错误", "redirect_uri must be http or https"));
-        }
-        let host = url.host_str().unwrap_or("");
-        let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
-        let registered = self.cfg.domains.iter().any(|d| d.eq_ignore_ascii_case(host));
-        if is_ip || !registered || (url.port().is_some() && !self.cfg.allow_port) {
-            return Err((
-                Some(10003),
-                "redirect_uri 域名与后台配置不一致",
-                "redirect_uri domain does not match the registered domain",
-            ));
-        }
-        Ok(url)
+    /// The user of a request: `X-Mock-User`, else the `mock_user` cookie, else the default user.
+    pub(super) fn mock_user(&self, req: &RequestHeader) -> String {
+        req.headers
+            .get("x-mock-user")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| cookies::get(&req.headers, "mock_user"))
+            .unwrap_or(&self.cfg.default_user)
+            .to_string()
     }
+
+    fn check_redirect(&self, raw: &str) -> Result<Url, RedirectRefusal> {
+        check_redirect(raw, &self.cfg.domains, self.cfg.allow_port)
+    }
+}
+
+/// Why a `redirect_uri` is refused: the page's errcode (if any) and its Chinese and English text.
+pub(super) type RedirectRefusal = (Option<i64>, &'static str, &'static str);
+
+/// `redirect_uri` must be encoded as a whole (as `encodeURIComponent` does) and point at one of
+/// `domains`: exact host, no IP address, no port unless `allow_port`.
+pub(super) fn check_redirect(raw: &str, domains: &[String], allow_port: bool) -> Result<Url, RedirectRefusal> {
+    let encoded_whole = raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%".contains(&b));
+    if !encoded_whole {
+        return Err((None, "redirect_uri 参数错误", "redirect_uri must be percent-encoded as a whole"));
+    }
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not UTF-8"))?;
+    let url = Url::parse(&decoded).map_err(|_| (None, "redirect_uri 参数错误", "redirect_uri is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err((None, "redirect_uri 参数错误", "redirect_uri must be http or https"));
+    }
+    let host = url.host_str().unwrap_or("");
+    let is_ip = matches!(url.host(), Some(url::Host::Ipv4(_)) | Some(url::Host::Ipv6(_)));
+    let registered = domains.iter().any(|d| d.eq_ignore_ascii_case(host));
+    if is_ip || !registered || (url.port().is_some() && !allow_port) {
+        return Err((
+            Some(10003),
+            "redirect_uri 域名与后台配置不一致",
+            "redirect_uri domain does not match the registered domain",
+        ));
+    }
+    Ok(url)
 }
 
 /// The redirect back: `code` (unless consent was refused) and `state` appended with `?` or
 /// `&`, before any fragment.
-fn callback_location(redirect: &Url, code: Option<&str>, state: &str) -> String {
+pub(super) fn callback_location(redirect: &Url, code: Option<&str>, state: &str) -> String {
     let mut base = redirect.clone();
     let fragment = base.fragment().map(str::to_string);
     base.set_fragment(None);
@@ -136,7 +147,7 @@ fn callback_location(redirect: &Url, code: Option<&str>, state: &str) -> String 
 }
 
 /// WeChat's error page: HTML with status 200, no redirect.
-fn error_page(errcode: Option<i64>, zh: &str, en: &str) -> Response<Vec<u8>> {
+pub(super) fn error_page(errcode: Option<i64>, zh: &str, en: &str) -> Response<Vec<u8>> {
     let code = errcode.map_or(String::new(), |c| format!("<p>错误码 errcode: {c}</p>"));
     let body = format!(
         "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

@@ -37,14 +37,45 @@
 //! (WeChat's older clients then come back with `state` and no `code`) and
 //! `X-Mock-Snapshot: 1` plays WeChat's snapshot page (a virtual openid, `is_snapshotuser: 1`).
 //! `GET /sns/userinfo` answers for `snsapi_userinfo` tokens (48001 for `snsapi_base` ones).
+//!
+//! WeCom (企业微信), when [`MockConfig::corp`] is set ([`MockCorp`]; members' userid is their
+//! mock user name, everyone else gets an openid and an `external_userid`):
+//! - `GET /connect/oauth2/authorize` with `appid=CORPID`: WeCom's rules (`agentid` after
+//!   `state`, `snsapi_base`, the app's trusted domains, `wxwork` in the User-Agent, members
+//!   outside the app's visible range refused)
+//! - `GET /cgi-bin/gettoken?corpid=&corpsecret=`: the corp token, the same one while it lives
+//! - `GET /cgi-bin/auth/getuserinfo?access_token=&code=`: `userid`, or `openid` and
+//!   `external_userid`; queued [`Fault`]s apply as to the code exchange
+//! - `GET /wwlogin/sso/login?login_type=CorpApp&appid=&agentid=&redirect_uri=&state=` (and the
+//!   older `GET /wwopen/sso/qrConnect?appid=&agentid=&redirect_uri=&state=`): the desktop QR page
+//! - `POST /mock/wecom/trusted-ips?ips=A,B`: the corp's trusted IPs (empty: any caller; else
+//!   60020 for others); `POST /mock/wecom/invalidate-token`: the corp token dies now;
+//!   `POST /mock/credential-fault?errcode=N&call=gettoken`: the next gettoken answers N
+//!
+//! The Open Platform website app, when [`MockConfig::website`] is set ([`MockWebsite`]):
+//! - `GET /connect/qrconnect?appid=&redirect_uri=&response_type=code&scope=snsapi_login&state=`:
+//!   the desktop QR page; its codes are exchanged at `GET /sns/oauth2/access_token` with the
+//!   website app's appid and secret (`unionid` included) and `GET /sns/userinfo` answers for them
+//!
+//! Both QR pages carry `<div id="mock-qr" data-scan="SCANID">` and poll
+//! `GET /mock/qr/status?scan=SCANID` (`{"scanned":false}`, `{"scanned":true,"location":…}`,
+//! `{"refused":true,"message":…}` or `{"expired":true,"message":…}`) every 300 ms;
+//! `POST /mock/qr/scan?scan=SCANID&user=NAME` scans one with NAME's phone (without `scan`: the
+//! most recent pending one; without `user`: the default user).
 
 mod api;
 mod authorize;
 mod credentials;
 mod jssdk;
+mod qr;
+mod website;
+mod wecom;
+mod wecom_api;
 
 pub use credentials::CredentialRules;
 pub use jssdk::jssdk_signature;
+pub use website::MockWebsite;
+pub use wecom::{external_userid, MockCorp};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -75,6 +106,10 @@ pub struct MockConfig {
     pub default_user: String,
     /// The account's global credentials: lifetimes, quotas, the IP allow-list.
     pub rules: CredentialRules,
+    /// A WeCom (企业微信) corp and its self-built app, if the mock plays WeCom too.
+    pub corp: Option<MockCorp>,
+    /// An Open Platform website app (desktop QR login), if the mock plays one.
+    pub website: Option<MockWebsite>,
 }
 
 /// A failure to inject into the next code exchange.
@@ -114,6 +149,18 @@ pub struct Stats {
     pub jssdk_checks: u64,
     /// Checks that passed.
     pub jssdk_ok: u64,
+    /// `GET /cgi-bin/gettoken` calls (WeCom), answered or refused.
+    pub corp_token_calls: u64,
+    /// New WeCom corp tokens.
+    pub corp_tokens_issued: u64,
+    /// `GET /cgi-bin/auth/getuserinfo` calls (WeCom), answered or refused.
+    pub corp_userinfo_calls: u64,
+    /// Desktop QR pages served (WeCom web login and website login).
+    pub qr_pages: u64,
+    /// Scans of a pending QR page, refused ones included.
+    pub qr_scans: u64,
+    /// Code exchanges with the website app's appid, answered or refused.
+    pub website_exchanges: u64,
 }
 
 struct Code {
@@ -139,6 +186,9 @@ struct State {
     tokens: HashMap<String, Grant>,
     faults: VecDeque<Fault>,
     creds: credentials::Credentials,
+    corp: wecom_api::CorpState,
+    website: website::WebsiteState,
+    scans: qr::Scans,
     stats: Stats,
 }
 
@@ -208,9 +258,31 @@ impl ServeHttp for MockWechat {
         let query = req.uri.query().unwrap_or("").to_string();
         let method = req.method.clone();
         match (method.as_str(), path.as_str()) {
+            ("GET", "/connect/oauth2/authorize") if self.is_corp_appid(&query) => self.corp_authorize(req, &query),
             ("GET", "/connect/oauth2/authorize") => self.authorize(req, &query),
+            ("GET", "/sns/oauth2/access_token") if self.is_website_appid(&query) => {
+                self.website_access_token(&query).await
+            }
             ("GET", "/sns/oauth2/access_token") => self.access_token(&query).await,
-            ("GET", "/sns/userinfo") => self.userinfo(&query),
+            ("GET", "/sns/userinfo") => self.website_userinfo(&query).unwrap_or_else(|| self.userinfo(&query)),
+            ("GET", "/cgi-bin/gettoken") => self.corp_gettoken(&query, peer_ip(session)),
+            ("GET", "/cgi-bin/auth/getuserinfo") => self.corp_userinfo(&query).await,
+            ("GET", "/wwlogin/sso/login") => self.wwlogin(&query, false),
+            ("GET", "/wwopen/sso/qrConnect") => self.wwlogin(&query, true),
+            ("GET", "/connect/qrconnect") => self.qrconnect(&query),
+            ("GET", "/mock/qr/status") => self.qr_status(&query),
+            ("POST", "/mock/qr/scan") => self.qr_scan(&query),
+            ("POST", "/mock/wecom/trusted-ips") => match parse_ips(&query) {
+                Some(ips) => {
+                    self.set_corp_trusted_ips(ips);
+                    json(200, r#"{"set":true}"#)
+                }
+                None => json(400, r#"{"error":"ips must be IP addresses separated by commas"}"#),
+            },
+            ("POST", "/mock/wecom/invalidate-token") => {
+                self.invalidate_corp_token();
+                json(200, r#"{"invalidated":true}"#)
+            }
             ("GET", "/mock/stats") => json(200, &serde_json::to_string(&self.stats()).unwrap_or_default()),
             ("POST", "/mock/fault") => self.fault_from_query(&query),
             ("GET", "/mock/openid") => match param(&query, "user") {
@@ -236,6 +308,7 @@ impl ServeHttp for MockWechat {
                 Some(c) => {
                     match param(&query, "call").as_deref() {
                         Some("getcallbackip") => self.inject_check_fault(c),
+                        Some("gettoken") => self.inject_corp_token_fault(c),
                         _ => self.inject_credential_fault(c),
                     }
                     json(200, r#"{"queued":true}"#)
@@ -285,16 +358,20 @@ impl MockWechat {
 
     /// `POST /mock/allow-ips?ips=A,B`: the allow-list becomes A and B (any caller when empty).
     fn allow_ips_from_query(&self, query: &str) -> Response<Vec<u8>> {
-        let raw = param(query, "ips").unwrap_or_default();
-        let parsed: Result<Vec<std::net::IpAddr>, _> =
-            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect();
-        match parsed {
-            Ok(ips) if ips.is_empty() => self.set_allowed_ips(None),
-            Ok(ips) => self.set_allowed_ips(Some(ips)),
-            Err(_) => return json(400, r#"{"error":"ips must be IP addresses separated by commas"}"#),
+        match parse_ips(query) {
+            Some(ips) => self.set_allowed_ips(ips),
+            None => return json(400, r#"{"error":"ips must be IP addresses separated by commas"}"#),
         }
         json(200, r#"{"set":true}"#)
     }
+}
+
+/// The `ips` parameter: `Some(None)` when empty or absent (any caller), `None` when malformed.
+fn parse_ips(query: &str) -> Option<Option<Vec<std::net::IpAddr>>> {
+    let raw = param(query, "ips").unwrap_or_default();
+    let parsed: Result<Vec<std::net::IpAddr>, _> =
+        raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect();
+    parsed.ok().map(|ips| (!ips.is_empty()).then_some(ips))
 }
 
 /// The request body, at most 64 KiB; empty (so not JSON) when longer or broken.

@@ -26,6 +26,8 @@ pub(crate) fn mock(rules: CredentialRules) -> (MockWechat, ManualClock) {
         any_browser: false,
         default_user: "alice".into(),
         rules,
+        corp: None,
+        website: None,
     };
     (MockWechat::with_clock(cfg, Arc::new(clock.clone())), clock)
 }
