@@ -42,7 +42,7 @@ enum Command {
     /// Check a config file and print every mistake in it with its key path.
     Check,
     /// Run a strict mock of WeChat's authorize page, code exchange, access tokens and JS-SDK check.
-    MockWechat(MockArgs),
+    MockWechat(Box<MockArgs>),
     /// Write a new private key for signing tokens (PKCS#8 PEM) and print its kid.
     Keygen(KeygenArgs),
     /// Verify a token as a backend would, and say exactly why it is rejected.
@@ -159,7 +159,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run(&cli.config.config, args),
         Command::Check => Ok(check(&cli.config.config)),
-        Command::MockWechat(args) => mock_wechat(args).map(|()| ExitCode::SUCCESS),
+        Command::MockWechat(args) => mock_wechat(*args).map(|()| ExitCode::SUCCESS),
         Command::Keygen(args) => keygen(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => Ok(verify(args)),
     };

@@ -74,8 +74,10 @@ mod wecom_api;
 
 pub use credentials::CredentialRules;
 pub use jssdk::jssdk_signature;
-pub use website::MockWebsite;
+pub use qr::SCAN_LIFETIME_SECS;
+pub use website::{MockWebsite, WEBSITE_CODE_LIFETIME_SECS};
 pub use wecom::{external_userid, MockCorp};
+pub use wecom_api::CORP_TOKEN_LIFETIME_SECS;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -142,7 +142,7 @@ impl MockWechat {
         }
         let redirect = match self.corp_redirect(corp, redirect_raw) {
             Ok(u) => u,
-            Err(page) => return page,
+            Err((errcode, zh, en)) => return corp_page(errcode, zh, en),
         };
         let user = self.mock_user(req);
         if corp.membership(&user) == Membership::Hidden {
@@ -183,19 +183,17 @@ impl MockWechat {
         }
         match self.corp_redirect(corp, raw("redirect_uri")) {
             Ok(redirect) => self.qr_page(Provider::Corp, redirect, state),
-            Err(page) => page,
+            Err((errcode, zh, en)) => corp_page(errcode, zh, en),
         }
     }
 
     /// The redirect, checked against the app's trusted domains (50001 when not one of them).
-    fn corp_redirect(&self, corp: &MockCorp, raw: &str) -> Result<Url, Page> {
-        check_redirect(raw, &corp.domains, self.cfg.allow_port).map_err(|(code, zh, en): RedirectRefusal| match code {
-            Some(_) => corp_page(
-                Some(50001),
-                "redirect_uri 与应用的可信域名不一致",
-                "redirect_uri is not on the app's trusted domains",
-            ),
-            None => corp_page(None, zh, en),
+    fn corp_redirect(&self, corp: &MockCorp, raw: &str) -> Result<Url, RedirectRefusal> {
+        check_redirect(raw, &corp.domains, self.cfg.allow_port).map_err(|(code, zh, en)| match code {
+            Some(_) => {
+                (Some(50001), "redirect_uri 与应用的可信域名不一致", "redirect_uri is not on the app's trusted domains")
+            }
+            None => (None, zh, en),
         })
     }
 }
