@@ -217,7 +217,7 @@ impl Account {
             Need::Replace { stale } => match api.token(false).await {
                 Ok(same) if same.value == stale.value => {
                     self.count(kind, "ok");
-                    if api.check(&stale.value).await.is_ok() || !self.may_force(got_ms).await {
+                    if !api.can_force() || api.check(&stale.value).await.is_ok() || !self.may_force(got_ms).await {
                         // Good after all (the use failed for another reason), or not now.
                         return Ok(stale.clone());
                     }
@@ -251,9 +251,10 @@ impl Account {
                 self.count(kind, &result);
                 let healable =
                     matches!(&e, ExchangeError::Rejected { errcode, .. } if health::token_went_bad(*errcode));
-                if !healable || kind == Kind::Ticket {
+                if !healable || kind == Kind::Ticket || !api.can_force() {
                     // A ticket refused for its token pauses too: its heal follows at once,
-                    // and a token that stays bad must not cost a call per page.
+                    // and a token that stays bad must not cost a call per page. WeCom's
+                    // 40001 on gettoken is a wrong corpsecret.
                     self.memory.health.failed(kind, &self.appid, &e, got_ms, &self.deps.metrics);
                 }
                 Err(CredentialError::Wechat { kind: kind.name(), source: e })

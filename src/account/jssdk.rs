@@ -40,6 +40,11 @@ pub async fn config(gw: &Gateway, req: &RequestHeader, view: &ClientView) -> Res
         .or_else(|| gw.app_host(&view.host).map(|h| gw.app(h.app)))
         .or_else(|| gw.route_for(&view.host, &path).map(|r| gw.app(r.app)))
         .ok_or(GatewayError::NoApp)?;
+    if app.config.wechat.provider.is_wecom() {
+        return Err(GatewayError::PageUrl {
+            reason: "this host's app is a WeCom app: the JS-SDK signatures here are an Official Account's",
+        });
+    }
     if !serves(gw, &app.config.wechat.appid, &view.host) {
         return Err(GatewayError::PageUrl {
             reason:

@@ -196,8 +196,9 @@ pub struct AccountDeps {
     pub memories: Arc<Memories>,
 }
 
-/// One Official Account's credentials.
+/// One Official Account's credentials, or one WeCom app's corp token.
 pub struct Account {
+    /// The appid, or a WeCom app's `corpid/agentid` ([`WechatConfig::account_key`]).
     pub appid: String,
     api: Option<CredentialApi>,
     memory: Arc<Memory>,
@@ -211,9 +212,9 @@ impl Account {
     fn new(config: &Config, w: &WechatConfig, deps: AccountDeps) -> Self {
         let api = w.secret.as_ref().filter(|s| !s.is_empty()).map(|_| CredentialApi::new(w));
         Self {
-            appid: w.appid.clone(),
+            appid: w.account_key(),
             api,
-            memory: deps.memories.of(&w.appid),
+            memory: deps.memories.of(&w.account_key()),
             // A refresh of the token may follow a refused ticket: two calls, and a margin.
             wait: 2 * CredentialApi::timeout(w) + Duration::from_secs(1),
             sealer: Sealer::new(&config.session.keys),
@@ -255,7 +256,7 @@ impl Account {
     }
 }
 
-/// The accounts of a gateway, by appid: apps of one account share one.
+/// The accounts of a gateway, by [`WechatConfig::account_key`]: apps of one account share one.
 pub struct Accounts(HashMap<String, Arc<Account>>);
 
 impl Accounts {
@@ -263,9 +264,9 @@ impl Accounts {
         let mut by_appid: HashMap<String, Arc<Account>> = HashMap::new();
         for app in &config.apps {
             let w = &app.wechat;
-            let has_secret = by_appid.get(&w.appid).is_some_and(|a| a.api.is_some());
+            let has_secret = by_appid.get(&w.account_key()).is_some_and(|a| a.api.is_some());
             if !has_secret {
-                by_appid.insert(w.appid.clone(), Arc::new(Account::new(config, w, deps())));
+                by_appid.insert(w.account_key(), Arc::new(Account::new(config, w, deps())));
             }
         }
         Self(by_appid)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::hosts::app_hosts_section;
 use super::limits::{limits_section, paths_section, rate_limit_section};
 use super::operate::{admin_section, log_section, tls_section};
+use super::provider::wecom_section;
 use super::reader::{ConfigError, Errors, Table};
 use super::secrets::SecretLoader;
 use super::sections::{route, session_section, token_section, wechat_section, RouteDraft};
@@ -214,7 +215,7 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> (Vec<App>, Vec<String>) {
         return (app_from(root, "default".into(), secrets).into_iter().collect(), vec!["default".into()]);
     }
     let mut declared = Vec::new();
-    for key in ["public_url", "wechat", "mp_verify", "logins"] {
+    for key in ["public_url", "provider", "wechat", "wecom", "mp_verify", "logins"] {
         if root.has(key) {
             root.error(key, "goes inside each [[apps]] when apps are listed");
         }
@@ -231,14 +232,14 @@ fn apps(root: &mut Table, secrets: &SecretLoader) -> (Vec<App>, Vec<String>) {
                 t.error("public_url", "another app already logs in on this host");
             }
             // One account has one token: its apps fetch it from one place, one way.
-            let (w, same) = (&app.wechat, |a: &&App| a.wechat.appid == app.wechat.appid);
+            let (w, same) = (&app.wechat, |a: &&App| a.wechat.account_key() == app.wechat.account_key());
             if let Some(other) = apps.iter().find(same).filter(|a| {
                 a.wechat.api_base != w.api_base
                     || a.wechat.token_api != w.token_api
                     || (a.wechat.secret.is_some() && w.secret.is_some() && a.wechat.secret != w.secret)
             }) {
                 t.error(
-                    "wechat",
+                    w.provider.name(),
                     format!(
                         "shares its appid with app {:?}: give both the same secret, api_base and token_api (an account has one token)",
                         other.name
@@ -262,10 +263,28 @@ fn app_from(t: &mut Table, name: String, secrets: &SecretLoader) -> Option<App> 
             true
         }
     };
-    let wechat = match t.table("wechat") {
+    let wecom = match t.opt::<String>("provider").as_deref() {
+        None | Some("wechat") => false,
+        Some("wecom") => true,
+        Some(other) => {
+            t.error(
+                "provider",
+                format!("{other:?} must be \"wechat\" (an Official Account) or \"wecom\" (a WeCom app)"),
+            );
+            return None;
+        }
+    };
+    let (table, other) = if wecom { ("wecom", "wechat") } else { ("wechat", "wecom") };
+    if t.has(other) {
+        let provider = if wecom { "wecom" } else { "wechat" };
+        t.error(other, format!("does not go with provider = \"{provider}\": its account is [{table}]"));
+        t.opt::<toml::Value>(other);
+    }
+    let wechat = match t.table(table) {
+        Some(w) if wecom => wecom_section(w, secrets, logins_here),
         Some(w) => wechat_section(w, secrets, logins_here),
         None => {
-            t.error("wechat", "is required");
+            t.error(table, "is required");
             None
         }
     };

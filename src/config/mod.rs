@@ -5,6 +5,7 @@ mod hosts;
 mod limits;
 mod load;
 mod operate;
+mod provider;
 pub mod reader;
 mod secrets;
 mod sections;
@@ -24,6 +25,7 @@ pub use hosts::AppHost;
 pub use limits::{EscapedSlashes, PathRules};
 pub use load::{load_file, parse_str, Loaded};
 pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};
+pub use provider::{DesktopLogin, Provider, Website};
 pub use reader::ConfigError;
 pub use state::{RedisConfig, StateConfig};
 
@@ -106,7 +108,7 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// One Official Account and the public URL its login runs on.
+/// One Official Account (or WeCom app) and the public URL its login runs on.
 #[derive(Debug, Clone)]
 pub struct App {
     pub name: String,
@@ -184,6 +186,22 @@ pub struct WechatConfig {
     pub token_api: TokenApi,
     /// The JS-SDK that `<prefix>/jssdk.js` loads on a page that has not loaded it itself.
     pub jssdk_url: Url,
+    /// WeChat's Official Account, or a WeCom app (then `appid` is the corp id and `secret`
+    /// the app's corpsecret).
+    pub provider: Provider,
+    /// Desktop sign-in by QR code, when the app offers it.
+    pub desktop: Option<DesktopLogin>,
+}
+
+impl WechatConfig {
+    /// What the account's global credentials are kept under: the appid, or for a WeCom app
+    /// `corpid/agentid` (each app of a corp has a secret and a token of its own).
+    pub fn account_key(&self) -> String {
+        match &self.provider {
+            Provider::Wechat => self.appid.clone(),
+            Provider::Wecom { agentid } => format!("{}/{agentid}", self.appid),
+        }
+    }
 }
 
 /// The API that fetches an account's global access_token.
@@ -319,6 +337,8 @@ pub struct Route {
     pub verifier_test: bool,
     /// Request bodies larger than this get 413.
     pub max_body: Option<usize>,
+    /// A WeCom app's route for the corp's members only: other users are refused (403).
+    pub members_only: bool,
 }
 
 impl Route {

@@ -16,7 +16,7 @@ use crate::util::secret::{Secret, SecretSource};
 
 const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
 const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
-const DEFAULT_JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
+pub(super) const DEFAULT_JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
 
 /// `[wechat]`; without the AppSecret when this gateway never runs the app's logins.
 pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
@@ -54,6 +54,7 @@ pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: 
         .unwrap_or(TokenApi::Stable);
     let jssdk_url =
         t.parsed("jssdk_url", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_JSSDK_URL).expect("constant URL"));
+    let desktop = super::provider::wechat_desktop(&mut t, secrets);
     t.finish();
     let secret = match secret {
         Some(loaded) => Some(loaded?),
@@ -69,6 +70,8 @@ pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: 
         timeout,
         token_api,
         jssdk_url,
+        provider: Provider::Wechat,
+        desktop: desktop?,
     })
 }
 
@@ -241,6 +244,17 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[Ap
     let keep_fragment = t.opt::<bool>("keep_fragment").unwrap_or(true);
     let production = t.opt::<bool>("production").unwrap_or(true);
     let verifier_test = t.opt::<bool>("verifier_test").unwrap_or(false);
+    let members_only = t.opt::<bool>("members_only").unwrap_or(false);
+    let wecom = app.is_some_and(|i| apps[i].wechat.provider.is_wecom());
+    if members_only && !wecom {
+        t.error("members_only", "is for routes of a WeCom app (provider = \"wecom\"): only WeCom has members");
+    }
+    if members_only && policy != Policy::Required {
+        t.error("members_only", "needs policy = \"required\": an optional or public route lets anyone in");
+    }
+    if wecom && scope == Some(Scope::Userinfo) {
+        t.error("scope", "WeCom's silent login is snsapi_base: a WeCom app's routes cannot ask for snsapi_userinfo");
+    }
     if verifier_test && production {
         t.error("verifier_test", "sends invalid tokens on purpose: only allowed with production = false on the route");
     }
@@ -281,6 +295,7 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[Ap
         keep_fragment,
         verifier_test: verifier_test && !production,
         max_body,
+        members_only,
     };
     RouteDraft { key, route: Some(route) }
 }

@@ -8,7 +8,7 @@ use pingora::http::RequestHeader;
 use super::host;
 use http::header::{HeaderName, ACCEPT, UPGRADE, USER_AGENT};
 
-use crate::config::{App, IpNet};
+use crate::config::{App, IpNet, Provider};
 
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -103,6 +103,22 @@ impl ClientView {
             wechat,
             agent,
         }
+    }
+
+    /// Is the client the in-app browser `app`'s users log in from: WeCom's (`wxwork`) for a
+    /// WeCom app, WeChat's (`MicroMessenger`, which WeCom's carries too) for an Official
+    /// Account?
+    pub fn in_app(&self, app: &App) -> bool {
+        match app.wechat.provider {
+            Provider::Wecom { .. } => self.agent == Agent::WeCom,
+            Provider::Wechat => self.wechat,
+        }
+    }
+
+    /// Does the client sign in to `app` by scanning a QR code: a desktop browser, where the
+    /// app offers desktop sign-in?
+    pub fn signs_in_by_qr(&self, app: &App) -> bool {
+        app.wechat.desktop.is_some() && self.agent == Agent::Desktop && !self.in_app(app)
     }
 
     /// `scheme://authority` the client asked for: the scheme a trusted proxy named (or TLS),

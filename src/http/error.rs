@@ -44,6 +44,8 @@ pub enum GatewayError {
     NoCode { retry: String },
     #[error("WeChat gave a snapshot-page (virtual) identity")]
     SnapshotUser { retry: String },
+    #[error("the route is for the corp's members; the user is not one")]
+    MembersOnly,
     #[error("code exchange failed: {source}")]
     Exchange { source: ExchangeError, retry: String },
     #[error("upstream failed: {0}")]
@@ -118,6 +120,7 @@ impl GatewayError {
             GatewayError::StateMismatch { .. } | GatewayError::LoginSpent { .. } => "login_check_failed",
             GatewayError::NoCode { .. } => "no_authorization",
             GatewayError::SnapshotUser { .. } => "snapshot_user",
+            GatewayError::MembersOnly => "members_only",
             GatewayError::Exchange { .. } => "login_failed",
             GatewayError::Upstream(_) => "bad_gateway",
             GatewayError::UpstreamTimeout(_) => "gateway_timeout",
@@ -146,7 +149,7 @@ impl GatewayError {
             GatewayError::HeadersTooLarge => 431,
             GatewayError::BodyTooLarge => 413,
             GatewayError::HeaderTimeout => 408,
-            GatewayError::SnapshotUser { .. } => 403,
+            GatewayError::SnapshotUser { .. } | GatewayError::MembersOnly => 403,
             GatewayError::Exchange { source, .. } => match source.class() {
                 ErrClass::CodeRejected | ErrClass::MissingCode => 400,
                 ErrClass::Transient | ErrClass::Unknown => 503,

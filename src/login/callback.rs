@@ -39,8 +39,9 @@ pub async fn callback(
         let scope = app.config.wechat.scope;
         start(gw, app, LoginRequest { scope, landing, headers: &req.headers, view, fresh: false }).await
     };
+    let exchanges = app.exchanges_for(login.as_ref().is_some_and(|l| l.desktop));
     if let Some(code) = &code {
-        if app.exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
+        if exchanges.claimed_elsewhere(code, login.as_ref().map(|l| l.nonce.as_str())) {
             return restart(login).await;
         }
     }
@@ -57,7 +58,7 @@ pub async fn callback(
     let Some(code) = code.filter(|c| !c.is_empty()) else {
         return Err(GatewayError::NoCode { retry });
     };
-    match app.exchanges.redeem(&code, &login.nonce).await {
+    match exchanges.redeem(&code, &login.nonce).await {
         Redeemed::OtherBrowser => restart(Some(login)).await,
         Redeemed::LoginSpent => Err(GatewayError::LoginSpent { retry }),
         Redeemed::Done(Err(source)) => Err(GatewayError::Exchange { source, retry }),

@@ -11,6 +11,7 @@ pub mod loop_breaker;
 pub mod rate;
 pub mod returns;
 pub mod state;
+pub mod wecom;
 
 use http::HeaderMap;
 
@@ -21,9 +22,10 @@ use crate::http::reply::{Header, Reply};
 use crate::login::handoff::HandoffRequest;
 use crate::runtime::{AppRuntime, Gateway};
 use crate::util::clock::base62_nonce;
-use crate::wechat::authorize::authorize_url;
+use crate::wechat::authorize::sign_in_url;
 use crate::wechat::Scope;
 use rate::Door;
+use state::Started;
 
 pub use callback::callback;
 
@@ -61,8 +63,9 @@ pub struct LoginRequest<'a> {
     pub fresh: bool,
 }
 
-/// Sends the browser to WeChat to log in to `app`. Must run on the app's public host, where
-/// the login cookie is set.
+/// Sends the browser to WeChat (or WeCom) to log in to `app`: a desktop browser to the QR
+/// sign-in page where the app offers one. Must run on the app's public host, where the login
+/// cookie is set.
 ///
 /// `Ok`: `302` to the authorize URL with the login cookie and the loop breaker's count.
 /// `Err(TooMany)`: this client address started too many logins (429, naming the wait).
@@ -85,14 +88,12 @@ pub async fn start(gw: &Gateway, app: &AppRuntime, login: LoginRequest<'_>) -> R
         Landing::Page(_) => None,
     };
     let a = &app.config;
-    let url = authorize_url(
-        a.wechat.authorize_url.as_str(),
-        &a.wechat.appid,
-        &Endpoint::Callback.url(&a.public_origin(), prefix, &[]),
-        login.scope.as_str(),
-        &nonce,
-    );
-    let cookie = app.logins.write(&nonce, login.landing.page(), handoff, gw.now_millis(), gw.entropy());
+    // A desktop browser scans a QR code instead, where the app offers it.
+    let desktop = login.view.signs_in_by_qr(a);
+    let callback = Endpoint::Callback.url(&a.public_origin(), prefix, &[]);
+    let url = sign_in_url(&a.wechat, desktop, &callback, login.scope, &nonce);
+    let started = Started { nonce: &nonce, return_to: login.landing.page(), handoff, desktop };
+    let cookie = app.logins.write(started, gw.now_millis(), gw.entropy());
     Ok(Reply::redirect(url).with_header(Header::SetCookie, cookie).with_header(Header::SetCookie, counted))
 }
 

@@ -34,6 +34,18 @@ pub struct LoginState {
     /// The app host this login is for, which gets a ticket when it is done.
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<HandoffRequest>,
+    /// Signed in by scanning a QR code on a desktop: its code is the website app's (WeChat).
+    #[serde(rename = "q", default, skip_serializing_if = "std::ops::Not::not")]
+    pub desktop: bool,
+}
+
+/// A login as it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Started<'a> {
+    pub nonce: &'a str,
+    pub return_to: &'a str,
+    pub handoff: Option<&'a HandoffRequest>,
+    pub desktop: bool,
 }
 
 /// The login cookie of one app: on its public host, path `<prefix>`.
@@ -62,22 +74,16 @@ impl LoginCookie {
         self.cookie.read(headers).filter(|l| l.expires_ms > now_ms)
     }
 
-    /// `Set-Cookie` for a login with state `nonce` that returns to `return_to` (or hands
-    /// over to an app host), started at `now_ms`.
-    pub fn write(
-        &self,
-        nonce: &str,
-        return_to: &str,
-        handoff: Option<&HandoffRequest>,
-        now_ms: u64,
-        entropy: &dyn Entropy,
-    ) -> String {
+    /// `Set-Cookie` for login `started` at `now_ms`: its state nonce, where it returns to (or
+    /// the app host it hands over to), and whether it signs in on a desktop.
+    pub fn write(&self, started: Started<'_>, now_ms: u64, entropy: &dyn Entropy) -> String {
         let lifetime = millis(self.lifetime);
         let l = LoginState {
-            nonce: nonce.into(),
-            return_to: return_to.into(),
+            nonce: started.nonce.into(),
+            return_to: started.return_to.into(),
             expires_ms: now_ms.saturating_add(lifetime),
-            handoff: handoff.cloned(),
+            handoff: started.handoff.cloned(),
+            desktop: started.desktop,
         };
         self.cookie.write(&l, max_age_secs(lifetime), entropy)
     }
@@ -98,6 +104,10 @@ mod tests {
         crate::config::for_tests("https://h5.example.com", "", "", "")
     }
 
+    fn started<'a>(nonce: &'a str, return_to: &'a str) -> Started<'a> {
+        Started { nonce, return_to, handoff: None, desktop: false }
+    }
+
     fn sent(set_cookie: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(http::header::COOKIE, set_cookie.split(';').next().unwrap().parse().unwrap());
@@ -108,7 +118,7 @@ mod tests {
     fn scoped_to_the_prefix_and_lives_to_the_millisecond() {
         let c = LoginCookie::new(&config(), 0);
         let t = 1_000_000; // milliseconds
-        let set = c.write("N1", "/a?b", None, t, &OsEntropy);
+        let set = c.write(started("N1", "/a?b"), t, &OsEntropy);
         assert!(set.starts_with("ogw_login=") && set.contains("Path=/.gateway") && set.contains("Max-Age=600"));
         let headers = sent(&set);
         let l = c.read(&headers, t + 1).unwrap();
@@ -132,7 +142,7 @@ mod tests {
         let mut config = config();
         config.session.login_lifetime = Duration::from_millis(1500);
         let c = LoginCookie::new(&config, 0);
-        let set = c.write("N1", "/a", None, 1_000_000, &OsEntropy);
+        let set = c.write(started("N1", "/a"), 1_000_000, &OsEntropy);
         assert!(set.contains("Max-Age=2"), "{set}");
         let headers = sent(&set);
         assert!(c.read(&headers, 1_001_499).is_some() && c.read(&headers, 1_001_500).is_none());

@@ -151,6 +151,14 @@ pub fn page(e: &GatewayError, request_id: &str) -> Reply {
             },
             again(retry, TRY_AGAIN),
         ),
+        GatewayError::MembersOnly => page(
+            Bilingual { zh: "仅限企业成员", en: "Members only" },
+            Bilingual {
+                zh: "这个页面只对本企业的成员开放。您当前不是以企业成员身份登录的。",
+                en: "This page is open to the corp's members only, and you are not signed in as one.",
+            },
+            None,
+        ),
         GatewayError::Exchange { source, retry } => exchange_page(status, source, retry, request_id),
         GatewayError::StateUnavailable => page(
             Bilingual { zh: "暂时无法确认登录状态", en: "Sign-in can't be confirmed right now" },

@@ -1,5 +1,6 @@
 //! The pages a WeChat H5 app needs from its gateway: the script page that keeps the
-//! `#fragment` through login, the "open in WeChat" QR page, and the 401 answer for API calls.
+//! `#fragment` through login, the "open in WeChat" (or WeCom) QR page, and the 401 answer for
+//! API calls.
 
 use bytes::Bytes;
 use qrcode::render::svg;
@@ -32,24 +33,31 @@ pub fn keep_fragment(login_url: &str, target: &str, request_id: &str) -> Reply {
     Reply::html(200, html).with_header(Header::RequestId, request_id)
 }
 
-/// "请在微信中打开 / Open in WeChat", with a QR code of `url` to scan with the phone.
-pub fn open_in_wechat(url: &str, request_id: &str) -> Reply {
+/// "请在微信中打开 / Open in WeChat" (or in WeCom, for a WeCom app), with a QR code of `url`
+/// to scan with the phone.
+pub fn open_in_app(url: &str, wecom: bool, request_id: &str) -> Reply {
     let figure = qr_svg(url);
     let caption = format!("<p class=\"url\">{}</p>", escape(url));
     let figure = format!("{figure}{caption}");
-    Page {
-        status: 200,
-        title: Bilingual { zh: "请在微信中打开", en: "Open in WeChat" },
-        message: Bilingual {
-            zh: "此页面需要微信登录。请用手机微信扫描下方二维码，在微信中继续。",
-            en: "This page signs you in with WeChat. Scan the code below with WeChat on your phone to continue there.",
-        },
-        action: None,
-        request_id,
-        details: &[],
-        figure: Some(&figure),
-    }
-    .render()
+    let (title, message) = if wecom {
+        (
+            Bilingual { zh: "请在企业微信中打开", en: "Open in WeCom" },
+            Bilingual {
+                zh: "此页面需要企业微信登录。请用手机企业微信扫描下方二维码，在企业微信中继续。",
+                en:
+                    "This page signs you in with WeCom. Scan the code below with WeCom on your phone to continue there.",
+            },
+        )
+    } else {
+        (
+            Bilingual { zh: "请在微信中打开", en: "Open in WeChat" },
+            Bilingual {
+                zh: "此页面需要微信登录。请用手机微信扫描下方二维码，在微信中继续。",
+                en: "This page signs you in with WeChat. Scan the code below with WeChat on your phone to continue there.",
+            },
+        )
+    };
+    Page { status: 200, title, message, action: None, request_id, details: &[], figure: Some(&figure) }.render()
 }
 
 /// An SVG QR code of `data`, sized by its viewBox.
@@ -110,7 +118,7 @@ mod tests {
 
     #[test]
     fn qr_page_holds_an_svg() {
-        let r = open_in_wechat("https://h.test/a?b=1", "RID");
+        let r = open_in_app("https://h.test/a?b=1", false, "RID");
         let body = std::str::from_utf8(&r.body).unwrap();
         assert!(body.contains("<svg") && body.contains("请在微信中打开") && body.contains("https://h.test/a?b=1"));
     }

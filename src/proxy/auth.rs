@@ -210,7 +210,7 @@ fn granted(
     Ok(Reply { status: 200, headers: Vec::with_capacity(4), body: bytes::Bytes::new() }
         .with_header(Header::Named(gw.config.token.header.clone()), token.as_deref().unwrap_or(""))
         .with_header(Header::Named(HeaderName::from_static("x-openid")), user.map_or("", |u| u.openid.as_str()))
-        .with_header(Header::Named(HeaderName::from_static("x-openid-appid")), user.map_or("", |u| u.appid.as_str()))
+        .with_header(Header::Named(HeaderName::from_static("x-openid-appid")), user.map_or("", |u| u.id_appid()))
         .with_header(Header::CacheControl, "no-store"))
 }
 

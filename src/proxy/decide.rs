@@ -20,8 +20,12 @@ use crate::pages::h5;
 use crate::runtime::{Gateway, HostId, RouteId};
 use crate::session::Session;
 use crate::wechat::authorize::encode_component;
+use crate::wechat::Subject;
 
 /// The decision for one request.
+// Moved once per request: boxing the session would cost every forwarded request an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Step {
     /// Proxy to `route`'s upstream, with a token when `user` is set; `host` is the app host
@@ -88,14 +92,20 @@ pub async fn judge(gw: &Gateway, req: &RequestHeader, view: &ClientView, target:
         Err(_) => None,
     };
     let host = app_host.map(|h| h.id);
+    if required && route.members_only && user.as_ref().is_some_and(|u| u.subject != Subject::Member) {
+        return Judged::Step(Step::Fail(GatewayError::MembersOnly));
+    }
     if !required || user.as_ref().is_some_and(|u| u.has_scope(route.scope)) {
         return Judged::Step(Step::Forward { route: runtime.id, host, user });
     }
-    if !view.wechat {
+    if !view.in_app(&app.config) {
         match route.non_wechat {
+            // A desktop browser signs in by scanning, where the app offers it.
+            NonWechat::QrPage if view.signs_in_by_qr(&app.config) => {}
             NonWechat::QrPage => {
                 app.metrics.qr_pages.inc();
-                let page = h5::open_in_wechat(&absolute_target(&app.config, view, target), request_id);
+                let url = absolute_target(&app.config, view, target);
+                let page = h5::open_in_app(&url, app.config.wechat.provider.is_wecom(), request_id);
                 return Judged::Step(Step::Reply(page));
             }
             NonWechat::Pass => return Judged::Step(Step::Forward { route: runtime.id, host, user: None }),

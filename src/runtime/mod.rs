@@ -16,12 +16,13 @@ use pingora::upstreams::peer::HttpPeer;
 use prometheus::Histogram;
 
 use crate::account::{Account, AccountDeps, Accounts, Memories};
-use crate::config::{App, AppHost, Config, HostPattern, Route};
-use crate::login::exchange::{CodeExchanges, Shared};
+use crate::config::{App, AppHost, Config, HostPattern, Provider, Route};
+use crate::login::exchange::{CodeExchanger, CodeExchanges, Shared};
 use crate::login::handoff::{Handoff, NonceCookie};
 use crate::login::loop_breaker::LoopBreaker;
 use crate::login::rate::RateLimits;
 use crate::login::state::LoginCookie;
+use crate::login::wecom::WecomExchanger;
 use crate::observe::access::AccessLog;
 use crate::observe::metrics::{AppMetrics, Metrics, RequestCounters};
 use crate::session::seal::Sealer;
@@ -30,6 +31,7 @@ use crate::shared::SharedState;
 use crate::token::{TokenError, TokenSigner};
 use crate::util::clock::{Clock, Entropy, OsEntropy, SystemClock};
 use crate::util::secret::Secret;
+use crate::wechat::wecom::WecomUsers;
 use crate::wechat::WechatClient;
 
 /// Why the gateway could not be built from a checked config.
@@ -85,13 +87,26 @@ pub struct AppRuntime {
     pub sessions: Sessions,
     /// Its login cookie, on its public host.
     pub logins: LoginCookie,
+    /// Its code exchanges: of the phone's login (and WeCom's web login).
     pub exchanges: CodeExchanges,
+    /// WeChat's desktop sign-in: the website app's code exchanges.
+    pub desktop_exchanges: Option<CodeExchanges>,
     pub loops: LoopBreaker,
     /// The nonce cookie of logins through the login host, set on app hosts.
     pub nonces: NonceCookie,
     pub metrics: AppMetrics,
     /// Its account's global credentials (shared with the other apps of the account).
     pub account: Arc<Account>,
+}
+
+impl AppRuntime {
+    /// The exchanges of a login's codes: the website app's for WeChat's desktop sign-in.
+    pub fn exchanges_for(&self, desktop: bool) -> &CodeExchanges {
+        match &self.desktop_exchanges {
+            Some(website) if desktop => website,
+            _ => &self.exchanges,
+        }
+    }
 }
 
 /// One `[[app_hosts]]` entry at run time: its config and its session cookie.
@@ -313,30 +328,47 @@ impl Gateway {
 fn app(config: &Config, index: usize, deps: &Deps, accounts: &Accounts) -> AppRuntime {
     let app = &config.apps[index];
     let w = &app.wechat;
+    let account = accounts.get(&w.account_key()).expect("every app's account is built").clone();
     // Without the secret (logins elsewhere) the client is never asked: no login starts here.
     let secret = w.secret.clone().unwrap_or_else(|| Secret::new(Vec::new()));
-    let client = WechatClient::new(&w.api_base, &w.appid, secret, w.connect_timeout, w.timeout);
-    let exchanges = CodeExchanges::new(Arc::new(client), deps.clock.clone(), config.session.login_lifetime)
-        .with_metrics(deps.metrics.clone(), &app.name)
-        .with_shared(Shared {
-            state: deps.state.clone(),
-            appid: w.appid.clone(),
-            sealer: Sealer::new(&config.session.keys),
-            entropy: deps.entropy.clone(),
-            // userinfo makes two calls to WeChat; then the outcome is published.
-            wait: 2 * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
-        });
+    let phone: Arc<dyn CodeExchanger> = match &w.provider {
+        Provider::Wechat => Arc::new(WechatClient::new(&w.api_base, &w.appid, secret, w.connect_timeout, w.timeout)),
+        Provider::Wecom { .. } => Arc::new(WecomExchanger::new(WecomUsers::new(w), account.clone())),
+    };
+    // WeCom's web login codes go through the same lookup; WeChat's are the website app's.
+    let desktop = w.desktop.as_ref().and_then(|d| d.website.as_ref()).map(|site| {
+        let client = WechatClient::new(&w.api_base, &site.appid, site.secret.clone(), w.connect_timeout, w.timeout);
+        exchanges(config, deps, app, Arc::new(client.website()), &site.appid)
+    });
     AppRuntime {
         id: AppId(index),
         config: app.clone(),
         sessions: Sessions::for_app(config, index),
         logins: LoginCookie::new(config, index),
-        exchanges,
+        exchanges: exchanges(config, deps, app, phone, &w.appid),
+        desktop_exchanges: desktop,
         loops: LoopBreaker::new(config, index),
         nonces: NonceCookie::new(config, index),
         metrics: deps.metrics.for_app(&app.name),
-        account: accounts.get(&w.appid).expect("every app's account is built").clone(),
+        account,
     }
+}
+
+/// The code exchanges of `app` through `exchanger`, shared with the other replicas under
+/// `appid` (the one whose codes they are).
+fn exchanges(config: &Config, deps: &Deps, app: &App, exchanger: Arc<dyn CodeExchanger>, appid: &str) -> CodeExchanges {
+    let w = &app.wechat;
+    CodeExchanges::new(exchanger, deps.clock.clone(), config.session.login_lifetime)
+        .with_metrics(deps.metrics.clone(), &app.name)
+        .with_shared(Shared {
+            state: deps.state.clone(),
+            appid: appid.to_string(),
+            sealer: Sealer::new(&config.session.keys),
+            entropy: deps.entropy.clone(),
+            // userinfo (or WeCom's token, then a refresh) makes two calls; then the outcome
+            // is published.
+            wait: 2 * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
+        })
 }
 
 /// Every configured secret's bytes, which no log line may show.

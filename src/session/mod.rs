@@ -8,7 +8,7 @@ mod sessions;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wechat::Scope;
+use crate::wechat::{Scope, Subject};
 pub use cookie::SealedCookie;
 pub use sessions::{Sessions, Unconfirmed};
 
@@ -42,6 +42,15 @@ pub struct Session {
     pub avatar: Option<String>,
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,
+    /// Whose id `openid` is: the account's openid unless said otherwise.
+    #[serde(rename = "k", default, skip_serializing_if = "Subject::is_default")]
+    pub subject: Subject,
+    /// The appid `openid` belongs to, when not `appid` (a website app's, from the desktop).
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub sub_appid: Option<String>,
+    /// A WeCom outsider's external contact id.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub external_userid: Option<String>,
     /// The session's id, which logout revokes.
     #[serde(rename = "d")]
     pub sid: SessionId,
@@ -60,6 +69,12 @@ impl Session {
     /// else its own id.
     pub fn family_id(&self) -> &SessionId {
         self.family.as_ref().unwrap_or(&self.sid)
+    }
+
+    /// The appid the user's id belongs to: the website app's after a desktop sign-in, else
+    /// the app's (for WeCom, the corp's).
+    pub fn id_appid(&self) -> &str {
+        self.sub_appid.as_deref().unwrap_or(&self.appid)
     }
 
     /// Does this session carry what `scope` gives?

@@ -120,6 +120,9 @@ impl Sessions {
             nickname: identity.nickname.clone(),
             avatar: identity.avatar.clone(),
             unionid: identity.unionid.clone(),
+            subject: identity.subject,
+            sub_appid: identity.sub_appid.clone(),
+            external_userid: identity.external_userid.clone(),
             ..Session::default()
         };
         self.renew(&s, family, None, now, entropy)

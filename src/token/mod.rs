@@ -21,12 +21,13 @@ use crate::config::{TokenAlgorithm, TokenConfig};
 use crate::session::Session;
 use crate::token::keys::{parse_private_pem, KeyError, KeyPair};
 use crate::util::clock::{base62_nonce, Entropy};
+use crate::wechat::Subject;
 
 /// The claims every token carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
-    /// The WeChat openid.
+    /// The user: an openid, or a WeCom member's userid; `sub_type` says which.
     pub sub: String,
     pub aud: String,
     pub iat: u64,
@@ -36,7 +37,26 @@ pub struct Claims {
     /// Unique per signed token.
     #[serde(default)]
     pub jti: String,
+    /// The appid `sub` belongs to: the Official Account's, the website app's (desktop
+    /// sign-in), or the WeCom corp id.
     pub appid: String,
+    /// `wechat` or `wecom`.
+    #[serde(default)]
+    pub provider: String,
+    /// `openid` (the Official Account's), `website_openid` (the open platform website app's;
+    /// `unionid` links it to the Official Account's), `userid` (a WeCom member) or
+    /// `corp_openid` (a WeCom user outside the corp).
+    #[serde(default)]
+    pub sub_type: Subject,
+    /// WeCom: the corp's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpid: Option<String>,
+    /// WeCom: is the user a member of the corp?
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<bool>,
+    /// WeCom: an outsider's external contact id, when WeCom gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_userid: Option<String>,
     /// `snsapi_base` or `snsapi_userinfo`.
     #[serde(default)]
     pub scope: crate::wechat::Scope,
@@ -193,6 +213,7 @@ impl TokenSigner {
 
     /// The claims of a new token for `user`, meant for `audience`, issued at `now`.
     pub fn claims(&self, user: &Session, audience: &str, now: u64) -> Claims {
+        let wecom = user.subject.is_wecom();
         Claims {
             iss: self.issuer.clone(),
             sub: user.openid.clone(),
@@ -201,7 +222,12 @@ impl TokenSigner {
             nbf: now,
             exp: now + self.lifetime,
             jti: base62_nonce(self.entropy.as_ref(), 16),
-            appid: user.appid.clone(),
+            appid: user.id_appid().to_string(),
+            provider: if wecom { "wecom" } else { "wechat" }.into(),
+            sub_type: user.subject,
+            corpid: wecom.then(|| user.appid.clone()),
+            member: wecom.then_some(user.subject == Subject::Member),
+            external_userid: user.external_userid.clone(),
             scope: user.scope,
             unionid: user.unionid.clone(),
             nickname: user.nickname.clone(),

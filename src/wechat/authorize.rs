@@ -1,6 +1,10 @@
-//! The authorize URL, built exactly as WeChat's regex checks it.
+//! The authorize URL, built exactly as WeChat's regex checks it; WeCom's, which adds the
+//! app's `agentid` after `state`; and the desktop QR sign-in pages of both.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::Scope;
+use crate::config::{Provider, WechatConfig};
 
 /// What `encodeURIComponent` leaves alone: `A-Z a-z 0-9 - _ . ! ~ * ' ( )`.
 const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -32,6 +36,35 @@ pub fn authorize_url(base: &str, appid: &str, redirect_uri: &str, scope: &str, s
         encode_component(scope),
         state,
     )
+}
+
+/// Where a browser logs in to `w`'s account, coming back to `redirect_uri` with `state`:
+/// the silent login in WeChat's (or WeCom's) browser, or with `desktop`, the page whose QR
+/// code the user scans (WeChat's website login, or WeCom's web login).
+pub fn sign_in_url(w: &WechatConfig, desktop: bool, redirect_uri: &str, scope: Scope, state: &str) -> String {
+    let qr = w.desktop.as_ref().filter(|_| desktop);
+    match (&w.provider, qr) {
+        (Provider::Wechat, None) => {
+            authorize_url(w.authorize_url.as_str(), &w.appid, redirect_uri, scope.as_str(), state)
+        }
+        (Provider::Wecom { agentid }, None) => {
+            // WeCom: `agentid` follows `state`; snsapi_base is the silent login.
+            let url = authorize_url(w.authorize_url.as_str(), &w.appid, redirect_uri, Scope::Base.as_str(), state);
+            let (head, fragment) = url.split_once('#').unwrap_or((&url, "wechat_redirect"));
+            format!("{head}&agentid={}#{fragment}", encode_component(agentid))
+        }
+        (Provider::Wecom { agentid }, Some(d)) => format!(
+            "{}?login_type=CorpApp&appid={}&agentid={}&redirect_uri={}&state={state}",
+            d.qr_url,
+            encode_component(&w.appid),
+            encode_component(agentid),
+            encode_component(redirect_uri),
+        ),
+        (Provider::Wechat, Some(d)) => {
+            let appid = d.website.as_ref().map_or(w.appid.as_str(), |s| s.appid.as_str());
+            authorize_url(d.qr_url.as_str(), appid, redirect_uri, "snsapi_login", state)
+        }
+    }
 }
 
 #[cfg(test)]

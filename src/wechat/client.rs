@@ -7,25 +7,8 @@ use url::Url;
 
 use super::answer::{self, transport_error};
 use super::errcode::{classify, ErrClass};
-use super::Scope;
+use super::{Identity, Scope, Subject};
 use crate::util::secret::Secret;
-
-/// Who WeChat says the browser's user is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub openid: String,
-    pub unionid: Option<String>,
-    pub scope: Scope,
-    /// `is_snapshotuser: 1`: a virtual openid from WeChat's snapshot page.
-    pub snapshot_user: bool,
-    /// From `/sns/userinfo`, with `snsapi_userinfo` only.
-    pub nickname: Option<String>,
-    pub avatar: Option<String>,
-    /// The exchange's access token, needed for `/sns/userinfo`; never stored in a session or
-    /// shared with other replicas.
-    #[serde(skip)]
-    pub access_token: Option<String>,
-}
 
 /// Why an exchange gave no identity. Cloneable: callbacks that share one exchange share its
 /// outcome.
@@ -71,7 +54,8 @@ struct UserInfo {
     unionid: Option<String>,
 }
 
-/// An HTTP client for one Official Account's exchange endpoint.
+/// An HTTP client for the exchange endpoint of one Official Account, or of one open platform
+/// website app (desktop sign-in: every login there is consented to, and brings the profile).
 #[derive(Clone)]
 pub struct WechatClient {
     http: reqwest::Client,
@@ -79,6 +63,7 @@ pub struct WechatClient {
     userinfo: Url,
     appid: String,
     secret: Secret,
+    website: bool,
 }
 
 impl WechatClient {
@@ -87,7 +72,14 @@ impl WechatClient {
         let endpoint =
             api_base.join("/sns/oauth2/access_token").expect("joining an absolute path onto an http URL cannot fail");
         let userinfo = api_base.join("/sns/userinfo").expect("joining an absolute path onto an http URL cannot fail");
-        Self { http, endpoint, userinfo, appid: appid.to_string(), secret }
+        Self { http, endpoint, userinfo, appid: appid.to_string(), secret, website: false }
+    }
+
+    /// The client of an open platform website app (`snsapi_login`): its users' openids are
+    /// the website app's, and the profile (with the `unionid`) is always fetched.
+    pub fn website(mut self) -> Self {
+        self.website = true;
+        self
     }
 
     /// Exchanges `code` once. Never retried here: WeChat may have consumed the code even when
@@ -103,6 +95,12 @@ impl WechatClient {
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
         let mut identity = parse_answer(status, &body)?;
+        if self.website {
+            identity.subject = Subject::WebsiteOpenid;
+            identity.sub_appid = Some(self.appid.clone());
+            identity.scope = Scope::Userinfo;
+            identity.snapshot_user = false;
+        }
         if identity.scope == Scope::Userinfo && !identity.snapshot_user {
             self.add_userinfo(&mut identity).await?;
         }
@@ -136,6 +134,9 @@ pub fn parse_answer(status: u16, body: &[u8]) -> Result<Identity, ExchangeError>
     match answer.openid {
         Some(openid) if !openid.is_empty() => Ok(Identity {
             openid,
+            subject: Subject::Openid,
+            sub_appid: None,
+            external_userid: None,
             unionid: answer.unionid.filter(|u| !u.is_empty()),
             scope: Scope::granted(&answer.scope),
             snapshot_user: answer.is_snapshotuser == 1,

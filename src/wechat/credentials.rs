@@ -1,5 +1,6 @@
 //! The account's global credentials at WeChat: the access_token from `cgi-bin/stable_token`
-//! (or `cgi-bin/token`) and the JS-SDK's `jsapi_ticket` from `cgi-bin/ticket/getticket`.
+//! (or `cgi-bin/token`) and the JS-SDK's `jsapi_ticket` from `cgi-bin/ticket/getticket`; for
+//! a WeCom app, the corp's access_token from `cgi-bin/gettoken`.
 //! Every answer is read `errcode` first, whatever its HTTP status; the secret, the token and
 //! the ticket never reach an error message.
 
@@ -10,7 +11,7 @@ use url::Url;
 
 use super::answer::{self, transport_error};
 use super::ExchangeError;
-use crate::config::{TokenApi, WechatConfig};
+use crate::config::{Provider, TokenApi, WechatConfig};
 use crate::util::secret::Secret;
 
 /// A credential WeChat issued and how long it lives, in seconds.
@@ -38,6 +39,8 @@ struct Answer {
 pub struct CredentialApi {
     http: reqwest::Client,
     token_api: TokenApi,
+    /// WeCom's `cgi-bin/gettoken`, for a WeCom app.
+    wecom_token: Option<Url>,
     stable_token: Url,
     token: Url,
     ticket: Url,
@@ -53,6 +56,7 @@ impl CredentialApi {
         Self {
             http,
             token_api: w.token_api,
+            wecom_token: matches!(w.provider, Provider::Wecom { .. }).then(|| join("/cgi-bin/gettoken")),
             stable_token: join("/cgi-bin/stable_token"),
             token: join("/cgi-bin/token"),
             ticket: join("/cgi-bin/ticket/getticket"),
@@ -71,6 +75,14 @@ impl CredentialApi {
     /// one at once); without, WeChat answers the token in force. `cgi-bin/token` always
     /// issues a new one.
     pub async fn token(&self, force: bool) -> Result<Issued, ExchangeError> {
+        if let Some(gettoken) = &self.wecom_token {
+            // WeCom answers the token in force until it ends; it has nothing to force.
+            let mut url = gettoken.clone();
+            url.query_pairs_mut()
+                .append_pair("corpid", &self.appid)
+                .append_pair("corpsecret", self.secret.expose_str());
+            return self.call(self.http.get(url), |a| a.access_token.take()).await;
+        }
         let request = match self.token_api {
             TokenApi::Stable => {
                 let body = serde_json::json!({
@@ -93,20 +105,32 @@ impl CredentialApi {
                 self.http.get(url)
             }
         };
+        self.call(request, |a| a.access_token.take()).await
+    }
+
+    /// Can a token WeChat keeps answering be replaced by force (the stable-token API and
+    /// `cgi-bin/token` can; WeCom cannot)?
+    pub fn can_force(&self) -> bool {
+        self.wecom_token.is_none()
+    }
+
+    /// Sends `request` and reads the credential `pick` takes from the answer.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        pick: impl FnOnce(&mut Answer) -> Option<String>,
+    ) -> Result<Issued, ExchangeError> {
         let resp = request.send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(transport_error)?;
-        read(status, &body, |a| a.access_token.take())
+        read(status, &body, pick)
     }
 
     /// The `jsapi_ticket` that `token` may fetch.
     pub async fn ticket(&self, token: &str) -> Result<Issued, ExchangeError> {
         let mut url = self.ticket.clone();
         url.query_pairs_mut().append_pair("access_token", token).append_pair("type", "jsapi");
-        let resp = self.http.get(url).send().await.map_err(transport_error)?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(transport_error)?;
-        read(status, &body, |a| a.ticket.take())
+        self.call(self.http.get(url), |a| a.ticket.take()).await
     }
 }
 

@@ -1,4 +1,4 @@
-//! What each WeChat `errcode` of the code exchange means for the person waiting.
+//! What each WeChat (or WeCom) `errcode` of the code exchange means for the person waiting.
 
 /// The outcome class of an exchange error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub fn classify(errcode: i64) -> (ErrClass, &'static str) {
         41008 => (ErrClass::MissingCode, "missing code"),
         -1 => (ErrClass::Transient, "WeChat system busy"),
         45011 => (ErrClass::Transient, "API called too frequently"),
-        40013 => (ErrClass::Misconfigured, "invalid appid: check wechat.appid"),
+        40013 => (ErrClass::Misconfigured, "invalid appid: check wechat.appid (or wecom.corpid)"),
         40125 => (ErrClass::Misconfigured, "invalid appsecret: check wechat.secret"),
         41002 => (ErrClass::Misconfigured, "appid missing: check wechat.appid"),
         41004 => (ErrClass::Misconfigured, "appsecret missing: check wechat.secret"),
@@ -34,6 +34,15 @@ pub fn classify(errcode: i64) -> (ErrClass, &'static str) {
             "this server's IP is not in the account's IP whitelist (mp.weixin.qq.com > 基本配置 > IP白名单)",
         ),
         48001 => (ErrClass::Misconfigured, "API unauthorized: the account lacks 网页授权 permission for this scope"),
+        // WeCom's user lookup, with the corp's token.
+        60020 => (
+            ErrClass::Misconfigured,
+            "this server's IP is not among the WeCom app's trusted IPs (work.weixin.qq.com > 应用管理 > the app > 企业可信IP)",
+        ),
+        40014 | 42001 => (ErrClass::Transient, "the corp's access_token was refused even after a refresh"),
+        40056 => (ErrClass::Misconfigured, "invalid agentid: check wecom.agentid"),
+        50001 => (ErrClass::Misconfigured, "the callback's domain is not the WeCom app's trusted domain (可信域名)"),
+        60011 => (ErrClass::Misconfigured, "no privilege: the user is outside the WeCom app's visible range (可见范围)"),
         _ => (ErrClass::Unknown, "unknown error code"),
     }
 }
@@ -50,7 +59,7 @@ mod tests {
         for c in [-1, 45011] {
             assert_eq!(classify(c).0, ErrClass::Transient, "{c}");
         }
-        for c in [40013, 40125, 41002, 41004, 40002, 40164, 48001] {
+        for c in [40013, 40125, 41002, 41004, 40002, 40164, 48001, 60020, 40056, 50001, 60011] {
             assert_eq!(classify(c).0, ErrClass::Misconfigured, "{c}");
         }
         assert_eq!(classify(41008).0, ErrClass::MissingCode);

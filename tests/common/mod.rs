@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use http::{HeaderMap, Response};
 use openid_gateway::config::{self, Config};
-use openid_gateway::dev::mock_wechat::{CredentialRules, MockConfig, MockWechat};
+use openid_gateway::dev::mock_wechat::{CredentialRules, MockConfig, MockCorp, MockWebsite, MockWechat};
 use openid_gateway::runtime::live::LiveGateway;
 use openid_gateway::runtime::{Deps, Gateway};
 use openid_gateway::serve::server::{proxy_service, server_conf, start_on, Running};
@@ -122,6 +122,10 @@ pub struct Setup {
     pub public_authority: Option<String>,
     /// The upstream every route goes to (`UPSTREAM`), when not the harness's recorder.
     pub upstream_url: Option<String>,
+    /// The WeCom corp the mock plays (see [`wecom_setup`]).
+    pub corp: Option<MockCorp>,
+    /// The open platform website app the mock plays (desktop sign-in).
+    pub website: Option<MockWebsite>,
 }
 
 impl Default for Setup {
@@ -140,6 +144,8 @@ impl Default for Setup {
             apps: None,
             public_authority: None,
             upstream_url: None,
+            corp: None,
+            website: None,
         }
     }
 }
@@ -160,20 +166,57 @@ pub struct Harness {
 
 /// A mock WeChat as strict as WeChat (no port, WeChat browsers only), default user alice.
 pub fn strict_mock(appid: &str, secret: &str, domain: &str, allow_port: bool, clock: &ManualClock) -> MockWechat {
-    MockWechat::with_clock(
-        MockConfig {
-            appid: appid.into(),
-            secret: secret.into(),
-            domains: vec![domain.into()],
-            allow_port,
-            any_browser: false,
-            default_user: "alice".into(),
-            rules: CredentialRules::default(),
-            corp: None,
-            website: None,
-        },
-        Arc::new(clock.clone()),
-    )
+    MockWechat::with_clock(strict_mock_config(appid, secret, domain, allow_port), Arc::new(clock.clone()))
+}
+
+/// What [`strict_mock`] accepts.
+pub fn strict_mock_config(appid: &str, secret: &str, domain: &str, allow_port: bool) -> MockConfig {
+    MockConfig {
+        appid: appid.into(),
+        secret: secret.into(),
+        domains: vec![domain.into()],
+        allow_port,
+        any_browser: false,
+        default_user: "alice".into(),
+        rules: CredentialRules::default(),
+        corp: None,
+        website: None,
+    }
+}
+
+pub const CORPID: &str = "ww1234567890abcdef";
+pub const AGENTID: &str = "1000002";
+pub const CORP_SECRET: &str = "wecom-app-secret-for-tests";
+pub const WEBSITE_APPID: &str = "wxweb4567890abcdef";
+pub const WEBSITE_SECRET: &str = "website-app-secret-for-tests";
+/// WeCom's in-app browser: `wxwork` beside `MicroMessenger`.
+pub const WECOM_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/7.0.1 wxwork/4.1.6 ColorScheme/Light Language/zh";
+
+/// The corp the mock plays: alice and carol are members (carol outside the app's visible
+/// range); anyone else is an outsider.
+pub fn mock_corp() -> MockCorp {
+    MockCorp {
+        corpid: CORPID.into(),
+        agentid: AGENTID.into(),
+        secret: CORP_SECRET.into(),
+        domains: vec![PUBLIC_HOST.into()],
+        members: vec!["alice".into(), "carol".into()],
+        hidden: vec!["carol".into()],
+    }
+}
+
+/// The standard setup as one WeCom app (`[wecom]` against the mock, `extra` more of its
+/// keys), with the mock's corp; the routes are the standard ones unless replaced.
+pub fn wecom_setup(extra: &str) -> Setup {
+    Setup {
+        apps: Some(format!(
+            "[[apps]]\nname = \"tools\"\npublic_url = \"http://{PUBLIC_HOST}\"\nprovider = \"wecom\"\n\
+             [apps.wecom]\ncorpid = \"{CORPID}\"\nagentid = {AGENTID}\nsecret = {{ file = \"corp.secret\" }}\n\
+             authorize_url = \"MOCK/connect/oauth2/authorize\"\napi_base = \"MOCK\"\nqr_login_url = \"MOCK/wwlogin/sso/login\"\n{extra}\n"
+        )),
+        corp: Some(mock_corp()),
+        ..Setup::default()
+    }
 }
 
 /// Starts `mock` on its own listener.
@@ -197,7 +240,9 @@ impl Harness {
     /// Like [`Harness::with`], with extra files (such as keys) beside the config.
     pub async fn with_files(setup: Setup, files: &[(&str, &str)]) -> Self {
         let clock = ManualClock::new(SystemClock.now());
-        let mock = strict_mock(APPID, &setup.mock_secret, PUBLIC_HOST, setup.mock_allow_port, &clock);
+        let mut cfg = strict_mock_config(APPID, &setup.mock_secret, PUBLIC_HOST, setup.mock_allow_port);
+        (cfg.corp, cfg.website) = (setup.corp.clone(), setup.website.clone());
+        let mock = MockWechat::with_clock(cfg, Arc::new(clock.clone()));
         let upstream = Recorder::default();
         let conf = Arc::new(server_conf(1));
         let mock_srv = start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap();
@@ -207,6 +252,8 @@ impl Harness {
         let gateway_addr = gw_listener.local_addr().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("wechat.secret"), WECHAT_SECRET).unwrap();
+        std::fs::write(dir.path().join("corp.secret"), CORP_SECRET).unwrap();
+        std::fs::write(dir.path().join("website.secret"), WEBSITE_SECRET).unwrap();
         std::fs::write(dir.path().join("hs256.key"), HS256_KEY).unwrap();
         std::fs::write(dir.path().join("session.key"), SESSION_KEY).unwrap();
         for (name, content) in files {
