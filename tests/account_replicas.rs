@@ -166,3 +166,72 @@ async fn replicas_on_one_clock_fetch_once_per_expiry() {
         assert_eq!(jssdk_verdict(&c.mock_url, &cfg, &page).await, "config:ok", "round {round}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_of_a_wecom_app_fetch_one_corp_token() {
+    let redis = RedisServer::start();
+    let clock = ManualClock::new(SystemClock.now());
+    let mut cfg = strict_mock_config(APPID, WECHAT_SECRET, PUBLIC_HOST, false);
+    cfg.corp = Some(mock_corp());
+    let mock = openid_gateway::dev::mock_wechat::MockWechat::with_clock(cfg, std::sync::Arc::new(clock.clone()));
+    let mock_srv = serve_mock(&mock);
+    let upstream = Recorder::default();
+    let up_srv = openid_gateway::serve::server::start_on(
+        pingora::services::listening::Service::new("upstream".into(), upstream.clone()),
+        listener(),
+    )
+    .unwrap();
+    let m = mock_srv.url();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\npublic_url = \"http://{PUBLIC_HOST}\"\nprovider = \"wecom\"\n\
+         [admin]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"debug\"\n\
+         [wecom]\ncorpid = \"{CORPID}\"\nagentid = {AGENTID}\nsecret = {{ file = \"corp.secret\" }}\n\
+         authorize_url = \"{m}/connect/oauth2/authorize\"\napi_base = \"{m}\"\n\
+         [session]\nkeys = [{{ file = \"session.key\" }}]\n\
+         [token]\nalgorithm = \"HS256\"\nkey = {{ file = \"hs256.key\" }}\n\
+         {}\n[[routes]]\npath = \"/\"\nupstream = \"{}\"\naudience = \"tools\"\nkeep_fragment = false\n",
+        redis_state(&redis.url()),
+        up_srv.url()
+    );
+    let dir = ConfigDir::new(&toml);
+    let mut replicas = Vec::new();
+    for name in ["a", "b", "c"] {
+        replicas.push(Process::start(&dir, name, &[]).await);
+    }
+    // Three members at once on each replica, each in WeCom's browser.
+    let logins = (0..9)
+        .map(|i| {
+            let b = browser(WECOM_UA, PUBLIC_HOST, replicas[i % 3].addr("listen"));
+            let login_as = format!("{m}/mock/login-as?user=alice");
+            async move {
+                b.get(&login_as).await;
+                b.walk(&format!("http://{PUBLIC_HOST}/tool/{i}")).await.pop().unwrap().status
+            }
+        })
+        .collect();
+    assert!(join_all(logins).await.iter().all(|s| *s == 200));
+    let s = mock.stats();
+    assert_eq!((s.corp_token_calls, s.corp_tokens_issued, s.corp_userinfo_calls), (1, 1, 9), "{s:?}");
+    for seen in upstream.seen() {
+        let token = seen.headers["x-openid-token"].to_str().unwrap().to_string();
+        assert_eq!((claims(&token).sub.as_str(), claims(&token).member), ("alice", Some(true)));
+    }
+
+    // The corp token and the secret never reach a log line, at debug level.
+    let token = reqwest::get(format!("{m}/cgi-bin/gettoken?corpid={CORPID}&corpsecret={CORP_SECRET}"))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(mock.corp_token_valid(&token));
+    let logs: Vec<String> = replicas.iter().map(Process::log).collect();
+    let fetched: usize = logs.iter().map(|l| l.matches("new access_token from WeChat").count()).sum();
+    assert_eq!(fetched, 1, "{logs:?}");
+    for log in &logs {
+        assert!(!log.contains(&token) && !log.contains(CORP_SECRET), "a credential in the log: {log}");
+    }
+}

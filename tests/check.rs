@@ -312,3 +312,78 @@ fn apps_of_one_account_fetch_its_token_one_way() {
     assert!(!ok);
     assert!(err.contains("apps[1].wechat") && err.contains("shares its appid with app \"a\""), "{err}");
 }
+
+const WECOM: &str = r#"
+public_url = "https://tools.example.com"
+provider = "wecom"
+[wecom]
+corpid = "ww1234567890abcdef"
+agentid = 1000002
+secret = { file = "session.key" }
+desktop_login = true
+[session]
+keys = [{ file = "session.key" }]
+[token]
+algorithm = "HS256"
+key = { file = "session.key" }
+[[routes]]
+path = "/staff"
+upstream = "http://127.0.0.1:3000"
+members_only = true
+[[routes]]
+upstream = "http://127.0.0.1:3000"
+"#;
+
+#[test]
+fn a_wecom_app_passes_and_its_mistakes_are_all_named() {
+    let (ok, err) = check(WECOM);
+    assert!(ok, "{err}");
+    let bad = WECOM
+        .replace("agentid = 1000002", "agentid = \"10-02\"\nscope = \"snsapi_userinfo\"\ntoken_api = \"token\"")
+        .replace("corpid = \"ww1234567890abcdef\"", "corpid = \"ww 12\"")
+        .replace("provider = \"wecom\"", "provider = \"wecom\"\n[wechat]\nappid = \"wx1\"");
+    let (ok, err) = check(&bad);
+    assert!(!ok);
+    for path in [
+        "wecom.agentid: must be the app's AgentId",
+        "wecom.scope:",
+        "wecom.token_api: unknown key",
+        "wecom.corpid: must be the corp's ID",
+        "wechat: does not go with provider = \"wecom\"",
+    ] {
+        assert!(err.contains(path), "{path} not named in:\n{err}");
+    }
+    assert!(!err.contains("routes[0]"), "a broken app is not blamed on its routes:\n{err}");
+    let bad_routes =
+        WECOM.replace("members_only = true", "members_only = true\npolicy = \"optional\"\nscope = \"snsapi_userinfo\"");
+    let (ok, err) = check(&bad_routes);
+    assert!(!ok);
+    for path in
+        ["routes[0].members_only: needs policy = \"required\"", "routes[0].scope: WeCom's silent login is snsapi_base"]
+    {
+        assert!(err.contains(path), "{path} not named in:\n{err}");
+    }
+}
+
+#[test]
+fn desktop_sign_in_and_members_only_need_what_they_use() {
+    let no_website = GOOD.replace("[session]", "desktop_login = true\n[session]");
+    let (ok, err) = check(&no_website);
+    assert!(!ok && err.contains("wechat.desktop_login: needs [wechat.website]"), "{err}");
+    let stray_website = GOOD
+        .replace("[session]", "[wechat.website]\nappid = \"wxweb1\"\nsecret = { file = \"session.key\" }\n[session]");
+    let (ok, err) = check(&stray_website);
+    assert!(!ok && err.contains("wechat.website: is only used with desktop_login = true"), "{err}");
+    let website = GOOD.replace(
+        "[session]",
+        "desktop_login = true\n[wechat.website]\nappid = \"wxweb1\"\nsecret = { file = \"session.key\" }\n[session]",
+    );
+    let (ok, err) = check(&website);
+    assert!(ok, "{err}");
+    let members = GOOD
+        .replace("upstream = \"http://127.0.0.1:3000\"", "upstream = \"http://127.0.0.1:3000\"\nmembers_only = true");
+    let (ok, err) = check(&members);
+    assert!(!ok && err.contains("routes[0].members_only: is for routes of a WeCom app"), "{err}");
+    let (ok, err) = check(&GOOD.replace("public_url", "provider = \"qq\"\npublic_url"));
+    assert!(!ok && err.contains("provider: \"qq\" must be \"wechat\""), "{err}");
+}

@@ -134,3 +134,21 @@ async fn during_a_rotation_go_accepts_old_and_new_tokens() {
         assert!(ok && output.trim() == c.expect, "go refused the {} token during the overlap: {output}", c.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_recipe_accepts_a_wecom_members_token() {
+    tokio::task::spawn_blocking(verify_openid_token).await.unwrap();
+    let pem = generate(KeyAlg::ES256).unwrap();
+    let setup = Setup {
+        token: "algorithm = \"ES256\"\nkey = { file = \"k.pem\" }\n".into(),
+        routes: "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n".into(),
+        ..wecom_setup("")
+    };
+    let h = Harness::with_files(setup, &[("k.pem", &pem)]).await;
+    assert_eq!(h.browser_with_ua(WECOM_UA).walk(&h.url("/")).await.last().unwrap().status, 200);
+    let check =
+        Check { name: "wecom", token: h.last_token(), issuer: ISSUER, algs: "ES256".into(), expect: "alice".into() };
+    let results = run_all(format!("http://{}/.gateway/jwks.json", h.gateway_addr), vec![check]).await;
+    let (_, (ok, output)) = &results[0];
+    assert!(*ok && output.trim() == "alice", "go refused a WeCom member's token: {output}");
+}

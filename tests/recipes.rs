@@ -110,3 +110,63 @@ async fn during_a_rotation_python_and_node_accept_old_and_new_tokens() {
         assert!(ok, "{lang} refused a token during the overlap: {output}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recipes_accept_wecom_and_desktop_tokens() {
+    let alg = KeyAlg::ES256;
+    let pem = generate(alg).unwrap();
+    let token = "algorithm = \"ES256\"\nkey = { file = \"k.pem\" }\n".to_string();
+    let routes = "[[routes]]\npath = \"/\"\nupstream = \"UPSTREAM\"\naudience = \"shop\"\n";
+    // A WeCom member and an outsider, in WeCom's browser.
+    let setup = Setup { token: token.clone(), routes: routes.into(), ..wecom_setup("desktop_login = true") };
+    let h = Harness::with_files(setup, &[("k.pem", &pem)]).await;
+    let mut cases = Vec::new();
+    for user in ["alice", "bob"] {
+        let b = h.browser_with_ua(WECOM_UA);
+        b.get(&h.mock_url(&format!("/mock/login-as?user={user}"))).await;
+        assert_eq!(b.walk(&h.url("/")).await.last().unwrap().status, 200);
+        let sub = if user == "alice" { "alice".to_string() } else { h.mock.corp_openid_for(user).unwrap() };
+        cases.push((format!("http://{}/.gateway/jwks.json", h.gateway_addr), h.last_token(), sub));
+    }
+    // A desktop signed in with the website app.
+    let website = format!(
+        "desktop_login = true\n[wechat.website]\nappid = \"{WEBSITE_APPID}\"\n\
+         secret = {{ file = \"website.secret\" }}\nqr_login_url = \"MOCK/connect/qrconnect\"\n"
+    );
+    let site = openid_gateway::dev::mock_wechat::MockWebsite {
+        appid: WEBSITE_APPID.into(),
+        secret: WEBSITE_SECRET.into(),
+        domains: vec![PUBLIC_HOST.into()],
+    };
+    let setup = Setup { token, routes: routes.into(), wechat: website, website: Some(site), ..Setup::default() };
+    let w = Harness::with_files(setup, &[("k.pem", &pem)]).await;
+    let b = w.browser_with_ua(DESKTOP_UA);
+    let qr = b.walk(&w.url("/")).await.pop().unwrap();
+    let start = qr.body.find("data-scan=\"").expect("the QR page") + 11;
+    let scan = &qr.body[start..start + qr.body[start..].find('"').unwrap()];
+    let client = reqwest::Client::new();
+    client.post(w.mock_url(&format!("/mock/qr/scan?scan={scan}&user=alice"))).send().await.unwrap();
+    let status: serde_json::Value =
+        client.get(w.mock_url(&format!("/mock/qr/status?scan={scan}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(b.walk(status["location"].as_str().unwrap()).await.last().unwrap().status, 200);
+    cases.push((
+        format!("http://{}/.gateway/jwks.json", w.gateway_addr),
+        w.last_token(),
+        w.mock.website_openid_for("alice").unwrap(),
+    ));
+
+    let results = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for lang in ["python", "node"] {
+            for (jwks, token, sub) in &cases {
+                out.push((lang, sub.clone(), recipe(alg, jwks, token, lang)));
+            }
+        }
+        out
+    })
+    .await
+    .unwrap();
+    for (lang, sub, (ok, output)) in results {
+        assert!(ok && output.trim() == sub, "{lang} refused a real token of {sub}: {output}");
+    }
+}

@@ -246,7 +246,7 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[Ap
     let verifier_test = t.opt::<bool>("verifier_test").unwrap_or(false);
     let members_only = t.opt::<bool>("members_only").unwrap_or(false);
     let wecom = app.is_some_and(|i| apps[i].wechat.provider.is_wecom());
-    if members_only && !wecom {
+    if members_only && app.is_some() && !wecom {
         t.error("members_only", "is for routes of a WeCom app (provider = \"wecom\"): only WeCom has members");
     }
     if members_only && policy != Policy::Required {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{HS256_KEY, SESSION_KEY, WECHAT_SECRET};
+use super::{CORP_SECRET, HS256_KEY, SESSION_KEY, WECHAT_SECRET};
 
 /// The gateway binary built for these tests.
 pub fn bin() -> Command {
@@ -23,8 +23,13 @@ pub struct ConfigDir(pub tempfile::TempDir);
 impl ConfigDir {
     pub fn new(toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        for (name, value) in [("wechat.secret", WECHAT_SECRET), ("session.key", SESSION_KEY), ("hs256.key", HS256_KEY)]
-        {
+        let secrets = [
+            ("wechat.secret", WECHAT_SECRET),
+            ("corp.secret", CORP_SECRET),
+            ("session.key", SESSION_KEY),
+            ("hs256.key", HS256_KEY),
+        ];
+        for (name, value) in secrets {
             std::fs::write(dir.path().join(name), value).unwrap();
         }
         let me = Self(dir);
