@@ -32,6 +32,9 @@ impl ServeHttp for DemoApp {
             return api_me(verified.as_ref().map(|(_, r)| r));
         }
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        // The JS-SDK signatures are an Official Account's: a WeCom app's page goes without.
+        let wecom = matches!(&verified, Some((_, Ok(c))) if c.provider == "wecom");
+        let jssdk = if wecom { "" } else { JSSDK };
         let body = match verified {
             Some((raw, Ok(claims))) => verified_section(&claims, raw, path),
             Some((_, Err(e))) => section("令牌无效 / Token rejected", &format!("<p id=\"verified\" data-state=\"rejected\">rejected: {}</p>", escape(&e.to_string()))),
@@ -50,11 +53,7 @@ impl ServeHttp for DemoApp {
              <p>前端路由 / Hash route: <b id=\"route\"></b></p>\
              <p><button id=\"call\">fetch('/api/me')</button> <a href=\"/.gateway/logout?return=/public/\">退出 / Log out</a></p>\
              <pre id=\"api\"></pre>\
-             <p>微信 JS-SDK: <b id=\"jssdk\" data-state=\"pending\">…</b></p>\
-             <script>document.addEventListener('openid-gateway:jssdk',function(e){{var b=document.getElementById('jssdk');\
-             b.dataset.state=e.detail.ok?'ready':'failed';b.textContent=e.detail.ok?'JS-SDK ready ✔':'JS-SDK failed: '+e.detail.error;}});</script>\
-             <script src=\"/.gateway/jssdk.js\" data-js-api-list=\"updateAppMessageShareData,scanQRCode\"></script>\
-             <script>document.getElementById('route').textContent=location.hash||'(none)';\
+             {jssdk}<script>document.getElementById('route').textContent=location.hash||'(none)';\
              document.getElementById('call').onclick=async()=>{{const r=await fetch('/api/me');\
              document.getElementById('api').textContent=r.status+' '+await r.text();}};</script></body></html>"
         );
@@ -86,14 +85,36 @@ fn respond(status: u16, content_type: &'static str, body: String) -> Response<Ve
     r
 }
 
+/// The page's JS-SDK, configured by the gateway, and what came of it.
+const JSSDK: &str = "<p>微信 JS-SDK: <b id=\"jssdk\" data-state=\"pending\">…</b></p>\
+     <script>document.addEventListener('openid-gateway:jssdk',function(e){var b=document.getElementById('jssdk');\
+     b.dataset.state=e.detail.ok?'ready':'failed';b.textContent=e.detail.ok?'JS-SDK ready ✔':'JS-SDK failed: '+e.detail.error;});</script>\
+     <script src=\"/.gateway/jssdk.js\" data-js-api-list=\"updateAppMessageShareData,scanQRCode\"></script>";
+
 fn section(title: &str, inner: &str) -> String {
     format!("<h1>{title}</h1>{inner}")
 }
 
 fn verified_section(c: &Claims, raw: &str, path: &str) -> String {
+    let sub_type =
+        serde_json::to_value(c.sub_type).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let member = match c.member {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    };
+    let hello = if c.provider == "wecom" {
+        "你好，企业微信用户 / Hello, WeCom user"
+    } else {
+        "你好，微信用户 / Hello, WeChat user"
+    };
     let rows: String = [
-        ("sub (openid)", c.sub.as_str()),
+        ("sub", c.sub.as_str()),
+        ("sub_type", sub_type.as_str()),
+        ("provider", c.provider.as_str()),
         ("appid", c.appid.as_str()),
+        ("corpid", c.corpid.as_deref().unwrap_or("-")),
+        ("member", member),
         ("aud", c.aud.as_str()),
         ("iss", c.iss.as_str()),
         ("scope", c.scope.as_str()),
@@ -105,7 +126,7 @@ fn verified_section(c: &Claims, raw: &str, path: &str) -> String {
     .chain([format!("<tr><td>iat</td><td>{}</td></tr>", c.iat), format!("<tr><td>exp</td><td>{}</td></tr>", c.exp)])
     .collect();
     section(
-        "<span class=\"ok\">✔</span> 你好，微信用户 / Hello, WeChat user",
+        &format!("<span class=\"ok\">✔</span> {hello}"),
         &format!(
             "<p id=\"verified\" data-state=\"ok\">本应用自行验证了 <b>X-Openid-Token</b>，身份如下。<br>This app verified the token itself; the gateway says you are:</p>\
              <table>{rows}</table><p>openid: <b id=\"openid\">{}</b></p><p>请求路径 / Path: {}</p><p>令牌 / Raw token:</p><code>{}</code>",

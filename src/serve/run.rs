@@ -10,9 +10,9 @@ use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service as ListeningService;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::config::Config;
+use crate::config::{Config, Provider};
 use crate::dev::demo::DemoApp;
-use crate::dev::mock_wechat::{CredentialRules, MockConfig, MockWechat};
+use crate::dev::mock_wechat::{CredentialRules, MockConfig, MockCorp, MockWebsite, MockWechat};
 use crate::proxy::conn::Activity;
 use crate::runtime::live::LiveGateway;
 use crate::runtime::{BuildError, Deps, Gateway};
@@ -176,19 +176,41 @@ pub fn demo_services(config: &Config) -> Result<(ListeningService<MockWechat>, L
     Ok((ListeningService::new("mock-wechat".into(), mock), ListeningService::new("demo-upstream".into(), app)))
 }
 
-/// The embedded mock accepts this gateway's appid and secret, the public host (port
-/// tolerated) and any browser, so a desktop browser can watch the flow.
+/// The embedded mock accepts this gateway's appid and secret (or for a WeCom app, its corp,
+/// where `demo-user` is a member and anyone else an outsider), the website app of its desktop
+/// sign-in, the public host (port tolerated) and any browser, so a desktop browser can watch
+/// the flow.
 pub fn demo_mock_config(config: &Config) -> MockConfig {
     let app = &config.apps[0];
+    let w = &app.wechat;
+    let secret = w.secret.as_ref().map(|s| s.expose_str().to_string()).unwrap_or_default();
+    let domains = vec![app.public_host().to_string()];
+    let corp = match &w.provider {
+        Provider::Wecom { agentid } => Some(MockCorp {
+            corpid: w.appid.clone(),
+            agentid: agentid.clone(),
+            secret: secret.clone(),
+            domains: domains.clone(),
+            members: vec!["demo-user".into()],
+            hidden: Vec::new(),
+        }),
+        Provider::Wechat => None,
+    };
+    let website = w.desktop.as_ref().and_then(|d| d.website.as_ref()).map(|site| MockWebsite {
+        appid: site.appid.clone(),
+        secret: site.secret.expose_str().to_string(),
+        domains: domains.clone(),
+    });
     MockConfig {
-        appid: app.wechat.appid.clone(),
-        secret: app.wechat.secret.as_ref().map(|s| s.expose_str().to_string()).unwrap_or_default(),
-        domains: vec![app.public_host().to_string()],
+        // A WeCom demo has no Official Account: the mock's is one nobody uses.
+        appid: if corp.is_some() { "wx0000000000unused".into() } else { w.appid.clone() },
+        secret,
+        domains,
         allow_port: true,
         any_browser: true,
         default_user: "demo-user".into(),
         rules: CredentialRules::default(),
-        corp: None,
-        website: None,
+        corp,
+        website,
     }
 }
