@@ -5,8 +5,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The production examples in deploy/, which between them use every documented key.
-const EXAMPLES: [&str; 3] =
-    ["deploy/gateway.example.toml", "deploy/gateway.two-accounts.toml", "deploy/gateway.many-domains.toml"];
+const EXAMPLES: [&str; 4] = [
+    "deploy/gateway.example.toml",
+    "deploy/gateway.two-accounts.toml",
+    "deploy/gateway.many-domains.toml",
+    "deploy/gateway.wecom.toml",
+];
 
 fn root(p: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p)).unwrap()
