@@ -131,3 +131,16 @@ async fn the_js_sdk_is_refused_clearly_for_a_wecom_app() {
     assert_eq!(res.status, 400, "{}", res.body);
     assert!(res.body.contains("WeCom"), "{}", res.body);
 }
+
+#[tokio::test]
+async fn a_code_wecom_refuses_sends_the_user_to_start_again() {
+    let h = wecom(None).await;
+    let fault = reqwest::Client::new().post(h.mock_url("/mock/fault?kind=errcode&errcode=40029")).send().await.unwrap();
+    assert_eq!(fault.status(), 200);
+    let alice = wecom_browser(&h, "alice").await;
+    let last = alice.walk(&h.url("/orders")).await.pop().unwrap();
+    assert_eq!(last.status, 400, "{}", last.body);
+    assert!(last.body.contains("/orders"), "the page offers to start again: {}", last.body);
+    // Starting again signs in.
+    assert_eq!(alice.walk(&h.url("/orders")).await.pop().unwrap().status, 200);
+}

@@ -358,6 +358,9 @@ fn app(config: &Config, index: usize, deps: &Deps, accounts: &Accounts) -> AppRu
 /// `appid` (the one whose codes they are).
 fn exchanges(config: &Config, deps: &Deps, app: &App, exchanger: Arc<dyn CodeExchanger>, appid: &str) -> CodeExchanges {
     let w = &app.wechat;
+    // Userinfo makes two calls to WeChat; WeCom's corp token, a lookup, a refresh and one more
+    // lookup make four. Then the outcome is published.
+    let calls = if w.provider.is_wecom() { 4 } else { 2 };
     CodeExchanges::new(exchanger, deps.clock.clone(), config.session.login_lifetime)
         .with_metrics(deps.metrics.clone(), &app.name)
         .with_shared(Shared {
@@ -365,9 +368,7 @@ fn exchanges(config: &Config, deps: &Deps, app: &App, exchanger: Arc<dyn CodeExc
             appid: appid.to_string(),
             sealer: Sealer::new(&config.session.keys),
             entropy: deps.entropy.clone(),
-            // userinfo (or WeCom's token, then a refresh) makes two calls; then the outcome
-            // is published.
-            wait: 2 * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
+            wait: calls * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
         })
 }
 
