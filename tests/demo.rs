@@ -107,14 +107,7 @@ async fn the_wecom_demo_signs_a_desktop_in_by_scanning() {
             let b = common::browser(common::DESKTOP_UA, "localhost", gw);
             let qr = b.walk(&format!("{origin}/welcome")).await.pop().unwrap();
             assert!(qr.body.contains("企业微信登录"), "{}", qr.body);
-            let start = qr.body.find("data-scan=\"").unwrap() + 11;
-            let scan = qr.body[start..start + qr.body[start..].find('"').unwrap()].to_string();
-            let client = reqwest::Client::new();
-            let at = |path: String| format!("http://{mock}{path}");
-            client.post(at(format!("/mock/qr/scan?scan={scan}&user={user}"))).send().await.unwrap();
-            let status: serde_json::Value =
-                client.get(at(format!("/mock/qr/status?scan={scan}"))).send().await.unwrap().json().await.unwrap();
-            let last = b.walk(status["location"].as_str().unwrap()).await.pop().unwrap();
+            let last = b.walk(&common::scan_qr(&format!("http://{mock}"), &qr, user).await).await.pop().unwrap();
             (b, last)
         }
     };

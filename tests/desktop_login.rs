@@ -29,17 +29,8 @@ fn website_setup(keys: &str) -> Setup {
 /// Walks `path` on a desktop browser to the mock's QR page, scans it as `user`, and follows
 /// where the page goes: the pages after the scan.
 async fn scan_in(h: &Harness, b: &Browser, path: &str, user: &str) -> Vec<Page> {
-    let pages = b.walk(&h.url(path)).await;
-    let qr = pages.last().unwrap();
-    let start = qr.body.find("data-scan=\"").unwrap_or_else(|| panic!("no QR page: {pages:?}")) + 11;
-    let scan = &qr.body[start..start + qr.body[start..].find('"').unwrap()];
-    let client = reqwest::Client::new();
-    let scanned = client.post(h.mock_url(&format!("/mock/qr/scan?scan={scan}&user={user}"))).send().await.unwrap();
-    assert_eq!(scanned.status(), 200);
-    let status: serde_json::Value =
-        client.get(h.mock_url(&format!("/mock/qr/status?scan={scan}"))).send().await.unwrap().json().await.unwrap();
-    let location = status["location"].as_str().unwrap_or_else(|| panic!("not scanned: {status}"));
-    b.walk(location).await
+    let qr = b.walk(&h.url(path)).await.pop().unwrap();
+    b.walk(&scan_qr(&h.mock_url(""), &qr, user).await).await
 }
 
 #[tokio::test]
@@ -114,21 +105,10 @@ async fn a_code_of_the_website_app_is_not_the_accounts() {
     // A phone login whose callback is handed a code minted for the website app's page.
     let callback = phone.callback_url(&h.url("/")).await;
     let desktop = h.browser_with_ua(DESKTOP_UA);
-    let pages = desktop.walk(&h.url("/")).await;
-    let qr = pages.last().unwrap();
-    let start = qr.body.find("data-scan=\"").unwrap() + 11;
-    let scan = &qr.body[start..start + qr.body[start..].find('"').unwrap()];
-    let client = reqwest::Client::new();
-    client.post(h.mock_url(&format!("/mock/qr/scan?scan={scan}&user=alice"))).send().await.unwrap();
-    let status: serde_json::Value =
-        client.get(h.mock_url(&format!("/mock/qr/status?scan={scan}"))).send().await.unwrap().json().await.unwrap();
-    let website_code = url::Url::parse(status["location"].as_str().unwrap())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let qr = desktop.walk(&h.url("/")).await.pop().unwrap();
+    let location = scan_qr(&h.mock_url(""), &qr, "alice").await;
+    let website_code =
+        url::Url::parse(&location).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
     let mut swapped = url::Url::parse(&callback).unwrap();
     let state: String = swapped.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
     swapped.query_pairs_mut().clear().append_pair("code", &website_code).append_pair("state", &state);

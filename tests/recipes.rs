@@ -142,13 +142,7 @@ async fn the_recipes_accept_wecom_and_desktop_tokens() {
     let w = Harness::with_files(setup, &[("k.pem", &pem)]).await;
     let b = w.browser_with_ua(DESKTOP_UA);
     let qr = b.walk(&w.url("/")).await.pop().unwrap();
-    let start = qr.body.find("data-scan=\"").expect("the QR page") + 11;
-    let scan = &qr.body[start..start + qr.body[start..].find('"').unwrap()];
-    let client = reqwest::Client::new();
-    client.post(w.mock_url(&format!("/mock/qr/scan?scan={scan}&user=alice"))).send().await.unwrap();
-    let status: serde_json::Value =
-        client.get(w.mock_url(&format!("/mock/qr/status?scan={scan}"))).send().await.unwrap().json().await.unwrap();
-    assert_eq!(b.walk(status["location"].as_str().unwrap()).await.last().unwrap().status, 200);
+    assert_eq!(b.walk(&scan_qr(&w.mock_url(""), &qr, "alice").await).await.last().unwrap().status, 200);
     cases.push((
         format!("http://{}/.gateway/jwks.json", w.gateway_addr),
         w.last_token(),

@@ -25,7 +25,7 @@ pub use hosts::AppHost;
 pub use limits::{EscapedSlashes, PathRules};
 pub use load::{load_file, parse_str, Loaded};
 pub use operate::{AdminConfig, Hsts, LogConfig, LogFormat, ServerCert, TlsConfig};
-pub use provider::{DesktopLogin, Provider, Website};
+pub use provider::{DesktopLogin, Provider, TokenApi, Website, WechatConfig};
 pub use reader::ConfigError;
 pub use state::{RedisConfig, StateConfig};
 
@@ -167,50 +167,6 @@ impl IpNet {
 fn masked(net: u128, addr: u128, prefix: u8, bits: u8) -> bool {
     let shift = u32::from(bits.saturating_sub(prefix));
     shift >= u32::from(bits) || net.checked_shr(shift) == addr.checked_shr(shift)
-}
-
-/// The WeChat Official Account and where its endpoints are.
-#[derive(Debug, Clone)]
-pub struct WechatConfig {
-    pub appid: String,
-    /// `None` only where logins run elsewhere ([`App::logins_here`] is false).
-    pub secret: Option<Secret>,
-    pub scope: Scope,
-    /// `https://open.weixin.qq.com/connect/oauth2/authorize` unless pointed at a mock.
-    pub authorize_url: Url,
-    /// `https://api.weixin.qq.com` unless pointed at a mock.
-    pub api_base: Url,
-    pub connect_timeout: Duration,
-    pub timeout: Duration,
-    /// Which API fetches the account's global access_token.
-    pub token_api: TokenApi,
-    /// The JS-SDK that `<prefix>/jssdk.js` loads on a page that has not loaded it itself.
-    pub jssdk_url: Url,
-    /// WeChat's Official Account, or a WeCom app (then `appid` is the corp id and `secret`
-    /// the app's corpsecret).
-    pub provider: Provider,
-    /// Desktop sign-in by QR code, when the app offers it.
-    pub desktop: Option<DesktopLogin>,
-}
-
-impl WechatConfig {
-    /// What the account's global credentials are kept under: the appid, or for a WeCom app
-    /// `corpid/agentid` (each app of a corp has a secret and a token of its own).
-    pub fn account_key(&self) -> String {
-        match &self.provider {
-            Provider::Wechat => self.appid.clone(),
-            Provider::Wecom { agentid } => format!("{}/{agentid}", self.appid),
-        }
-    }
-}
-
-/// The API that fetches an account's global access_token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenApi {
-    /// `POST /cgi-bin/stable_token`: callers never invalidate each other's token (the default).
-    Stable,
-    /// `GET /cgi-bin/token`: every call replaces the token; the previous one dies 5 minutes later.
-    Classic,
 }
 
 /// Session and login cookies.

@@ -1,5 +1,6 @@
-//! Who logs an app's users in: a WeChat Official Account (`[wechat]`, the default) or a WeCom
-//! self-built app (`provider = "wecom"`, `[wecom]`); and the desktop sign-in by QR code that
+//! Who logs an app's users in, as one [`WechatConfig`] (the account): a WeChat Official
+//! Account (`[wechat]`, the default) or a WeCom self-built app (`provider = "wecom"`,
+//! `[wecom]`); and the desktop sign-in by QR code that
 //! either may offer instead of the "open in WeChat" page (`desktop_login = true`; for WeChat,
 //! with the open platform's website app in `[wechat.website]`).
 
@@ -9,8 +10,9 @@ use url::Url;
 
 use super::reader::Table;
 use super::secrets::SecretLoader;
+use super::sections::{account_secret, check_id};
 use super::values::parse_http_url;
-use super::{Scope, TokenApi, WechatConfig};
+use super::Scope;
 use crate::util::duration;
 use crate::util::secret::Secret;
 
@@ -18,6 +20,50 @@ const WECOM_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/aut
 const WECOM_API_BASE: &str = "https://qyapi.weixin.qq.com";
 const WECOM_QR_URL: &str = "https://login.work.weixin.qq.com/wwlogin/sso/login";
 const WEBSITE_QR_URL: &str = "https://open.weixin.qq.com/connect/qrconnect";
+
+/// The account an app's users log in with, and where its endpoints are: the WeChat Official
+/// Account, or for a WeCom app the corp (`appid` its corp id, `secret` the app's Secret).
+#[derive(Debug, Clone)]
+pub struct WechatConfig {
+    pub appid: String,
+    /// `None` only where logins run elsewhere ([`super::App::logins_here`] is false).
+    pub secret: Option<Secret>,
+    pub scope: Scope,
+    /// `https://open.weixin.qq.com/connect/oauth2/authorize` unless pointed at a mock.
+    pub authorize_url: Url,
+    /// `https://api.weixin.qq.com` unless pointed at a mock.
+    pub api_base: Url,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    /// Which API fetches the account's global access_token.
+    pub token_api: TokenApi,
+    /// The JS-SDK that `<prefix>/jssdk.js` loads on a page that has not loaded it itself.
+    pub jssdk_url: Url,
+    /// WeChat's Official Account, or a WeCom app.
+    pub provider: Provider,
+    /// Desktop sign-in by QR code, when the app offers it.
+    pub desktop: Option<DesktopLogin>,
+}
+
+impl WechatConfig {
+    /// What the account's global credentials are kept under: the appid, or for a WeCom app
+    /// `corpid/agentid` (each app of a corp has a secret and a token of its own).
+    pub fn account_key(&self) -> String {
+        match &self.provider {
+            Provider::Wechat => self.appid.clone(),
+            Provider::Wecom { agentid } => format!("{}/{agentid}", self.appid),
+        }
+    }
+}
+
+/// The API that fetches an account's global access_token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `POST /cgi-bin/stable_token`: callers never invalidate each other's token (the default).
+    Stable,
+    /// `GET /cgi-bin/token`: every call replaces the token; the previous one dies 5 minutes later.
+    Classic,
+}
 
 /// Who logs an app's users in.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -60,15 +106,6 @@ pub struct Website {
     pub secret: Secret,
 }
 
-/// An AppID, corp id or agent id: letters and digits only.
-fn check_id(t: &Table, key: &str, value: &Option<String>, what: &str) {
-    if let Some(v) = value {
-        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            t.error(key, format!("must be {what} (letters and digits)"));
-        }
-    }
-}
-
 /// `desktop_login` and, for WeChat, `[wechat.website]`: `Some(None)` when desktop sign-in is
 /// off; `None` when something is wrong (reported).
 pub(super) fn wechat_desktop(t: &mut Table, secrets: &SecretLoader) -> Option<Option<DesktopLogin>> {
@@ -89,7 +126,7 @@ pub(super) fn wechat_desktop(t: &mut Table, secrets: &SecretLoader) -> Option<Op
         }
         (true, Some(mut w)) => {
             let appid: Option<String> = w.req("appid");
-            check_id(&w, "appid", &appid, "the website app's AppID, like wx1234567890abcdef");
+            check_id(&w, "appid", &appid, "the website app's AppID (letters and digits, like wx1234567890abcdef)");
             let secret = w.secret("secret").and_then(|s| secrets.load(s, &w.path_of("secret"), 1));
             let qr_url = w
                 .parsed("qr_login_url", parse_http_url)
@@ -105,7 +142,12 @@ pub(super) fn wechat_desktop(t: &mut Table, secrets: &SecretLoader) -> Option<Op
 /// account the app logs in with (`appid` is the corp id, `secret` the app's corpsecret).
 pub(super) fn wecom_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
     let corpid: Option<String> = t.req("corpid");
-    check_id(&t, "corpid", &corpid, "the corp's ID (我的企业 > 企业信息 > 企业ID, like ww1234567890abcdef)");
+    check_id(
+        &t,
+        "corpid",
+        &corpid,
+        "the corp's ID (letters and digits: 我的企业 > 企业信息 > 企业ID, like ww1234567890abcdef)",
+    );
     let agentid: Option<String> = match t.opt::<toml::Value>("agentid") {
         Some(toml::Value::Integer(n)) if n > 0 => Some(n.to_string()),
         Some(toml::Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Some(s),
@@ -118,15 +160,7 @@ pub(super) fn wecom_section(mut t: Table, secrets: &SecretLoader, logins_here: b
             None
         }
     };
-    let secret = if logins_here {
-        Some(t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1)))
-    } else {
-        if t.has("secret") {
-            t.error("secret", "is not needed with logins = \"elsewhere\": this gateway never exchanges a code");
-        }
-        t.opt::<toml::Value>("secret");
-        None
-    };
+    let secret = account_secret(&mut t, secrets, logins_here);
     if let Some(scope) = t.opt::<String>("scope").filter(|s| s != "snsapi_base") {
         t.error("scope", format!("{scope:?}: WeCom's silent login is snsapi_base (the only scope offered here)"));
     }
@@ -140,13 +174,9 @@ pub(super) fn wecom_section(mut t: Table, secrets: &SecretLoader, logins_here: b
     let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
     let desktop = t.opt::<bool>("desktop_login").unwrap_or(false).then_some(DesktopLogin { qr_url, website: None });
     t.finish();
-    let secret = match secret {
-        Some(loaded) => Some(loaded?),
-        None => None,
-    };
     Some(WechatConfig {
         appid: corpid?,
-        secret,
+        secret: secret?,
         scope: Scope::Base,
         authorize_url,
         api_base,

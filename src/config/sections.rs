@@ -21,20 +21,8 @@ pub(super) const DEFAULT_JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixi
 /// `[wechat]`; without the AppSecret when this gateway never runs the app's logins.
 pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
     let appid: Option<String> = t.req("appid");
-    if let Some(a) = &appid {
-        if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            t.error("appid", "must be the account's AppID (letters and digits, like wx1234567890abcdef)");
-        }
-    }
-    let secret = if logins_here {
-        Some(t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1)))
-    } else {
-        if t.has("secret") {
-            t.error("secret", "is not needed with logins = \"elsewhere\": this gateway never exchanges a code");
-        }
-        t.opt::<toml::Value>("secret");
-        None
-    };
+    check_id(&t, "appid", &appid, "the account's AppID (letters and digits, like wx1234567890abcdef)");
+    let secret = account_secret(&mut t, secrets, logins_here);
     let scope = t.parsed("scope", parse_scope).unwrap_or(Scope::Base);
     let authorize_url = t
         .parsed("authorize_url", parse_http_url)
@@ -56,13 +44,9 @@ pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: 
         t.parsed("jssdk_url", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_JSSDK_URL).expect("constant URL"));
     let desktop = super::provider::wechat_desktop(&mut t, secrets);
     t.finish();
-    let secret = match secret {
-        Some(loaded) => Some(loaded?),
-        None => None,
-    };
     Some(WechatConfig {
         appid: appid?,
-        secret,
+        secret: secret?,
         scope,
         authorize_url,
         api_base,
@@ -73,6 +57,26 @@ pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: 
         provider: Provider::Wechat,
         desktop: desktop?,
     })
+}
+
+/// The account's `secret`: `Some(None)` where logins run elsewhere (and none is given);
+/// `None` when it is missing or unreadable (reported).
+pub(super) fn account_secret(t: &mut Table, secrets: &SecretLoader, logins_here: bool) -> Option<Option<Secret>> {
+    if logins_here {
+        return t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1)).map(Some);
+    }
+    if t.has("secret") {
+        t.error("secret", "is not needed with logins = \"elsewhere\": this gateway never exchanges a code");
+    }
+    t.opt::<toml::Value>("secret");
+    Some(None)
+}
+
+/// An AppID, corp id or agent id: letters and digits only; `what` says which, for its error.
+pub(super) fn check_id(t: &Table, key: &str, value: &Option<String>, what: &str) {
+    if value.as_ref().is_some_and(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        t.error(key, format!("must be {what}"));
+    }
 }
 
 pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<SessionConfig> {

@@ -462,3 +462,16 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     .await;
     done.into_iter().map(|d| d.expect("every future is done")).collect()
 }
+
+/// Scans the mock's QR sign-in page `qr` with the phone of `user`, at the mock whose base URL
+/// is `mock`: where the page goes next (the gateway's callback with a code).
+pub async fn scan_qr(mock: &str, qr: &Page, user: &str) -> String {
+    let start = qr.body.find("data-scan=\"").unwrap_or_else(|| panic!("not a QR page: {}", qr.body)) + 11;
+    let scan = &qr.body[start..start + qr.body[start..].find('"').unwrap()];
+    let client = reqwest::Client::new();
+    let scanned = client.post(format!("{mock}/mock/qr/scan?scan={scan}&user={user}")).send().await.unwrap();
+    assert_eq!(scanned.status(), 200);
+    let status: serde_json::Value =
+        client.get(format!("{mock}/mock/qr/status?scan={scan}")).send().await.unwrap().json().await.unwrap();
+    status["location"].as_str().unwrap_or_else(|| panic!("not scanned: {status}")).to_string()
+}
