@@ -5,12 +5,49 @@ use http::Response;
 use pingora::http::RequestHeader;
 use url::Url;
 
+use super::wecom::state_ok;
 use super::{text, Code, MockWechat};
 use crate::http::cookies;
 use crate::util::clock::base62_nonce;
 
-/// The one parameter order WeChat's regex accepts; anything else may only follow `state`.
-const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "state"];
+/// The one parameter order WeChat accepts; anything else may only follow `state`.
+pub(super) const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "state"];
+
+/// What WeChat says of parameters missing or out of [`ORDER`].
+pub(super) const OUT_OF_ORDER: &str =
+    "parameters missing or out of order (appid, redirect_uri, response_type, scope, state)";
+
+/// A query's `name=value` pairs as sent, in order, not decoded.
+pub(super) fn raw_pairs(query: &str) -> Vec<(&str, &str)> {
+    query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect()
+}
+
+/// The values of the first five `pairs` when they are named as [`ORDER`] says.
+pub(super) fn in_order<'a>(pairs: &[(&'a str, &'a str)]) -> Option<[&'a str; 5]> {
+    let named = pairs.len() >= ORDER.len() && pairs.iter().map(|(k, _)| *k).take(ORDER.len()).eq(ORDER);
+    named.then(|| [0, 1, 2, 3, 4].map(|i| pairs[i].1))
+}
+
+/// WeChat's refusal of an empty `redirect_uri`, `scope` or `state`, or of a `response_type`
+/// other than `code`, in the order it checks them (after the appid).
+pub(super) fn missing(
+    redirect: &str,
+    response_type: &str,
+    scope: &str,
+    state: &str,
+) -> Option<(i64, &'static str, &'static str)> {
+    if redirect.is_empty() {
+        Some((10011, "redirect_uri 参数为空", "redirect_uri is empty"))
+    } else if scope.is_empty() {
+        Some((10010, "scope 参数为空", "scope is empty"))
+    } else if state.is_empty() {
+        Some((10013, "state 参数为空", "state is empty"))
+    } else if response_type != "code" {
+        Some((10005, "response_type 参数错误", "response_type must be code"))
+    } else {
+        None
+    }
+}
 
 impl MockWechat {
     pub(super) fn authorize(&self, req: &RequestHeader, query: &str) -> Response<Vec<u8>> {
@@ -19,34 +56,17 @@ impl MockWechat {
         if !self.cfg.any_browser && !ua.contains("MicroMessenger") {
             return error_page(None, "请在微信客户端打开链接", "Open this link in the WeChat client");
         }
-        let pairs: Vec<(&str, &str)> =
-            query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect();
-        let names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
-        if names.len() < ORDER.len() || names[..ORDER.len()] != ORDER {
-            return error_page(
-                Some(10005),
-                "Scope 参数错误或没有 Scope 权限",
-                "parameters missing or out of order (appid, redirect_uri, response_type, scope, state)",
-            );
-        }
-        let [appid, redirect_raw, response_type, scope, state] = [0, 1, 2, 3, 4].map(|i| pairs[i].1);
+        let Some([appid, redirect_raw, response_type, scope, state]) = in_order(&raw_pairs(query)) else {
+            return error_page(Some(10005), "Scope 参数错误或没有 Scope 权限", OUT_OF_ORDER);
+        };
         if appid.is_empty() {
             return error_page(Some(10012), "appid 参数为空", "appid is empty");
         }
         if appid != self.cfg.appid {
             return error_page(Some(10016), "appid 参数错误", "unknown appid");
         }
-        if redirect_raw.is_empty() {
-            return error_page(Some(10011), "redirect_uri 参数为空", "redirect_uri is empty");
-        }
-        if scope.is_empty() {
-            return error_page(Some(10010), "scope 参数为空", "scope is empty");
-        }
-        if state.is_empty() {
-            return error_page(Some(10013), "state 参数为空", "state is empty");
-        }
-        if response_type != "code" {
-            return error_page(Some(10005), "response_type 参数错误", "response_type must be code");
+        if let Some((code, zh, en)) = missing(redirect_raw, response_type, scope, state) {
+            return error_page(Some(code), zh, en);
         }
         if scope != "snsapi_base" && scope != "snsapi_userinfo" {
             return error_page(
@@ -55,7 +75,7 @@ impl MockWechat {
                 "scope must be snsapi_base or snsapi_userinfo",
             );
         }
-        if state.len() > 128 || !state.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !state_ok(state) {
             return error_page(None, "state 参数错误", "state must be at most 128 characters of [A-Za-z0-9]");
         }
         let redirect = match self.check_redirect(redirect_raw) {
@@ -148,10 +168,18 @@ pub(super) fn callback_location(redirect: &Url, code: Option<&str>, state: &str)
 
 /// WeChat's error page: HTML with status 200, no redirect.
 pub(super) fn error_page(errcode: Option<i64>, zh: &str, en: &str) -> Response<Vec<u8>> {
+    refusal_page("微信网页授权 (mock)", errcode, zh, en)
+}
+
+/// An error page titled `title`, as WeChat and WeCom show them: HTML with status 200, no
+/// redirect.
+pub(super) fn refusal_page(title: &str, errcode: Option<i64>, zh: &str, en: &str) -> Response<Vec<u8>> {
     let code = errcode.map_or(String::new(), |c| format!("<p>错误码 errcode: {c}</p>"));
     let body = format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>微信网页授权 (mock)</title></head><body><h1>{}</h1><p>{}</p>{code}</body></html>",
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title></head><body><h1>{}</h1><p>{}</p>{code}</body></html>",
+        crate::pages::escape(title),
         crate::pages::escape(zh),
         crate::pages::escape(en)
     );

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use http::Response;
 
 use super::api::profile;
-use super::authorize::{check_redirect, error_page};
+use super::authorize::{check_redirect, error_page, in_order, missing, raw_pairs, OUT_OF_ORDER};
 use super::qr::Provider;
-use super::wecom::{raw_pairs, state_ok};
+use super::wecom::state_ok;
 use super::{param, text, MockWechat};
 use crate::util::clock::base62_nonce;
 
@@ -26,9 +26,6 @@ pub struct MockWebsite {
 
 /// Website codes live this long, as at WeChat (the Official Account's: five minutes).
 pub const WEBSITE_CODE_LIFETIME_SECS: u64 = 600;
-
-/// The one parameter order WeChat accepts; anything else may only follow `state`.
-const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "state"];
 
 struct WebCode {
     user: String,
@@ -63,33 +60,17 @@ impl MockWechat {
 
     /// `GET /connect/qrconnect?appid=&redirect_uri=&response_type=code&scope=snsapi_login&state=`.
     pub(super) fn qrconnect(&self, query: &str) -> Response<Vec<u8>> {
-        let pairs = raw_pairs(query);
-        let names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
-        if names.len() < ORDER.len() || names[..ORDER.len()] != ORDER {
-            return error_page(
-                Some(10005),
-                "Scope 参数错误或没有 Scope 权限",
-                "parameters missing or out of order (appid, redirect_uri, response_type, scope, state)",
-            );
-        }
-        let [appid, redirect_raw, response_type, scope, state] = [0, 1, 2, 3, 4].map(|i| pairs[i].1);
+        let Some([appid, redirect_raw, response_type, scope, state]) = in_order(&raw_pairs(query)) else {
+            return error_page(Some(10005), "Scope 参数错误或没有 Scope 权限", OUT_OF_ORDER);
+        };
         if appid.is_empty() {
             return error_page(Some(10012), "appid 参数为空", "appid is empty");
         }
         let Some(website) = self.cfg.website.as_ref().filter(|w| w.appid == appid) else {
             return error_page(None, "appid 参数错误", "appid is not a website app's");
         };
-        if redirect_raw.is_empty() {
-            return error_page(Some(10011), "redirect_uri 参数为空", "redirect_uri is empty");
-        }
-        if scope.is_empty() {
-            return error_page(Some(10010), "scope 参数为空", "scope is empty");
-        }
-        if state.is_empty() {
-            return error_page(Some(10013), "state 参数为空", "state is empty");
-        }
-        if response_type != "code" {
-            return error_page(Some(10005), "response_type 参数错误", "response_type must be code");
+        if let Some((code, zh, en)) = missing(redirect_raw, response_type, scope, state) {
+            return error_page(Some(code), zh, en);
         }
         if scope != "snsapi_login" {
             return error_page(Some(10005), "Scope 参数错误或没有 Scope 权限", "scope must be snsapi_login");

@@ -10,7 +10,9 @@ use pingora::http::RequestHeader;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::authorize::{callback_location, check_redirect, RedirectRefusal};
+use super::authorize::{
+    callback_location, check_redirect, in_order, raw_pairs, refusal_page, RedirectRefusal, ORDER, OUT_OF_ORDER,
+};
 use super::qr::Provider;
 use super::{param, text, MockWechat};
 
@@ -64,14 +66,6 @@ pub fn external_userid(corpid: &str, user: &str) -> String {
     s
 }
 
-/// WeCom's authorize parameters, in the one order it accepts; `agentid` may follow `state`.
-const ORDER: [&str; 5] = ["appid", "redirect_uri", "response_type", "scope", "state"];
-
-/// The query's pairs as sent (not decoded).
-pub(super) fn raw_pairs(query: &str) -> Vec<(&str, &str)> {
-    query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).collect()
-}
-
 /// `[A-Za-z0-9]{1,128}`, WeChat's and WeCom's state.
 pub(super) fn state_ok(state: &str) -> bool {
     (1..=128).contains(&state.len()) && state.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -105,20 +99,15 @@ impl MockWechat {
                 "Open this link in the WeCom (企业微信) client; WeChat or another browser cannot open it",
             );
         }
+        // WeChat's order, then `agentid`.
         let pairs = raw_pairs(query);
-        let names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
-        if names.len() < ORDER.len() || names[..ORDER.len()] != ORDER {
-            return corp_page(
-                None,
-                "参数错误",
-                "parameters missing or out of order (appid, redirect_uri, response_type, scope, state, agentid)",
-            );
-        }
+        let Some([_, redirect_raw, response_type, scope, state]) = in_order(&pairs) else {
+            return corp_page(None, "参数错误", OUT_OF_ORDER);
+        };
         let agentid = pairs.get(ORDER.len()).filter(|(k, _)| *k == "agentid").map(|(_, v)| *v);
-        if agentid.is_none() && names.contains(&"agentid") {
+        if agentid.is_none() && pairs.iter().any(|(k, _)| *k == "agentid") {
             return corp_page(None, "参数错误", "agentid must come right after state");
         }
-        let [_, redirect_raw, response_type, scope, state] = [0, 1, 2, 3, 4].map(|i| pairs[i].1);
         if let Some(a) = agentid.filter(|a| *a != corp.agentid) {
             let en = if a.is_empty() { "agentid is empty" } else { "agentid is not this corp's app" };
             return corp_page(Some(40056), "应用不存在或 agentid 错误", en);
@@ -200,15 +189,7 @@ impl MockWechat {
 
 /// WeCom's error page: HTML with status 200, no redirect.
 pub(super) fn corp_page(errcode: Option<i64>, zh: &str, en: &str) -> Page {
-    let code = errcode.map_or(String::new(), |c| format!("<p>错误码 errcode: {c}</p>"));
-    let body = format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>企业微信 WeCom (mock)</title></head><body><h1>{}</h1><p>{}</p>{code}</body></html>",
-        crate::pages::escape(zh),
-        crate::pages::escape(en)
-    );
-    text(200, "text/html; charset=utf-8", body)
+    refusal_page("企业微信 WeCom (mock)", errcode, zh, en)
 }
 
 #[cfg(test)]
