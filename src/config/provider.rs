@@ -10,8 +10,7 @@ use url::Url;
 
 use super::reader::Table;
 use super::secrets::SecretLoader;
-use super::sections::{account_secret, check_id};
-use super::values::parse_http_url;
+use super::values::{parse_http_url, parse_scope};
 use super::Scope;
 use crate::util::duration;
 use crate::util::secret::Secret;
@@ -20,6 +19,71 @@ const WECOM_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/aut
 const WECOM_API_BASE: &str = "https://qyapi.weixin.qq.com";
 const WECOM_QR_URL: &str = "https://login.work.weixin.qq.com/wwlogin/sso/login";
 const WEBSITE_QR_URL: &str = "https://open.weixin.qq.com/connect/qrconnect";
+
+const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
+const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+const DEFAULT_JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
+
+/// `[wechat]`; without the AppSecret when this gateway never runs the app's logins.
+pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
+    let appid: Option<String> = t.req("appid");
+    check_id(&t, "appid", &appid, "the account's AppID (letters and digits, like wx1234567890abcdef)");
+    let secret = account_secret(&mut t, secrets, logins_here);
+    let scope = t.parsed("scope", parse_scope).unwrap_or(Scope::Base);
+    let authorize_url = t
+        .parsed("authorize_url", parse_http_url)
+        .unwrap_or_else(|| Url::parse(DEFAULT_AUTHORIZE_URL).expect("constant URL"));
+    let api_base =
+        t.parsed("api_base", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_API_BASE).expect("constant URL"));
+    let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(2));
+    let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
+    let token_api = t
+        .parsed("token_api", |s| match s {
+            "stable_token" => Ok(TokenApi::Stable),
+            "token" => Ok(TokenApi::Classic),
+            _ => Err(format!(
+                "{s:?} must be \"stable_token\" (the default: replicas and other servers never invalidate each other's token) or \"token\""
+            )),
+        })
+        .unwrap_or(TokenApi::Stable);
+    let jssdk_url =
+        t.parsed("jssdk_url", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_JSSDK_URL).expect("constant URL"));
+    let desktop = super::provider::wechat_desktop(&mut t, secrets);
+    t.finish();
+    Some(WechatConfig {
+        appid: appid?,
+        secret: secret?,
+        scope,
+        authorize_url,
+        api_base,
+        connect_timeout,
+        timeout,
+        token_api,
+        jssdk_url,
+        provider: Provider::Wechat,
+        desktop: desktop?,
+    })
+}
+
+/// The account's `secret`: `Some(None)` where logins run elsewhere (and none is given);
+/// `None` when it is missing or unreadable (reported).
+pub(super) fn account_secret(t: &mut Table, secrets: &SecretLoader, logins_here: bool) -> Option<Option<Secret>> {
+    if logins_here {
+        return t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1)).map(Some);
+    }
+    if t.has("secret") {
+        t.error("secret", "is not needed with logins = \"elsewhere\": this gateway never exchanges a code");
+    }
+    t.opt::<toml::Value>("secret");
+    Some(None)
+}
+
+/// An AppID, corp id or agent id: letters and digits only; `what` says which, for its error.
+pub(super) fn check_id(t: &Table, key: &str, value: &Option<String>, what: &str) {
+    if value.as_ref().is_some_and(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        t.error(key, format!("must be {what}"));
+    }
+}
 
 /// The account an app's users log in with, and where its endpoints are: the WeChat Official
 /// Account, or for a WeCom app the corp (`appid` its corp id, `secret` the app's Secret).
@@ -183,7 +247,7 @@ pub(super) fn wecom_section(mut t: Table, secrets: &SecretLoader, logins_here: b
         connect_timeout,
         timeout,
         token_api: TokenApi::Stable,
-        jssdk_url: Url::parse(super::sections::DEFAULT_JSSDK_URL).expect("constant URL"),
+        jssdk_url: Url::parse(DEFAULT_JSSDK_URL).expect("constant URL"),
         provider: Provider::Wecom { agentid: agentid? },
         desktop,
     })

@@ -1,10 +1,9 @@
-//! Readers for the `[wechat]`, `[session]`, `[token]` and `[[routes]]` tables.
+//! Readers for the `[session]`, `[token]` and `[[routes]]` tables.
 
 use std::path::Path;
 use std::time::Duration;
 
 use http::HeaderName;
-use url::Url;
 
 use super::reader::{secret_from, Table};
 use super::secrets::SecretLoader;
@@ -13,71 +12,6 @@ use super::*;
 use crate::session::seal::MIN_SECRET_LEN;
 use crate::util::duration;
 use crate::util::secret::{Secret, SecretSource};
-
-const DEFAULT_AUTHORIZE_URL: &str = "https://open.weixin.qq.com/connect/oauth2/authorize";
-const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
-pub(super) const DEFAULT_JSSDK_URL: &str = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
-
-/// `[wechat]`; without the AppSecret when this gateway never runs the app's logins.
-pub(super) fn wechat_section(mut t: Table, secrets: &SecretLoader, logins_here: bool) -> Option<WechatConfig> {
-    let appid: Option<String> = t.req("appid");
-    check_id(&t, "appid", &appid, "the account's AppID (letters and digits, like wx1234567890abcdef)");
-    let secret = account_secret(&mut t, secrets, logins_here);
-    let scope = t.parsed("scope", parse_scope).unwrap_or(Scope::Base);
-    let authorize_url = t
-        .parsed("authorize_url", parse_http_url)
-        .unwrap_or_else(|| Url::parse(DEFAULT_AUTHORIZE_URL).expect("constant URL"));
-    let api_base =
-        t.parsed("api_base", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_API_BASE).expect("constant URL"));
-    let connect_timeout = t.parsed("connect_timeout", duration::parse).unwrap_or(Duration::from_secs(2));
-    let timeout = t.parsed("timeout", duration::parse).unwrap_or(Duration::from_secs(5));
-    let token_api = t
-        .parsed("token_api", |s| match s {
-            "stable_token" => Ok(TokenApi::Stable),
-            "token" => Ok(TokenApi::Classic),
-            _ => Err(format!(
-                "{s:?} must be \"stable_token\" (the default: replicas and other servers never invalidate each other's token) or \"token\""
-            )),
-        })
-        .unwrap_or(TokenApi::Stable);
-    let jssdk_url =
-        t.parsed("jssdk_url", parse_http_url).unwrap_or_else(|| Url::parse(DEFAULT_JSSDK_URL).expect("constant URL"));
-    let desktop = super::provider::wechat_desktop(&mut t, secrets);
-    t.finish();
-    Some(WechatConfig {
-        appid: appid?,
-        secret: secret?,
-        scope,
-        authorize_url,
-        api_base,
-        connect_timeout,
-        timeout,
-        token_api,
-        jssdk_url,
-        provider: Provider::Wechat,
-        desktop: desktop?,
-    })
-}
-
-/// The account's `secret`: `Some(None)` where logins run elsewhere (and none is given);
-/// `None` when it is missing or unreadable (reported).
-pub(super) fn account_secret(t: &mut Table, secrets: &SecretLoader, logins_here: bool) -> Option<Option<Secret>> {
-    if logins_here {
-        return t.secret("secret").and_then(|s| secrets.load(s, &t.path_of("secret"), 1)).map(Some);
-    }
-    if t.has("secret") {
-        t.error("secret", "is not needed with logins = \"elsewhere\": this gateway never exchanges a code");
-    }
-    t.opt::<toml::Value>("secret");
-    Some(None)
-}
-
-/// An AppID, corp id or agent id: letters and digits only; `what` says which, for its error.
-pub(super) fn check_id(t: &Table, key: &str, value: &Option<String>, what: &str) {
-    if value.as_ref().is_some_and(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric())) {
-        t.error(key, format!("must be {what}"));
-    }
-}
 
 pub(super) fn session_section(mut t: Table, secrets: &SecretLoader) -> Option<SessionConfig> {
     let keys_path = t.path_of("keys");

@@ -5,7 +5,6 @@ use http::Response;
 use pingora::http::RequestHeader;
 use url::Url;
 
-use super::wecom::state_ok;
 use super::{text, Code, MockWechat};
 use crate::http::cookies;
 use crate::util::clock::base62_nonce;
@@ -26,6 +25,11 @@ pub(super) fn raw_pairs(query: &str) -> Vec<(&str, &str)> {
 pub(super) fn in_order<'a>(pairs: &[(&'a str, &'a str)]) -> Option<[&'a str; 5]> {
     let named = pairs.len() >= ORDER.len() && pairs.iter().map(|(k, _)| *k).take(ORDER.len()).eq(ORDER);
     named.then(|| [0, 1, 2, 3, 4].map(|i| pairs[i].1))
+}
+
+/// `[A-Za-z0-9]{1,128}`, WeChat's and WeCom's state.
+pub(super) fn state_ok(state: &str) -> bool {
+    (1..=128).contains(&state.len()) && state.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// WeChat's refusal of an empty `redirect_uri`, `scope` or `state`, or of a `response_type`

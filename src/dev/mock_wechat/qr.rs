@@ -8,7 +8,6 @@ use http::Response;
 use url::Url;
 
 use super::authorize::callback_location;
-use super::wecom::Membership;
 use super::{json, param, text, MockWechat};
 use crate::pages::escape;
 use crate::util::clock::base62_nonce;
@@ -56,8 +55,6 @@ pub(super) struct Scans {
 }
 
 const EXPIRED: &str = "二维码已过期，请刷新页面 · The QR code has expired: reload the page";
-const HIDDEN: &str = "你不在该应用的可见范围内，无法登录 · You are outside this app's visible range and cannot sign in";
-const OUTSIDER: &str = "你不是该企业的成员，无法登录 · You are not a member of this corp and cannot sign in";
 
 impl MockWechat {
     /// Serves a QR page of `provider` that comes back to `redirect` with `state`.
@@ -127,12 +124,9 @@ impl MockWechat {
             taken
         };
         let outcome = match provider {
-            Provider::Corp => match self.cfg.corp.as_ref().map(|c| c.membership(&user)) {
-                Some(Membership::Member) => {
-                    Outcome::Scanned(callback_location(&redirect, Some(&self.issue_corp_code(&user)), &state))
-                }
-                Some(Membership::Hidden) => Outcome::Refused(HIDDEN.into()),
-                Some(Membership::Outsider) | None => Outcome::Refused(OUTSIDER.into()),
+            Provider::Corp => match self.corp_scan(&user) {
+                Ok(code) => Outcome::Scanned(callback_location(&redirect, Some(&code), &state)),
+                Err(refusal) => Outcome::Refused(refusal.into()),
             },
             Provider::Website => {
                 Outcome::Scanned(callback_location(&redirect, Some(&self.issue_website_code(&user)), &state))

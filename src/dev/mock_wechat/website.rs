@@ -9,9 +9,8 @@ use std::collections::HashMap;
 use http::Response;
 
 use super::api::profile;
-use super::authorize::{check_redirect, error_page, in_order, missing, raw_pairs, OUT_OF_ORDER};
+use super::authorize::{check_redirect, error_page, in_order, missing, raw_pairs, state_ok, OUT_OF_ORDER};
 use super::qr::Provider;
-use super::wecom::state_ok;
 use super::{param, text, MockWechat};
 use crate::util::clock::base62_nonce;
 

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::authorize::{
-    callback_location, check_redirect, in_order, raw_pairs, refusal_page, RedirectRefusal, ORDER, OUT_OF_ORDER,
+    callback_location, check_redirect, in_order, raw_pairs, refusal_page, state_ok, RedirectRefusal, ORDER,
+    OUT_OF_ORDER,
 };
 use super::qr::Provider;
 use super::{param, text, MockWechat};
@@ -45,6 +46,22 @@ pub(super) enum Membership {
     Outsider,
 }
 
+impl MockWechat {
+    /// The phone of `user` scans the corp's web login: a code for a member in the app's visible
+    /// range, else WeCom's refusal.
+    pub(super) fn corp_scan(&self, user: &str) -> Result<String, &'static str> {
+        match self.cfg.corp.as_ref().map(|c| c.membership(user)) {
+            Some(Membership::Member) => Ok(self.issue_corp_code(user)),
+            Some(Membership::Hidden) => {
+                Err("你不在该应用的可见范围内，无法登录 · You are outside this app's visible range and cannot sign in")
+            }
+            Some(Membership::Outsider) | None => {
+                Err("你不是该企业的成员，无法登录 · You are not a member of this corp and cannot sign in")
+            }
+        }
+    }
+}
+
 impl MockCorp {
     pub(super) fn membership(&self, user: &str) -> Membership {
         if self.hidden.iter().any(|h| h == user) {
@@ -64,11 +81,6 @@ pub fn external_userid(corpid: &str, user: &str) -> String {
     let mut s = String::from("wm");
     s.push_str(&URL_SAFE_NO_PAD.encode(digest)[..30]);
     s
-}
-
-/// `[A-Za-z0-9]{1,128}`, WeChat's and WeCom's state.
-pub(super) fn state_ok(state: &str) -> bool {
-    (1..=128).contains(&state.len()) && state.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 type Page = Response<Vec<u8>>;
