@@ -4,14 +4,26 @@
 
 mod common;
 
-use std::process::Command;
+use std::time::Duration;
 
-use common::node::{browser_suite, CHROMIUM};
+use common::node::{browser_suite, run_script};
 use common::*;
 use openid_gateway::config::TokenConfig;
 use openid_gateway::dev::demo::DemoApp;
+use openid_gateway::dev::mock_wechat::{unionid, MockWebsite};
 use openid_gateway::serve::server::start_on;
+use openid_gateway::wechat::Subject;
 use pingora::services::listening::Service as ListeningService;
+
+/// How long a browser script may run before it gives up.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// target/browser-screenshots, where the scripts leave their screenshots.
+fn screenshots() -> String {
+    let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    out.to_string_lossy().into_owned()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_end_to_end() {
@@ -33,28 +45,16 @@ async fn headless_chromium_end_to_end() {
     .await;
     let gw = format!("http://{PUBLIC_HOST}:{}", h.gateway_addr.port());
     let app2 = format!("http://shop2.test:{}", h.gateway_addr.port());
-    let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
-    std::fs::create_dir_all(&out).unwrap();
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("e2e.mjs")
-            .current_dir(suite)
-            .env("GW", &gw)
-            .env("MOCK", format!("http://127.0.0.1:{}", h.mock_addr.port()))
-            .env("APP2", &app2)
-            .env("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1, MAP shop2.test 127.0.0.1"))
-            .env("OUT", &out)
-            .env("CHROMIUM", CHROMIUM)
-            .env("LOGIN_LIMIT", "3")
-            .output()
-            .map(|o| (o, h))
-    });
-    let (output, _h) = run.await.unwrap().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser suite failed:\n{stdout}\n{stderr}");
-    let results: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    for check in [
+    let envs = [
+        ("GW", gw),
+        ("MOCK", format!("http://127.0.0.1:{}", h.mock_addr.port())),
+        ("APP2", app2),
+        ("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1, MAP shop2.test 127.0.0.1")),
+        ("OUT", screenshots()),
+        ("LOGIN_LIMIT", "3".into()),
+    ];
+    let run = tokio::task::spawn_blocking(move || run_script(&suite, "e2e.mjs", &envs, DEADLINE)).await.unwrap();
+    run.assert_checks(&[
         "hash_route_kept",
         "app_sees_route",
         "token_verified_by_app",
@@ -75,9 +75,7 @@ async fn headless_chromium_end_to_end() {
         "app_host_via_login_host",
         "app_host_one_exchange",
         "app_host_own_cookie",
-    ] {
-        assert_eq!(results[check], "ok", "{check}: {stdout}");
-    }
+    ]);
 }
 
 /// The JS-SDK in a real browser: a page with a query string and a hash route includes
@@ -118,27 +116,15 @@ async fn headless_chromium_jssdk() {
     let ticket = ticket["ticket"].as_str().unwrap().to_string();
 
     let port = h.gateway_addr.port();
-    let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
-    std::fs::create_dir_all(&out).unwrap();
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("jssdk.mjs")
-            .current_dir(suite)
-            .env("GW", format!("http://{PUBLIC_HOST}:{port}"))
-            .env("OTHER", format!("http://other.test:{port}"))
-            .env("TICKET", &ticket)
-            .env("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1, MAP other.test 127.0.0.1"))
-            .env("OUT", &out)
-            .env("CHROMIUM", CHROMIUM)
-            .output()
-            .map(|o| (o, h))
-    });
-    let (output, h) = run.await.unwrap().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "jssdk browser suite failed:\n{stdout}\n{stderr}");
-    let results: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    for check in [
+    let envs = [
+        ("GW", format!("http://{PUBLIC_HOST}:{port}")),
+        ("OTHER", format!("http://other.test:{port}")),
+        ("TICKET", ticket),
+        ("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1, MAP other.test 127.0.0.1")),
+        ("OUT", screenshots()),
+    ];
+    let run = tokio::task::spawn_blocking(move || run_script(&suite, "jssdk.mjs", &envs, DEADLINE)).await.unwrap();
+    run.assert_checks(&[
         "config_answered",
         "jssdk_ready",
         "signed_url_is_the_pages",
@@ -146,10 +132,120 @@ async fn headless_chromium_jssdk() {
         "hash_route_untouched",
         "unserved_host_refused",
         "refusal_shown",
-    ] {
-        assert_eq!(results[check], "ok", "{check}: {stdout}");
-    }
+    ]);
     let s = h.mock.stats();
     assert!(s.jssdk_ok >= 1, "the mock WeChat accepted the signature: {s:?}");
     assert_eq!((s.tokens_issued, s.tickets_issued), (1, 1), "{s:?}");
+}
+
+/// Runs tests/browser/desktop_qr.mjs for `provider` against `h` (whose public URL is
+/// `http://gw.test:PORT`, the mock allowing the port), and checks what it reports.
+async fn desktop_qr(h: &Harness, provider: &str, checks: &[&str]) -> serde_json::Value {
+    let suite = browser_suite();
+    let envs = [
+        ("GW", format!("http://{PUBLIC_HOST}:{}", h.gateway_addr.port())),
+        ("MOCK", format!("http://127.0.0.1:{}", h.mock_addr.port())),
+        ("PROVIDER", provider.to_string()),
+        ("HOST_RULES", format!("MAP {PUBLIC_HOST} 127.0.0.1")),
+        ("OUT", screenshots()),
+    ];
+    let run = tokio::task::spawn_blocking(move || run_script(&suite, "desktop_qr.mjs", &envs, DEADLINE)).await.unwrap();
+    let common = [
+        "desktop_user_agent",
+        "qr_page_before_scan",
+        "via_gateway_login",
+        "scan_accepted",
+        "landed",
+        "via_callback",
+        "upstream_served",
+        "session_set",
+    ];
+    run.assert_checks(&[&common[..], checks].concat());
+    run.results
+}
+
+/// The claims of the token the upstream got with the page asked for: the one `/desk/` page it
+/// served, with its query.
+fn page_claims(h: &Harness) -> openid_gateway::token::Claims {
+    let pages: Vec<Seen> = h.upstream.seen().into_iter().filter(|s| s.path.starts_with("/desk/")).collect();
+    assert_eq!(pages.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(), ["/desk/page?x=1"]);
+    claims(pages[0].headers["x-openid-token"].to_str().unwrap())
+}
+
+/// A desktop Chromium (its real User-Agent) on a WeCom app with `desktop_login`: the page it
+/// asks for leads to WeCom's web login QR page; alice's scan brings it back signed in as the
+/// member alice, on the page asked for with its query and `#fragment`. carol, a member outside
+/// the app's visible range, is refused on the QR page and stays signed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_desktop_qr_wecom() {
+    let mut setup = wecom_setup("desktop_login = true");
+    setup.apps = setup
+        .apps
+        .map(|a| a.replace(&format!("\"http://{PUBLIC_HOST}\""), &format!("\"http://{PUBLIC_HOST}:GWPORT\"")));
+    setup.mock_allow_port = true;
+    let h = Harness::with(setup).await;
+    let results = desktop_qr(
+        &h,
+        "wecom",
+        &[
+            "hidden_member_refused",
+            "refusal_shown",
+            "refused_stays_on_qr_page",
+            "refused_no_session",
+            "refused_still_signed_out",
+        ],
+    )
+    .await;
+    let c = page_claims(&h);
+    assert_eq!((c.sub.as_str(), c.provider.as_str(), c.sub_type), ("alice", "wecom", Subject::Member), "{c:?}");
+    assert_eq!((c.member, c.corpid.as_deref()), (Some(true), Some(CORPID)), "{c:?}");
+    let at_sign_in = &results["stats"];
+    assert_eq!(
+        (at_sign_in["qr_scans"].as_u64(), at_sign_in["corp_userinfo_calls"].as_u64()),
+        (Some(1), Some(1)),
+        "{at_sign_in}"
+    );
+    // carol's refused scan counts as a scan; WeCom gave no code, so none was exchanged.
+    let s = h.mock.stats();
+    assert_eq!((s.qr_scans, s.corp_userinfo_calls, s.authorizes), (2, 1, 0), "{s:?}");
+}
+
+/// A desktop Chromium on the Official Account with a website app and `desktop_login`: the
+/// page it asks for leads to WeChat's website login QR page; alice's scan brings it back
+/// signed in with the website app's openid of alice and her unionid, on the page asked for
+/// with its query and `#fragment`. The used scan id cannot be scanned again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_desktop_qr_website() {
+    let h = Harness::with(Setup {
+        public_authority: Some(format!("{PUBLIC_HOST}:GWPORT")),
+        mock_allow_port: true,
+        wechat: format!(
+            "desktop_login = true\n[wechat.website]\nappid = \"{WEBSITE_APPID}\"\nsecret = {{ file = \"website.secret\" }}\n\
+             qr_login_url = \"MOCK/connect/qrconnect\"\n"
+        ),
+        website: Some(MockWebsite {
+            appid: WEBSITE_APPID.into(),
+            secret: WEBSITE_SECRET.into(),
+            domains: vec![PUBLIC_HOST.into()],
+        }),
+        ..Setup::default()
+    })
+    .await;
+    let results = desktop_qr(&h, "website", &["used_scan_refused"]).await;
+    let c = page_claims(&h);
+    let openid = h.mock.website_openid_for("alice").expect("the mock plays a website app");
+    assert_eq!(
+        (c.sub.as_str(), c.sub_type, c.appid.as_str()),
+        (openid.as_str(), Subject::WebsiteOpenid, WEBSITE_APPID),
+        "{c:?}"
+    );
+    assert_eq!(c.unionid, Some(unionid("alice")), "{c:?}");
+    let at_sign_in = &results["stats"];
+    assert_eq!(
+        (at_sign_in["qr_scans"].as_u64(), at_sign_in["website_exchanges"].as_u64()),
+        (Some(1), Some(1)),
+        "{at_sign_in}"
+    );
+    let s = h.mock.stats();
+    assert_eq!((s.qr_scans, s.website_exchanges, s.exchanges, s.authorizes), (1, 1, 0, 0), "{s:?}");
 }

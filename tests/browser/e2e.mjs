@@ -5,38 +5,24 @@
 // in through GW's host), MOCK (mock origin), HOST_RULES (Chromium --host-resolver-rules), OUT
 // (folder for screenshots), CHROMIUM (binary).
 import { chromium } from "playwright-core";
+import { CHROMIUM, chromiumArgs, check, launch, report, stats as mockStats } from "./common.mjs";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
 import jsQR from "jsqr";
 
-const { GW, APP2, MOCK, HOST_RULES, OUT } = process.env;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const { GW, APP2, MOCK, OUT } = process.env;
 const WECHAT_UA =
   "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN";
 const DESKTOP_UA =
   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
-const results = {};
-
-function check(name, ok, detail) {
-  results[name] = ok ? "ok" : `FAILED: ${detail}`;
-  if (!ok) {
-    console.log(JSON.stringify(results));
-    process.exit(1);
-  }
-}
 
 async function stats() {
-  return (await fetch(`${MOCK}/mock/stats`)).json();
+  return mockStats(MOCK);
 }
 
-const chromiumArgs = [
-  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  `--host-resolver-rules=${HOST_RULES}`,
-];
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: chromiumArgs });
+const browser = await launch();
 try {
   const phone = { userAgent: WECHAT_UA, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 };
 
@@ -148,4 +134,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(JSON.stringify(results));
+report();

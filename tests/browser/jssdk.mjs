@@ -7,28 +7,13 @@
 // Env: GW (gateway origin), OTHER (an origin on a host routed to the app but not served for
 // the account), TICKET (the jsapi_ticket WeChat gave the gateway's token), HOST_RULES,
 // CHROMIUM, OUT (screenshots).
-import { chromium } from "playwright-core";
+import { check, launch, report } from "./common.mjs";
 import { createHash } from "node:crypto";
 
-const { GW, OTHER, TICKET, HOST_RULES, OUT } = process.env;
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const { GW, OTHER, TICKET, OUT } = process.env;
 const WECHAT_UA =
   "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.47.2560(0x28002F35) NetType/WIFI Language/zh_CN";
-const results = {};
-
-function check(name, ok, detail) {
-  results[name] = ok ? "ok" : `FAILED: ${detail}`;
-  if (!ok) {
-    console.log(JSON.stringify(results));
-    process.exit(1);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", `--host-resolver-rules=${HOST_RULES}`],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ userAgent: WECHAT_UA, viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
@@ -60,4 +45,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(JSON.stringify(results));
+report();

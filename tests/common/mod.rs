@@ -116,7 +116,8 @@ pub struct Setup {
     pub top: String,
     /// Tables added after `[session]`, such as `[login_limit]`.
     pub tables: String,
-    /// `[[apps]]` tables replacing `public_url` and `[wechat]`; `MOCK` is the harness's mock.
+    /// `[[apps]]` tables replacing `public_url` and `[wechat]`; `MOCK` is the harness's mock,
+    /// `GWPORT` the gateway's port.
     pub apps: Option<String>,
     /// The host (and port) of the public URL, when not `gw.test`; `GWPORT` is the gateway's port.
     pub public_authority: Option<String>,
@@ -276,7 +277,9 @@ impl Harness {
                 ),
                 String::new(),
             ),
-            Some(apps) => (setup.top.clone(), apps.replace("MOCK", &mock_url)),
+            Some(apps) => {
+                (setup.top.clone(), apps.replace("MOCK", &mock_url).replace("GWPORT", &gateway_addr.port().to_string()))
+            }
         };
         let toml = format!(
             "listen = \"{gateway_addr}\"\n{single}\n\
