@@ -354,13 +354,17 @@ fn a_wecom_app_passes_and_its_mistakes_are_all_named() {
         assert!(err.contains(path), "{path} not named in:\n{err}");
     }
     assert!(!err.contains("routes[0]"), "a broken app is not blamed on its routes:\n{err}");
-    let bad_routes =
-        WECOM.replace("members_only = true", "members_only = true\npolicy = \"optional\"\nscope = \"snsapi_userinfo\"");
+    let bad_routes = WECOM.replace(
+        "members_only = true",
+        "members_only = true\npolicy = \"optional\"\nscope = \"snsapi_userinfo\"\nnon_wechat = \"pass\"",
+    );
     let (ok, err) = check(&bad_routes);
     assert!(!ok);
-    for path in
-        ["routes[0].members_only: needs policy = \"required\"", "routes[0].scope: WeCom's silent login is snsapi_base"]
-    {
+    for path in [
+        "routes[0].members_only: needs policy = \"required\"",
+        "routes[0].scope: WeCom's silent login is snsapi_base",
+        "routes[0].non_wechat: \"pass\" forwards other browsers without identity",
+    ] {
         assert!(err.contains(path), "{path} not named in:\n{err}");
     }
 }

@@ -117,6 +117,39 @@ async fn a_server_outside_the_trusted_ips_is_told_so() {
 }
 
 #[tokio::test]
+async fn a_lookup_from_outside_the_trusted_ips_is_reported_and_clears_once_fixed() {
+    let h = wecom(None).await;
+    let alice = wecom_browser(&h, "alice").await;
+    assert_eq!(alice.walk(&h.url("/")).await.pop().unwrap().status, 200);
+    // The token is held; WeCom now refuses this server's lookups.
+    h.mock.set_corp_trusted_ips(Some(vec!["10.9.9.9".parse().unwrap()]));
+    let bob = wecom_browser(&h, "bob").await;
+    let last = bob.walk(&h.url("/")).await.pop().unwrap();
+    assert_eq!(last.status, 500, "{}", last.body);
+    assert!(last.body.contains("Login is misconfigured"), "{}", last.body);
+    let said = h.live.current().accounts.all()[0].memory().health.status().to_string();
+    assert!(said.contains("degraded") && said.contains("60020") && said.contains("企业可信IP"), "{said}");
+    // The operator adds the address: the next login goes through and the report clears.
+    h.mock.set_corp_trusted_ips(None);
+    let carol_free = wecom_browser(&h, "bob").await;
+    assert_eq!(carol_free.walk(&h.url("/")).await.pop().unwrap().status, 200);
+    let said = h.live.current().accounts.all()[0].memory().health.status().to_string();
+    assert!(said.contains("\"ok\""), "{said}");
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_named_as_the_operators_mistake() {
+    let mut setup = wecom_setup("");
+    setup.corp.as_mut().unwrap().secret = "another-secret".into();
+    let h = Harness::with(setup).await;
+    let last = wecom_browser(&h, "alice").await.walk(&h.url("/")).await.pop().unwrap();
+    assert_eq!(last.status, 500, "{}", last.body);
+    assert!(last.body.contains("Login is misconfigured"), "{}", last.body);
+    let said = h.live.current().accounts.all()[0].memory().health.status().to_string();
+    assert!(said.contains("40001") && said.contains("wecom.secret"), "{said}");
+}
+
+#[tokio::test]
 async fn the_js_sdk_is_refused_clearly_for_a_wecom_app() {
     let h = wecom(None).await;
     let page = format!("http://{PUBLIC_HOST}/a");

@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::health::{LOGIN_MAX_PAUSE, MAX_PAUSE};
 use super::{health, Account, CredentialError, Held, Kind, FORCES_A_DAY, FORCE_EVERY, RECHECK};
 use crate::shared::{digest, POLL_EVERY};
 use crate::util::clock::{base62_nonce, beijing_day};
@@ -251,11 +252,12 @@ impl Account {
                 self.count(kind, &result);
                 let healable =
                     matches!(&e, ExchangeError::Rejected { errcode, .. } if health::token_went_bad(*errcode));
-                if !healable || kind == Kind::Ticket || !api.can_force() {
+                if !healable || kind == Kind::Ticket || self.logins_need_token {
                     // A ticket refused for its token pauses too: its heal follows at once,
                     // and a token that stays bad must not cost a call per page. WeCom's
                     // 40001 on gettoken is a wrong corpsecret.
-                    self.memory.health.failed(kind, &self.appid, &e, got_ms, &self.deps.metrics);
+                    let max_pause = if self.logins_need_token { LOGIN_MAX_PAUSE } else { MAX_PAUSE };
+                    self.memory.health.failed(kind, &self.appid, &e, got_ms, &self.deps.metrics, max_pause);
                 }
                 Err(CredentialError::Wechat { kind: kind.name(), source: e })
             }

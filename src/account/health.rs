@@ -13,7 +13,9 @@ use crate::wechat::ExchangeError;
 
 /// The first pause after a failure; it doubles with each one after, up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_secs(5);
-const MAX_PAUSE: Duration = Duration::from_secs(300);
+pub const MAX_PAUSE: Duration = Duration::from_secs(300);
+/// The longest pause after a refused use of a token that logins need.
+pub const LOGIN_MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Does `errcode`, answered to a use of a token, mean the token went bad (and one refresh
 /// heals it)?
@@ -40,7 +42,19 @@ pub fn advice(e: &ExchangeError) -> &'static str {
             "api.weixin.qq.com could not be reached from this server: check its outbound network and DNS"
         }
         ExchangeError::Http(_) | ExchangeError::Malformed(_) => "WeChat answered something unexpected: asked again after a pause",
+        ExchangeError::Credential { .. } => "the token this call needs could not be had: see its own refusal",
     }
+}
+
+/// One refusal to record.
+struct Failed<'a> {
+    kind: Kind,
+    appid: &'a str,
+    e: &'a ExchangeError,
+    now_ms: u64,
+    /// `fetching` or `using`, for the log.
+    doing: &'a str,
+    max_pause: Duration,
 }
 
 #[derive(Clone)]
@@ -88,11 +102,33 @@ impl Health {
         }
     }
 
-    /// Records a refusal, logs it with what to do, and pauses.
-    pub fn failed(&self, kind: Kind, appid: &str, e: &ExchangeError, now_ms: u64, metrics: &Metrics) {
+    /// Records a refused fetch, logs it with what to do, and pauses: at most `max_pause`
+    /// ([`MAX_PAUSE`], or [`LOGIN_MAX_PAUSE`] for a token that logins need).
+    pub fn failed(
+        &self,
+        kind: Kind,
+        appid: &str,
+        e: &ExchangeError,
+        now_ms: u64,
+        metrics: &Metrics,
+        max_pause: Duration,
+    ) {
+        self.record(Failed { kind, appid, e, now_ms, doing: "fetching", max_pause }, metrics);
+    }
+
+    /// Records a use of the token refused for a reason only the operator can fix (WeCom's
+    /// `60020` on a user lookup: this server is not among the trusted IPs), as a fetch would
+    /// have been: logged with what to do, in `/readyz` and the metrics, paused at most
+    /// [`LOGIN_MAX_PAUSE`] (logins need the token: once the cause is fixed they come back soon).
+    pub fn use_failed(&self, kind: Kind, appid: &str, e: &ExchangeError, now_ms: u64, metrics: &Metrics) {
+        self.record(Failed { kind, appid, e, now_ms, doing: "using", max_pause: LOGIN_MAX_PAUSE }, metrics);
+    }
+
+    fn record(&self, f: Failed<'_>, metrics: &Metrics) {
+        let Failed { kind, appid, e, now_ms, doing, max_pause } = f;
         let mut slot = self.of(kind).lock();
         let count = slot.as_ref().map_or(1, |f| f.count.saturating_add(1));
-        let pause = FIRST_PAUSE.saturating_mul(1 << (count - 1).min(10)).min(MAX_PAUSE);
+        let pause = FIRST_PAUSE.saturating_mul(1 << (count - 1).min(10)).min(max_pause);
         let errcode = match e {
             ExchangeError::Rejected { errcode, .. } => Some(*errcode),
             _ => None,
@@ -101,7 +137,7 @@ impl Health {
         let level = if matches!(errcode, Some(-1) | None) { log::Level::Warn } else { log::Level::Error };
         log::log!(
             level,
-            "wechat credentials: account {appid}: fetching the {} failed: {what}; asked again in {} s",
+            "wechat credentials: account {appid}: {doing} the {} failed: {what}; asked again in {} s",
             kind.name(),
             pause.as_secs()
         );
@@ -132,14 +168,14 @@ mod tests {
     fn pauses_grow_and_end_with_a_success() {
         let (h, m) = (Health::default(), Metrics::new());
         let busy = ExchangeError::Rejected { errcode: -1, errmsg: "system busy".into() };
-        h.failed(Kind::Token, "wx1", &busy, 1_000, &m);
+        h.failed(Kind::Token, "wx1", &busy, 1_000, &m, MAX_PAUSE);
         assert_eq!(h.pausing(Kind::Token, 1_000), Some(Duration::from_secs(5)));
         assert_eq!(h.pausing(Kind::Token, 6_000), None);
         assert_eq!(h.pausing(Kind::Ticket, 1_000), None);
-        h.failed(Kind::Token, "wx1", &busy, 6_000, &m);
+        h.failed(Kind::Token, "wx1", &busy, 6_000, &m, MAX_PAUSE);
         assert_eq!(h.pausing(Kind::Token, 6_000), Some(Duration::from_secs(10)));
         for i in 0..20 {
-            h.failed(Kind::Token, "wx1", &busy, 7_000 + i, &m);
+            h.failed(Kind::Token, "wx1", &busy, 7_000 + i, &m, MAX_PAUSE);
         }
         assert_eq!(h.pausing(Kind::Token, 7_019), Some(MAX_PAUSE));
         assert_eq!(h.status()["status"], "degraded");

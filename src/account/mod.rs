@@ -28,6 +28,7 @@ use crate::session::seal::Sealer;
 use crate::shared::SharedState;
 use crate::util::clock::{Clock, Entropy};
 use crate::wechat::credentials::CredentialApi;
+use crate::wechat::errcode::{classify, ErrClass};
 use crate::wechat::ExchangeError;
 use fetch::Need;
 use health::Health;
@@ -201,6 +202,9 @@ pub struct Account {
     /// The appid, or a WeCom app's `corpid/agentid` ([`WechatConfig::account_key`]).
     pub appid: String,
     api: Option<CredentialApi>,
+    /// A WeCom app's: every login needs the token (an Official Account's serves the JS-SDK
+    /// and backends). Its failures pause shorter, and a refused use is reported.
+    logins_need_token: bool,
     memory: Arc<Memory>,
     /// How long a caller waits for a credential another caller is fetching.
     wait: Duration,
@@ -214,6 +218,7 @@ impl Account {
         Self {
             appid: w.account_key(),
             api,
+            logins_need_token: w.provider.is_wecom(),
             memory: deps.memories.of(&w.account_key()),
             // A refresh of the token may follow a refused ticket: two calls, and a margin.
             wait: 2 * CredentialApi::timeout(w) + Duration::from_secs(1),
@@ -233,6 +238,22 @@ impl Account {
     /// The access_token in force.
     pub async fn token(&self) -> Result<Held, CredentialError> {
         self.obtain(Need::Token).await
+    }
+
+    /// What came of a use of `token` that logins need (WeCom's user lookup): a refusal only
+    /// the operator can fix (this server's IP, the secret) is reported as a failed fetch would
+    /// be, so `/readyz` and the metrics say it; a use that went through clears it.
+    pub fn used(&self, outcome: Result<(), &ExchangeError>) {
+        let health = &self.memory.health;
+        match outcome {
+            Ok(()) => health.succeeded(Kind::Token, &self.appid, &self.deps.metrics),
+            Err(e @ ExchangeError::Rejected { errcode, .. })
+                if classify(*errcode).0 == ErrClass::Misconfigured && !health::token_went_bad(*errcode) =>
+            {
+                health.use_failed(Kind::Token, &self.appid, e, self.now_ms(), &self.deps.metrics)
+            }
+            Err(_) => {}
+        }
     }
 
     /// The `jsapi_ticket` in force. A ticket refused because its token went bad is fetched

@@ -178,10 +178,10 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[Ap
         t.error("upstream", "upstream_sni and upstream_ca need an https:// upstream");
     }
     let scope = t.parsed("scope", parse_scope);
-    let non_wechat = t.parsed("non_wechat", parse_non_wechat).unwrap_or(NonWechat::QrPage);
     let keep_fragment = t.opt::<bool>("keep_fragment").unwrap_or(true);
     let production = t.opt::<bool>("production").unwrap_or(true);
     let verifier_test = t.opt::<bool>("verifier_test").unwrap_or(false);
+    let non_wechat = t.parsed("non_wechat", parse_non_wechat).unwrap_or(NonWechat::QrPage);
     let members_only = t.opt::<bool>("members_only").unwrap_or(false);
     let wecom = app.is_some_and(|i| apps[i].wechat.provider.is_wecom());
     if members_only && app.is_some() && !wecom {
@@ -189,6 +189,9 @@ pub(super) fn route(mut t: Table, apps: &[App], declared: &[String], hosts: &[Ap
     }
     if members_only && policy != Policy::Required {
         t.error("members_only", "needs policy = \"required\": an optional or public route lets anyone in");
+    }
+    if members_only && non_wechat == NonWechat::Pass {
+        t.error("non_wechat", "\"pass\" forwards other browsers without identity: a members-only route cannot");
     }
     if wecom && scope == Some(Scope::Userinfo) {
         t.error("scope", "WeCom's silent login is snsapi_base: a WeCom app's routes cannot ask for snsapi_userinfo");

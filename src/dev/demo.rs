@@ -96,8 +96,6 @@ fn section(title: &str, inner: &str) -> String {
 }
 
 fn verified_section(c: &Claims, raw: &str, path: &str) -> String {
-    let sub_type =
-        serde_json::to_value(c.sub_type).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let member = match c.member {
         Some(true) => "yes",
         Some(false) => "no",
@@ -110,7 +108,7 @@ fn verified_section(c: &Claims, raw: &str, path: &str) -> String {
     };
     let rows: String = [
         ("sub", c.sub.as_str()),
-        ("sub_type", sub_type.as_str()),
+        ("sub_type", c.sub_type.as_str()),
         ("provider", c.provider.as_str()),
         ("appid", c.appid.as_str()),
         ("corpid", c.corpid.as_deref().unwrap_or("-")),

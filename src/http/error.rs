@@ -79,6 +79,7 @@ impl GatewayError {
             GatewayError::Exchange { source, .. } => {
                 let hint = match source {
                     ExchangeError::Rejected { errcode, .. } => crate::wechat::errcode::classify(*errcode).1,
+                    ExchangeError::Credential { .. } => "the account's credentials log and /readyz say what to do",
                     _ => "transport failure",
                 };
                 match source.class() {

@@ -74,6 +74,8 @@ pub struct CodeExchanges {
     /// Where exchanges are counted and timed, and the app's label there.
     metrics: (Arc<Metrics>, String),
     shared: Option<Arc<Shared>>,
+    /// The longest one exchange may take; then it is a timeout.
+    budget: Duration,
 }
 
 /// What sharing exchanges across replicas needs.
@@ -110,7 +112,14 @@ impl CodeExchanges {
             nonce_ttl: crate::util::clock::max_age_secs(crate::util::clock::millis(login_lifetime)).max(CODE_TTL_SECS),
             metrics: (Arc::new(Metrics::new()), String::new()),
             shared: None,
+            budget: Duration::from_secs(30),
         }
+    }
+
+    /// An exchange that has not ended after `budget` ends as a timeout: no waiter waits longer.
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Shares claims and outcomes with other replicas through `shared`.
@@ -254,9 +263,11 @@ impl CodeExchanges {
         let (metrics, app) = self.metrics.clone();
         let shared = self.shared.clone();
         let clock = self.clock.clone();
+        let budget = self.budget;
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let result = exchanger.exchange(&code).await;
+            let result =
+                tokio::time::timeout(budget, exchanger.exchange(&code)).await.unwrap_or(Err(ExchangeError::Timeout));
             metrics.exchange(&app, started.elapsed(), &result);
             // This replica's waiters first; then the others'.
             let _ = tx.send(Some(result.clone()));

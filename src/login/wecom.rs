@@ -29,7 +29,7 @@ impl WecomExchanger {
 impl CodeExchanger for WecomExchanger {
     async fn exchange(&self, code: &str) -> Result<Identity, ExchangeError> {
         let token = self.account.token().await.map_err(refused)?;
-        match self.users.user(&token.value, code).await {
+        let looked_up = match self.users.user(&token.value, code).await {
             Err(ExchangeError::Rejected { errcode, errmsg }) if token_went_bad(errcode) => {
                 let (fresh, _) = self.account.refresh_stale(&token.value).await.map_err(refused)?;
                 if fresh.value == token.value {
@@ -38,20 +38,22 @@ impl CodeExchanger for WecomExchanger {
                 self.users.user(&fresh.value, code).await
             }
             other => other,
-        }
+        };
+        self.account.used(looked_up.as_ref().map(|_| ()));
+        looked_up
     }
 }
 
-/// The corp token could not be had: said as the exchange's failure, with WeCom's error code
-/// when there is one, so the page and the log explain it as they explain an exchange.
+/// The corp token could not be had: the exchange's failure, with WeCom's error code when
+/// there is one (the account's health has logged what to do about it).
 fn refused(e: CredentialError) -> ExchangeError {
     match e {
-        CredentialError::Wechat { source, .. } => source,
-        CredentialError::Pausing { errcode: Some(errcode), last, .. } => {
-            ExchangeError::Rejected { errcode, errmsg: last }
+        CredentialError::Wechat { source: ExchangeError::Rejected { errcode, errmsg }, .. } => {
+            ExchangeError::Credential { errcode: Some(errcode), errmsg }
         }
-        CredentialError::Pausing { last, .. } => ExchangeError::Network(last),
+        CredentialError::Pausing { errcode, last, .. } => ExchangeError::Credential { errcode, errmsg: last },
+        CredentialError::Wechat { source, .. } => source,
         CredentialError::Busy(_) => ExchangeError::Timeout,
-        CredentialError::NoSecret(_) => ExchangeError::Malformed("this gateway holds no corpsecret".into()),
+        e @ CredentialError::NoSecret(_) => ExchangeError::Credential { errcode: None, errmsg: e.to_string() },
     }
 }

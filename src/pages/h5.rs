@@ -7,6 +7,7 @@ use qrcode::render::svg;
 use qrcode::QrCode;
 
 use super::{escape, Bilingual, Page, STYLE};
+use crate::config::Provider;
 use crate::http::reply::{Header, Reply};
 
 /// A page that sends the browser to `login_url` + the encoded return URL, where the return
@@ -35,11 +36,11 @@ pub fn keep_fragment(login_url: &str, target: &str, request_id: &str) -> Reply {
 
 /// "请在微信中打开 / Open in WeChat" (or in WeCom, for a WeCom app), with a QR code of `url`
 /// to scan with the phone.
-pub fn open_in_app(url: &str, wecom: bool, request_id: &str) -> Reply {
+pub fn open_in_app(url: &str, provider: &Provider, request_id: &str) -> Reply {
     let figure = qr_svg(url);
     let caption = format!("<p class=\"url\">{}</p>", escape(url));
     let figure = format!("{figure}{caption}");
-    let (title, message) = if wecom {
+    let (title, message) = if provider.is_wecom() {
         (
             Bilingual { zh: "请在企业微信中打开", en: "Open in WeCom" },
             Bilingual {
@@ -118,7 +119,7 @@ mod tests {
 
     #[test]
     fn qr_page_holds_an_svg() {
-        let r = open_in_app("https://h.test/a?b=1", false, "RID");
+        let r = open_in_app("https://h.test/a?b=1", &Provider::Wechat, "RID");
         let body = std::str::from_utf8(&r.body).unwrap();
         assert!(body.contains("<svg") && body.contains("请在微信中打开") && body.contains("https://h.test/a?b=1"));
     }

@@ -1,11 +1,12 @@
-//! What happens to a request before any upstream sees it, decided on its canonical
-//! [`Target`]: the gateway's own endpoints, WeChat's domain verification files, routing, the
-//! route's size cap, and for a required route without a session, the right way into the
-//! login for this kind of client.
+//! What happens to a request for anything but the gateway's own paths (served by
+//! [`super::endpoints`]) before any upstream sees it, decided on its canonical [`Target`]:
+//! WeChat's domain verification files, routing, the route's size cap, the session (and a
+//! members-only route's refusal of outsiders), and for a required route without a session,
+//! the right way into the login for this kind of client: the QR page, or a desktop's QR
+//! sign-in.
 
 use pingora::http::RequestHeader;
 
-use super::endpoints;
 use super::limits;
 use crate::config::{NonWechat, Policy};
 use crate::http::client::ClientView;
@@ -64,13 +65,13 @@ pub async fn decide(gw: &Gateway, req: &RequestHeader, view: &ClientView, target
     }
 }
 
-/// Everything short of starting a login: the gateway's endpoints, verification files,
-/// routing, the size cap, the session and its scope, and what a browser that is not WeChat's
-/// gets.
+/// Everything short of starting a login: verification files, routing, the size cap, the
+/// session and its scope, and what a browser that is not the app's in-app browser gets.
 pub async fn judge(gw: &Gateway, req: &RequestHeader, view: &ClientView, target: &Target, request_id: &str) -> Judged {
     let path = target.path.as_str();
     if gw.is_reserved(path) {
-        return Judged::Step(Box::pin(endpoints::serve(gw, req, view, target, request_id)).await.into());
+        // The gateway's own paths are served before (`proxy/mod.rs`); never routed.
+        return Judged::Step(Step::Fail(GatewayError::NoEndpoint));
     }
     if let Some(reply) = mp_verify(gw, view, path) {
         return Judged::Step(Step::Reply(reply));
@@ -105,10 +106,14 @@ pub async fn judge(gw: &Gateway, req: &RequestHeader, view: &ClientView, target:
             NonWechat::QrPage => {
                 app.metrics.qr_pages.inc();
                 let url = absolute_target(&app.config, view, target);
-                let page = h5::open_in_app(&url, app.config.wechat.provider.is_wecom(), request_id);
+                let page = h5::open_in_app(&url, &app.config.wechat.provider, request_id);
                 return Judged::Step(Step::Reply(page));
             }
-            NonWechat::Pass => return Judged::Step(Step::Forward { route: runtime.id, host, user: None }),
+            // A members-only route never forwards without a member (config refuses the pair).
+            NonWechat::Pass if !route.members_only => {
+                return Judged::Step(Step::Forward { route: runtime.id, host, user: None })
+            }
+            NonWechat::Pass => {}
             NonWechat::Login => {}
         }
     }

@@ -3,7 +3,8 @@
 //! 1. [`conn`]: the connection's header and idle deadlines;
 //! 2. [`limits`], then who asks ([`ClientView`]) and the target read once into its canonical
 //!    form ([`crate::http::target`]), which everything after it uses;
-//! 3. [`decide`]: endpoints ([`endpoints`]), verification files, routing, the session, login;
+//! 3. the gateway's own paths ([`endpoints`]: callback, login, forward auth, JWKS, JS-SDK), else
+//!    [`decide`]: verification files, routing, the session, login;
 //! 4. [`forward`]: what the upstream receives (hygiene, forwarding headers, token, the
 //!    canonical path);
 //! 5. [`respond`]: the gateway's own answers, and upstream failures as pages.
@@ -127,7 +128,12 @@ impl ProxyHttp for GatewayProxy {
         let step = match read {
             Ok(target) => {
                 ctx.target = target;
-                decide::decide(&gw, req, &ctx.view, &ctx.target, &ctx.request_id).await
+                let (view, target, rid) = (&ctx.view, &ctx.target, ctx.request_id.as_str());
+                if gw.is_reserved(&target.path) {
+                    Box::pin(endpoints::serve(&gw, req, view, target, rid)).await.into()
+                } else {
+                    decide::decide(&gw, req, view, target, rid).await
+                }
             }
             Err(e) => Step::Fail(e),
         };

@@ -359,22 +359,26 @@ fn app(config: &Config, index: usize, deps: &Deps, accounts: &Accounts) -> AppRu
 fn exchanges(config: &Config, deps: &Deps, app: &App, exchanger: Arc<dyn CodeExchanger>, appid: &str) -> CodeExchanges {
     let w = &app.wechat;
     // Userinfo makes two calls to WeChat; WeCom's corp token, a lookup, a refresh and one more
-    // lookup make four. Then the outcome is published.
+    // lookup make four. Then the outcome is published; other replicas wait as long.
     let calls = if w.provider.is_wecom() { 4 } else { 2 };
+    let budget = calls * (w.connect_timeout + w.timeout) + Duration::from_secs(1);
     CodeExchanges::new(exchanger, deps.clock.clone(), config.session.login_lifetime)
         .with_metrics(deps.metrics.clone(), &app.name)
+        .with_budget(budget)
         .with_shared(Shared {
             state: deps.state.clone(),
             appid: appid.to_string(),
             sealer: Sealer::new(&config.session.keys),
             entropy: deps.entropy.clone(),
-            wait: calls * (w.connect_timeout + w.timeout) + Duration::from_secs(1),
+            wait: budget,
         })
 }
 
 /// Every configured secret's bytes, which no log line may show.
 fn secrets_of(config: &Config) -> impl Iterator<Item = &[u8]> + '_ {
     let wechat = config.apps.iter().filter_map(|a| a.wechat.secret.as_ref()).map(|s| s.expose());
+    let websites = config.apps.iter().filter_map(|a| a.wechat.desktop.as_ref()?.website.as_ref());
+    let wechat = wechat.chain(websites.map(|w| w.secret.expose()));
     let session = config.session.keys.iter().map(|k| k.expose());
     let token = config.token.keys.iter().map(|k| k.expose());
     let admin = config.admin.token.iter().map(|k| k.expose());

@@ -223,7 +223,7 @@ impl TokenSigner {
             exp: now + self.lifetime,
             jti: base62_nonce(self.entropy.as_ref(), 16),
             appid: user.id_appid().to_string(),
-            provider: if wecom { "wecom" } else { "wechat" }.into(),
+            provider: user.subject.provider().into(),
             sub_type: user.subject,
             corpid: wecom.then(|| user.appid.clone()),
             member: wecom.then_some(user.subject == Subject::Member),

@@ -4,7 +4,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::Scope;
-use crate::config::{Provider, WechatConfig};
+use crate::config::{DesktopLogin, Provider, WechatConfig};
 
 /// What `encodeURIComponent` leaves alone: `A-Z a-z 0-9 - _ . ! ~ * ' ( )`.
 const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -44,26 +44,24 @@ pub fn authorize_url(base: &str, appid: &str, redirect_uri: &str, scope: &str, s
 pub fn sign_in_url(w: &WechatConfig, desktop: bool, redirect_uri: &str, scope: Scope, state: &str) -> String {
     let qr = w.desktop.as_ref().filter(|_| desktop);
     match (&w.provider, qr) {
-        (Provider::Wechat, None) => {
-            authorize_url(w.authorize_url.as_str(), &w.appid, redirect_uri, scope.as_str(), state)
+        (Provider::Wecom { agentid }, Some(d)) => format!(
+            "{}?login_type=CorpApp&appid={}&agentid={}&redirect_uri={}&state={}",
+            d.qr_url,
+            encode_component(&w.appid),
+            encode_component(agentid),
+            encode_component(redirect_uri),
+            encode_component(state),
+        ),
+        (Provider::Wechat, Some(DesktopLogin { qr_url, website: Some(site) })) => {
+            authorize_url(qr_url.as_str(), &site.appid, redirect_uri, "snsapi_login", state)
         }
-        (Provider::Wecom { agentid }, None) => {
+        (Provider::Wecom { agentid }, _) => {
             // WeCom: `agentid` follows `state`; snsapi_base is the silent login.
             let url = authorize_url(w.authorize_url.as_str(), &w.appid, redirect_uri, Scope::Base.as_str(), state);
             let (head, fragment) = url.split_once('#').unwrap_or((&url, "wechat_redirect"));
             format!("{head}&agentid={}#{fragment}", encode_component(agentid))
         }
-        (Provider::Wecom { agentid }, Some(d)) => format!(
-            "{}?login_type=CorpApp&appid={}&agentid={}&redirect_uri={}&state={state}",
-            d.qr_url,
-            encode_component(&w.appid),
-            encode_component(agentid),
-            encode_component(redirect_uri),
-        ),
-        (Provider::Wechat, Some(d)) => {
-            let appid = d.website.as_ref().map_or(w.appid.as_str(), |s| s.appid.as_str());
-            authorize_url(d.qr_url.as_str(), appid, redirect_uri, "snsapi_login", state)
-        }
+        (Provider::Wechat, _) => authorize_url(w.authorize_url.as_str(), &w.appid, redirect_uri, scope.as_str(), state),
     }
 }
 

@@ -24,6 +24,10 @@ pub enum ExchangeError {
     Timeout,
     #[error("WeChat could not be reached: {0}")]
     Network(String),
+    /// The account's access_token, which this exchange needs (WeCom's user lookup), could not
+    /// be had: its fetch was refused (`errcode`) or did not answer (`None`).
+    #[error("the account's access_token could not be had: {errmsg}")]
+    Credential { errcode: Option<i64>, errmsg: String },
 }
 
 impl ExchangeError {
@@ -31,6 +35,11 @@ impl ExchangeError {
     pub fn class(&self) -> ErrClass {
         match self {
             ExchangeError::Rejected { errcode, .. } => classify(*errcode).0,
+            // A refused fetch is the operator's to fix (the secret, the corp id, this server's
+            // IP), but for WeChat's busy and its daily quota.
+            ExchangeError::Credential { errcode: Some(errcode), .. } if !matches!(errcode, -1 | 45009) => {
+                ErrClass::Misconfigured
+            }
             _ => ErrClass::Transient,
         }
     }

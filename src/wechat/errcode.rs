@@ -39,9 +39,8 @@ pub fn classify(errcode: i64) -> (ErrClass, &'static str) {
             ErrClass::Misconfigured,
             "this server's IP is not among the WeCom app's trusted IPs (work.weixin.qq.com > 应用管理 > the app > 企业可信IP)",
         ),
-        40014 | 42001 => (ErrClass::Transient, "the corp's access_token was refused even after a refresh"),
+        40014 | 42001 => (ErrClass::Transient, "the access_token was refused even after a refresh"),
         40056 => (ErrClass::Misconfigured, "invalid agentid: check wecom.agentid"),
-        50001 => (ErrClass::Misconfigured, "the callback's domain is not the WeCom app's trusted domain (可信域名)"),
         60011 => (ErrClass::Misconfigured, "no privilege: the user is outside the WeCom app's visible range (可见范围)"),
         _ => (ErrClass::Unknown, "unknown error code"),
     }
@@ -59,7 +58,7 @@ mod tests {
         for c in [-1, 45011] {
             assert_eq!(classify(c).0, ErrClass::Transient, "{c}");
         }
-        for c in [40013, 40125, 41002, 41004, 40002, 40164, 48001, 60020, 40056, 50001, 60011] {
+        for c in [40013, 40125, 41002, 41004, 40002, 40164, 48001, 60020, 40056, 60011] {
             assert_eq!(classify(c).0, ErrClass::Misconfigured, "{c}");
         }
         assert_eq!(classify(41008).0, ErrClass::MissingCode);

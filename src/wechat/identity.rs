@@ -32,6 +32,25 @@ impl Subject {
     pub fn is_default(&self) -> bool {
         *self == Subject::Openid
     }
+
+    /// Its name in the token's `sub_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Openid => "openid",
+            Subject::WebsiteOpenid => "website_openid",
+            Subject::Member => "userid",
+            Subject::Outsider => "corp_openid",
+        }
+    }
+
+    /// The provider that names such a user: the token's `provider`.
+    pub fn provider(self) -> &'static str {
+        if self.is_wecom() {
+            "wecom"
+        } else {
+            "wechat"
+        }
+    }
 }
 
 /// Who WeChat says the browser's user is.

@@ -268,7 +268,7 @@ impl ServeHttp for MockWechat {
             ("GET", "/sns/oauth2/access_token") => self.access_token(&query).await,
             ("GET", "/sns/userinfo") => self.website_userinfo(&query).unwrap_or_else(|| self.userinfo(&query)),
             ("GET", "/cgi-bin/gettoken") => self.corp_gettoken(&query, peer_ip(session)),
-            ("GET", "/cgi-bin/auth/getuserinfo") => self.corp_userinfo(&query).await,
+            ("GET", "/cgi-bin/auth/getuserinfo") => self.corp_userinfo(&query, peer_ip(session)).await,
             ("GET", "/wwlogin/sso/login") => self.wwlogin(&query, false),
             ("GET", "/wwopen/sso/qrConnect") => self.wwlogin(&query, true),
             ("GET", "/connect/qrconnect") => self.qrconnect(&query),

@@ -53,6 +53,18 @@ pub(super) struct CorpState {
 }
 
 impl CorpState {
+    /// WeCom answers only the corp's trusted IPs, when it has a list: `60020` to any other.
+    fn check_peer(&self, peer: Option<IpAddr>) -> Result<(), Refusal> {
+        let peer = peer.map(|p| p.to_canonical());
+        match &self.trusted_ips {
+            Some(list) if !peer.is_some_and(|ip| list.iter().any(|a| a.to_canonical() == ip)) => {
+                let from = peer.map_or("unknown".to_string(), |ip| ip.to_string());
+                Err((60020, format!("not allow to access from your ip, from ip: {from}").into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn check_token(&self, token: &str, now: u64) -> Result<(), Refusal> {
         match self.tokens.get(token) {
             _ if token.is_empty() => Err(refuse(41001, "access_token missing")),
@@ -65,7 +77,8 @@ impl CorpState {
 }
 
 impl MockWechat {
-    /// The corp's trusted IPs, checked against gettoken's TCP peer (`None`: any caller).
+    /// The corp's trusted IPs, checked against the TCP peer of gettoken and getuserinfo
+    /// (`None`: any caller).
     pub fn set_corp_trusted_ips(&self, ips: Option<Vec<IpAddr>>) {
         self.lock().corp.trusted_ips = ips;
     }
@@ -127,13 +140,7 @@ impl MockWechat {
         if secret != corp.secret {
             return Err(refuse(40001, "invalid credential"));
         }
-        let peer = peer.map(|p| p.to_canonical());
-        if let Some(list) = &st.corp.trusted_ips {
-            if !peer.is_some_and(|ip| list.iter().any(|a| a.to_canonical() == ip)) {
-                let from = peer.map_or("unknown".to_string(), |ip| ip.to_string());
-                return Err((60020, format!("not allow to access from your ip, from ip: {from}").into()));
-            }
-        }
+        st.corp.check_peer(peer)?;
         let current = st.corp.current.as_ref().filter(|t| st.corp.check_token(t, now).is_ok());
         if let Some(t) = current {
             let expires = st.corp.tokens.get(t).map_or(now, |t| t.expires);
@@ -148,11 +155,15 @@ impl MockWechat {
         Ok((token, CORP_TOKEN_LIFETIME_SECS))
     }
 
-    /// `GET /cgi-bin/auth/getuserinfo?access_token=&code=`; queued faults apply.
-    pub(super) async fn corp_userinfo(&self, query: &str) -> Response<Vec<u8>> {
+    /// `GET /cgi-bin/auth/getuserinfo?access_token=&code=`, only from the trusted IPs, as
+    /// every call with the token; queued faults apply.
+    pub(super) async fn corp_userinfo(&self, query: &str, peer: Option<IpAddr>) -> Response<Vec<u8>> {
         self.lock().stats.corp_userinfo_calls += 1;
         if let Some(failed) = self.play_fault().await {
             return failed;
+        }
+        if let Err((errcode, msg)) = self.lock().corp.check_peer(peer) {
+            return self.error(errcode, &msg);
         }
         let user = match self.redeem_corp_code(query) {
             Ok(user) => user,
