@@ -66,6 +66,7 @@
 mod api;
 mod authorize;
 mod credentials;
+mod hooks;
 mod jssdk;
 mod qr;
 mod website;
@@ -112,6 +113,25 @@ pub struct MockConfig {
     pub corp: Option<MockCorp>,
     /// An Open Platform website app (desktop QR login), if the mock plays one.
     pub website: Option<MockWebsite>,
+}
+
+#[cfg(test)]
+impl MockConfig {
+    /// An Official Account `appid` with `secret` on `h5.test`, WeChat's browsers only, default
+    /// user alice, no corp, no website app; with `..` the rest of a test's own.
+    pub(crate) fn for_tests(appid: &str, secret: &str) -> Self {
+        Self {
+            appid: appid.into(),
+            secret: secret.into(),
+            domains: vec!["h5.test".into()],
+            allow_port: false,
+            any_browser: false,
+            default_user: "alice".into(),
+            rules: CredentialRules::default(),
+            corp: None,
+            website: None,
+        }
+    }
 }
 
 /// A failure to inject into the next code exchange.
@@ -274,13 +294,7 @@ impl ServeHttp for MockWechat {
             ("GET", "/connect/qrconnect") => self.qrconnect(&query),
             ("GET", "/mock/qr/status") => self.qr_status(&query),
             ("POST", "/mock/qr/scan") => self.qr_scan(&query),
-            ("POST", "/mock/wecom/trusted-ips") => match parse_ips(&query) {
-                Some(ips) => {
-                    self.set_corp_trusted_ips(ips);
-                    json(200, r#"{"set":true}"#)
-                }
-                None => json(400, r#"{"error":"ips must be IP addresses separated by commas"}"#),
-            },
+            ("POST", "/mock/wecom/trusted-ips") => self.ips_from_query(&query, Self::set_corp_trusted_ips),
             ("POST", "/mock/wecom/invalidate-token") => {
                 self.invalidate_corp_token();
                 json(200, r#"{"invalidated":true}"#)
@@ -291,7 +305,7 @@ impl ServeHttp for MockWechat {
                 Some(u) => json(200, &serde_json::json!({ "openid": self.openid_for(&u) }).to_string()),
                 None => json(400, r#"{"error":"user is required"}"#),
             },
-            ("GET", "/mock/login-as") => login_as(&query),
+            ("GET", "/mock/login-as") => hooks::login_as(&query),
             ("GET", "/cgi-bin/token") => self.answer(self.classic_token(&query, peer_ip(session)), false),
             ("POST", "/cgi-bin/stable_token") => {
                 let body = read_body(session).await;
@@ -321,59 +335,10 @@ impl ServeHttp for MockWechat {
                 self.invalidate_tokens();
                 json(200, r#"{"invalidated":true}"#)
             }
-            ("POST", "/mock/allow-ips") => self.allow_ips_from_query(&query),
+            ("POST", "/mock/allow-ips") => self.ips_from_query(&query, Self::set_allowed_ips),
             _ => text(404, "text/plain; charset=utf-8", "not a WeChat endpoint".into()),
         }
     }
-}
-
-impl MockWechat {
-    fn fault_from_query(&self, query: &str) -> Response<Vec<u8>> {
-        let num = |k: &str| param(query, k).and_then(|v| v.parse::<i64>().ok());
-        let fault = match param(query, "kind").as_deref() {
-            Some("busy") => Fault::Errcode(-1),
-            Some("http500") => Fault::Http500,
-            Some("malformed") => Fault::Malformed,
-            Some("slow") => Fault::Slow(Duration::from_millis(num("ms").unwrap_or(3000).max(0) as u64)),
-            Some("errcode") => match num("errcode") {
-                Some(c) => Fault::Errcode(c),
-                None => return json(400, r#"{"error":"errcode is required"}"#),
-            },
-            _ => return json(400, r#"{"error":"kind must be busy, http500, malformed, slow or errcode"}"#),
-        };
-        self.inject(fault);
-        json(200, r#"{"queued":true}"#)
-    }
-
-    /// Answers a token or ticket call: `{"access_token":…,"expires_in":N}`, or the ticket's
-    /// `{"errcode":0,"errmsg":"ok","ticket":…,"expires_in":N}`, or WeChat's error.
-    fn answer(&self, result: Result<(String, u64), credentials::Refusal>, ticket: bool) -> Response<Vec<u8>> {
-        let body = match result {
-            Err((errcode, msg)) => return self.error(errcode, &msg),
-            Ok((t, expires_in)) if ticket => {
-                serde_json::json!({ "errcode": 0, "errmsg": "ok", "ticket": t, "expires_in": expires_in })
-            }
-            Ok((t, expires_in)) => serde_json::json!({ "access_token": t, "expires_in": expires_in }),
-        };
-        text(200, "text/plain", body.to_string())
-    }
-
-    /// `POST /mock/allow-ips?ips=A,B`: the allow-list becomes A and B (any caller when empty).
-    fn allow_ips_from_query(&self, query: &str) -> Response<Vec<u8>> {
-        match parse_ips(query) {
-            Some(ips) => self.set_allowed_ips(ips),
-            None => return json(400, r#"{"error":"ips must be IP addresses separated by commas"}"#),
-        }
-        json(200, r#"{"set":true}"#)
-    }
-}
-
-/// The `ips` parameter: `Some(None)` when empty or absent (any caller), `None` when malformed.
-fn parse_ips(query: &str) -> Option<Option<Vec<std::net::IpAddr>>> {
-    let raw = param(query, "ips").unwrap_or_default();
-    let parsed: Result<Vec<std::net::IpAddr>, _> =
-        raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::parse).collect();
-    parsed.ok().map(|ips| (!ips.is_empty()).then_some(ips))
 }
 
 /// The request body, at most 64 KiB; empty (so not JSON) when longer or broken.
@@ -392,20 +357,6 @@ async fn read_body(session: &mut ServerSession) -> Vec<u8> {
 /// The TCP peer's address (what WeChat's IP allow-list is checked against).
 fn peer_ip(session: &ServerSession) -> Option<std::net::IpAddr> {
     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
-}
-
-fn login_as(query: &str) -> Response<Vec<u8>> {
-    let Some(user) =
-        param(query, "user").filter(|u| u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    else {
-        return json(400, r#"{"error":"user must be letters, digits, - or _"}"#);
-    };
-    let mut r =
-        text(200, "text/plain; charset=utf-8", format!("mock WeChat: later logins from this browser are {user}\n"));
-    if let Ok(v) = format!("mock_user={user}; Path=/; SameSite=Lax").parse() {
-        r.headers_mut().insert(http::header::SET_COOKIE, v);
-    }
-    r
 }
 
 fn text(status: u16, content_type: &str, body: String) -> Response<Vec<u8>> {

@@ -160,25 +160,18 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::dev::mock_wechat::{CredentialRules, MockConfig};
+    use crate::dev::mock_wechat::MockConfig;
     use crate::util::clock::ManualClock;
 
     fn mock() -> (MockWechat, ManualClock) {
         let clock = ManualClock::new(1_702_087_200);
         let cfg = MockConfig {
-            appid: "wxoa".into(),
-            secret: "oa-secret".into(),
-            domains: vec!["h5.test".into()],
-            allow_port: false,
-            any_browser: false,
-            default_user: "alice".into(),
-            rules: CredentialRules::default(),
-            corp: None,
             website: Some(MockWebsite {
                 appid: "wxweb".into(),
                 secret: "web-secret".into(),
                 domains: vec!["www.test".into()],
             }),
+            ..MockConfig::for_tests("wxoa", "oa-secret")
         };
         (MockWechat::with_clock(cfg, Arc::new(clock.clone())), clock)
     }

@@ -212,19 +212,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::dev::mock_wechat::{CredentialRules, MockConfig, MockCorp};
+    use crate::dev::mock_wechat::{MockConfig, MockCorp};
     use crate::util::clock::{Clock, ManualClock};
 
     fn mock() -> (MockWechat, ManualClock) {
         let clock = ManualClock::new(1_702_087_200);
         let cfg = MockConfig {
-            appid: "wxoa".into(),
-            secret: "oa-secret".into(),
-            domains: vec!["h5.test".into()],
-            allow_port: false,
-            any_browser: false,
-            default_user: "alice".into(),
-            rules: CredentialRules::default(),
             corp: Some(MockCorp {
                 corpid: "ww1".into(),
                 agentid: "1000002".into(),
@@ -233,7 +226,7 @@ mod tests {
                 members: vec!["alice".into()],
                 hidden: vec![],
             }),
-            website: None,
+            ..MockConfig::for_tests("wxoa", "oa-secret")
         };
         (MockWechat::with_clock(cfg, Arc::new(clock.clone())), clock)
     }

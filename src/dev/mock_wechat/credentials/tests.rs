@@ -18,17 +18,7 @@ const TO_NEXT_DAY: u64 = 14 * 3600;
 /// A mock with these rules on a manual clock.
 pub(crate) fn mock(rules: CredentialRules) -> (MockWechat, ManualClock) {
     let clock = ManualClock::new(START);
-    let cfg = MockConfig {
-        appid: APPID.into(),
-        secret: SECRET.into(),
-        domains: vec![DOMAIN.into()],
-        allow_port: false,
-        any_browser: false,
-        default_user: "alice".into(),
-        rules,
-        corp: None,
-        website: None,
-    };
+    let cfg = MockConfig { domains: vec![DOMAIN.into()], rules, ..MockConfig::for_tests(APPID, SECRET) };
     (MockWechat::with_clock(cfg, Arc::new(clock.clone())), clock)
 }
 
