@@ -21,6 +21,13 @@ fn check_with_env(toml: &str, env: &[(&str, &str)]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// Every one of `paths` (a key path and the start of its message) is named in `err`.
+fn assert_named(err: &str, paths: &[&str]) {
+    for path in paths {
+        assert!(err.contains(path), "{path} not named in:\n{err}");
+    }
+}
+
 const GOOD: &str = r#"
 public_url = "https://h5.example.com"
 [wechat]
@@ -50,9 +57,7 @@ fn three_mistakes_are_all_named() {
     let (ok, err) = check(&bad);
     assert!(!ok);
     assert!(err.contains("3 mistake(s)"), "{err}");
-    for path in ["token.colour: unknown key", "routes[0].policy:", "session.lifetime:"] {
-        assert!(err.contains(path), "{path} not named in:\n{err}");
-    }
+    assert_named(&err, &["token.colour: unknown key", "routes[0].policy:", "session.lifetime:"]);
 }
 
 #[test]
@@ -198,17 +203,18 @@ fn limits_and_path_choices_are_checked_and_explained() {
     );
     let (ok, err) = check(&bad);
     assert!(!ok);
-    for path in [
-        "routes[0].max_body:",
-        "routes[0].read_timeout:",
-        "paths.escaped_slashes: \"maybe\" must be \"reject\"",
-        "limits.max_headers: must be at least 1",
-        "limits.header_timeout: must be longer than 0s",
-        "limits.max_url_bytes:",
-        "rate_limit.burst:",
-    ] {
-        assert!(err.contains(path), "{path} not named in:\n{err}");
-    }
+    assert_named(
+        &err,
+        &[
+            "routes[0].max_body:",
+            "routes[0].read_timeout:",
+            "paths.escaped_slashes: \"maybe\" must be \"reject\"",
+            "limits.max_headers: must be at least 1",
+            "limits.header_timeout: must be longer than 0s",
+            "limits.max_url_bytes:",
+            "rate_limit.burst:",
+        ],
+    );
     let keep = format!("{GOOD}\n[paths]\nescaped_slashes = \"keep\"\nmerge_slashes = false\n");
     let (ok, err) = check(&keep);
     assert!(ok, "{err}");
@@ -263,18 +269,19 @@ fn app_host_mistakes_are_all_named() {
     .replace("[session]\n", "[session]\nticket_lifetime = \"1h\"\n");
     let (ok, err) = check(&bad);
     assert!(!ok);
-    for named in [
-        "app_hosts[0].host: is app \"default\"'s login host itself",
-        "app_hosts[1].host: covers app \"default\"'s login host h5.example.com",
-        "app_hosts[2].audience: is required",
-        "app_hosts[3].host:",
-        "app_hosts[4].cookie_domain: unknown key",
-        "app_hosts[4].cookie_name: must differ from session.login_cookie_name",
-        "app_hosts[5].app: no app is called \"other\"",
-        "session.ticket_lifetime: must be between 1s and 5m",
-    ] {
-        assert!(err.contains(named), "{named} not named in:\n{err}");
-    }
+    assert_named(
+        &err,
+        &[
+            "app_hosts[0].host: is app \"default\"'s login host itself",
+            "app_hosts[1].host: covers app \"default\"'s login host h5.example.com",
+            "app_hosts[2].audience: is required",
+            "app_hosts[3].host:",
+            "app_hosts[4].cookie_domain: unknown key",
+            "app_hosts[4].cookie_name: must differ from session.login_cookie_name",
+            "app_hosts[5].app: no app is called \"other\"",
+            "session.ticket_lifetime: must be between 1s and 5m",
+        ],
+    );
 }
 
 #[test]
@@ -344,15 +351,16 @@ fn a_wecom_app_passes_and_its_mistakes_are_all_named() {
         .replace("provider = \"wecom\"", "provider = \"wecom\"\n[wechat]\nappid = \"wx1\"");
     let (ok, err) = check(&bad);
     assert!(!ok);
-    for path in [
-        "wecom.agentid: must be the app's AgentId",
-        "wecom.scope:",
-        "wecom.token_api: unknown key",
-        "wecom.corpid: must be the corp's ID",
-        "wechat: does not go with provider = \"wecom\"",
-    ] {
-        assert!(err.contains(path), "{path} not named in:\n{err}");
-    }
+    assert_named(
+        &err,
+        &[
+            "wecom.agentid: must be the app's AgentId",
+            "wecom.scope:",
+            "wecom.token_api: unknown key",
+            "wecom.corpid: must be the corp's ID",
+            "wechat: does not go with provider = \"wecom\"",
+        ],
+    );
     assert!(!err.contains("routes[0]"), "a broken app is not blamed on its routes:\n{err}");
     let bad_routes = WECOM.replace(
         "members_only = true",
@@ -360,13 +368,14 @@ fn a_wecom_app_passes_and_its_mistakes_are_all_named() {
     );
     let (ok, err) = check(&bad_routes);
     assert!(!ok);
-    for path in [
-        "routes[0].members_only: needs policy = \"required\"",
-        "routes[0].scope: WeCom's silent login is snsapi_base",
-        "routes[0].non_wechat: \"pass\" forwards other browsers without identity",
-    ] {
-        assert!(err.contains(path), "{path} not named in:\n{err}");
-    }
+    assert_named(
+        &err,
+        &[
+            "routes[0].members_only: needs policy = \"required\"",
+            "routes[0].scope: WeCom's silent login is snsapi_base",
+            "routes[0].non_wechat: \"pass\" forwards other browsers without identity",
+        ],
+    );
 }
 
 #[test]
