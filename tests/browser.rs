@@ -10,7 +10,7 @@ use common::node::{browser_suite, run_script};
 use common::*;
 use openid_gateway::config::TokenConfig;
 use openid_gateway::dev::demo::DemoApp;
-use openid_gateway::dev::mock_wechat::{unionid, MockWebsite};
+use openid_gateway::dev::mock_wechat::unionid;
 use openid_gateway::serve::server::start_on;
 use openid_gateway::wechat::Subject;
 use pingora::services::listening::Service as ListeningService;
@@ -219,16 +219,7 @@ async fn headless_chromium_desktop_qr_website() {
     let h = Harness::with(Setup {
         public_authority: Some(format!("{PUBLIC_HOST}:GWPORT")),
         mock_allow_port: true,
-        wechat: format!(
-            "desktop_login = true\n[wechat.website]\nappid = \"{WEBSITE_APPID}\"\nsecret = {{ file = \"website.secret\" }}\n\
-             qr_login_url = \"MOCK/connect/qrconnect\"\n"
-        ),
-        website: Some(MockWebsite {
-            appid: WEBSITE_APPID.into(),
-            secret: WEBSITE_SECRET.into(),
-            domains: vec![PUBLIC_HOST.into()],
-        }),
-        ..Setup::default()
+        ..website_setup("")
     })
     .await;
     let results = desktop_qr(&h, "website", &["used_scan_refused"]).await;

@@ -7,24 +7,8 @@
 mod common;
 
 use common::*;
-use openid_gateway::dev::mock_wechat::{unionid, MockWebsite};
+use openid_gateway::dev::mock_wechat::unionid;
 use openid_gateway::wechat::{Scope, Subject};
-
-/// The standard account with a website app for desktops; `keys` more keys of `[wechat]`.
-fn website_setup(keys: &str) -> Setup {
-    Setup {
-        wechat: format!(
-            "{keys}\ndesktop_login = true\n[wechat.website]\nappid = \"{WEBSITE_APPID}\"\n\
-             secret = {{ file = \"website.secret\" }}\nqr_login_url = \"MOCK/connect/qrconnect\"\n"
-        ),
-        website: Some(MockWebsite {
-            appid: WEBSITE_APPID.into(),
-            secret: WEBSITE_SECRET.into(),
-            domains: vec![PUBLIC_HOST.into()],
-        }),
-        ..Setup::default()
-    }
-}
 
 /// Walks `path` on a desktop browser to the mock's QR page, scans it as `user`, and follows
 /// where the page goes: the pages after the scan.

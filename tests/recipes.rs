@@ -129,16 +129,7 @@ async fn the_recipes_accept_wecom_and_desktop_tokens() {
         cases.push((format!("http://{}/.gateway/jwks.json", h.gateway_addr), h.last_token(), sub));
     }
     // A desktop signed in with the website app.
-    let website = format!(
-        "desktop_login = true\n[wechat.website]\nappid = \"{WEBSITE_APPID}\"\n\
-         secret = {{ file = \"website.secret\" }}\nqr_login_url = \"MOCK/connect/qrconnect\"\n"
-    );
-    let site = openid_gateway::dev::mock_wechat::MockWebsite {
-        appid: WEBSITE_APPID.into(),
-        secret: WEBSITE_SECRET.into(),
-        domains: vec![PUBLIC_HOST.into()],
-    };
-    let setup = Setup { token, routes: routes.into(), wechat: website, website: Some(site), ..Setup::default() };
+    let setup = Setup { token, routes: routes.into(), ..website_setup("") };
     let w = Harness::with_files(setup, &[("k.pem", &pem)]).await;
     let b = w.browser_with_ua(DESKTOP_UA);
     let qr = b.walk(&w.url("/")).await.pop().unwrap();

@@ -8,6 +8,7 @@ pub mod go;
 pub mod node;
 pub mod prepare;
 pub mod process;
+mod providers;
 pub mod python;
 pub mod redis_server;
 pub mod replicas;
@@ -185,41 +186,6 @@ pub fn strict_mock_config(appid: &str, secret: &str, domain: &str, allow_port: b
     }
 }
 
-pub const CORPID: &str = "ww1234567890abcdef";
-pub const AGENTID: &str = "1000002";
-pub const CORP_SECRET: &str = "wecom-app-secret-for-tests";
-pub const WEBSITE_APPID: &str = "wxweb4567890abcdef";
-pub const WEBSITE_SECRET: &str = "website-app-secret-for-tests";
-/// WeCom's in-app browser: `wxwork` beside `MicroMessenger`.
-pub const WECOM_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/7.0.1 wxwork/4.1.6 ColorScheme/Light Language/zh";
-
-/// The corp the mock plays: alice and carol are members (carol outside the app's visible
-/// range); anyone else is an outsider.
-pub fn mock_corp() -> MockCorp {
-    MockCorp {
-        corpid: CORPID.into(),
-        agentid: AGENTID.into(),
-        secret: CORP_SECRET.into(),
-        domains: vec![PUBLIC_HOST.into()],
-        members: vec!["alice".into(), "carol".into()],
-        hidden: vec!["carol".into()],
-    }
-}
-
-/// The standard setup as one WeCom app (`[wecom]` against the mock, `extra` more of its
-/// keys), with the mock's corp; the routes are the standard ones unless replaced.
-pub fn wecom_setup(extra: &str) -> Setup {
-    Setup {
-        apps: Some(format!(
-            "[[apps]]\nname = \"tools\"\npublic_url = \"http://{PUBLIC_HOST}\"\nprovider = \"wecom\"\n\
-             [apps.wecom]\ncorpid = \"{CORPID}\"\nagentid = {AGENTID}\nsecret = {{ file = \"corp.secret\" }}\n\
-             authorize_url = \"MOCK/connect/oauth2/authorize\"\napi_base = \"MOCK\"\nqr_login_url = \"MOCK/wwlogin/sso/login\"\n{extra}\n"
-        )),
-        corp: Some(mock_corp()),
-        ..Setup::default()
-    }
-}
-
 /// Starts `mock` on its own listener.
 pub fn serve_mock(mock: &MockWechat) -> Running {
     start_on(ListeningService::new("mock".into(), mock.clone()), listener()).unwrap()
@@ -338,6 +304,7 @@ impl Harness {
 }
 
 pub use browser::*;
+pub use providers::*;
 
 impl Harness {
     /// The identity token of the last request the upstream received.
@@ -464,17 +431,4 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     })
     .await;
     done.into_iter().map(|d| d.expect("every future is done")).collect()
-}
-
-/// Scans the mock's QR sign-in page `qr` with the phone of `user`, at the mock whose base URL
-/// is `mock`: where the page goes next (the gateway's callback with a code).
-pub async fn scan_qr(mock: &str, qr: &Page, user: &str) -> String {
-    let start = qr.body.find("data-scan=\"").unwrap_or_else(|| panic!("not a QR page: {}", qr.body)) + 11;
-    let scan = &qr.body[start..start + qr.body[start..].find('"').unwrap()];
-    let client = reqwest::Client::new();
-    let scanned = client.post(format!("{mock}/mock/qr/scan?scan={scan}&user={user}")).send().await.unwrap();
-    assert_eq!(scanned.status(), 200);
-    let status: serde_json::Value =
-        client.get(format!("{mock}/mock/qr/status?scan={scan}")).send().await.unwrap().json().await.unwrap();
-    status["location"].as_str().unwrap_or_else(|| panic!("not scanned: {status}")).to_string()
 }
