@@ -209,9 +209,13 @@ fn run(path: &std::path::Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let c = &loaded.config;
     if c.demo.is_some() {
         let url = format!("{}/", c.apps[0].public_origin());
-        println!(
-            "openid-gateway demo: open {url} in a browser and watch the silent WeChat login (mock WeChat, demo app)."
-        );
+        let w = &c.apps[0].wechat;
+        let how = match (w.provider.is_wecom(), w.desktop.is_some()) {
+            (true, true) => "sign in to a WeCom app by scanning the mock's QR code (press its Scan button)",
+            (true, false) => "watch the silent WeCom login",
+            (false, _) => "watch the silent WeChat login",
+        };
+        println!("openid-gateway demo: open {url} in a browser and {how} (mock WeChat and WeCom, demo app).");
     }
     log::info!("serving {}", c.apps[0].public_origin());
     let options = RunOptions { config_path: Some(path.to_path_buf()), upgrade: args.upgrade };

@@ -229,7 +229,7 @@ async fn three_processes_of_a_wecom_app_fetch_one_corp_token() {
         .to_string();
     assert!(mock.corp_token_valid(&token));
     let logs: Vec<String> = replicas.iter().map(Process::log).collect();
-    let fetched: usize = logs.iter().map(|l| l.matches("new access_token from WeChat").count()).sum();
+    let fetched: usize = logs.iter().map(|l| l.matches("new access_token from WeCom").count()).sum();
     assert_eq!(fetched, 1, "{logs:?}");
     for log in &logs {
         assert!(!log.contains(&token) && !log.contains(CORP_SECRET), "a credential in the log: {log}");

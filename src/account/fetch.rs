@@ -237,9 +237,10 @@ impl Account {
                     expires_ms = expires_ms.min(token.expires_ms);
                 }
                 log::info!(
-                    "wechat credentials: account {}: new {} from WeChat, valid {} s",
+                    "wechat credentials: account {}: new {} from {}, valid {} s",
                     self.appid,
                     kind.name(),
+                    if self.logins_need_token { "WeCom" } else { "WeChat" },
                     expires_ms.saturating_sub(got_ms) / 1000
                 );
                 Ok(Held { value: issued.value, expires_ms, got_ms, bound: need.bound() })
