@@ -177,3 +177,28 @@ async fn a_code_wecom_refuses_sends_the_user_to_start_again() {
     // Starting again signs in.
     assert_eq!(alice.walk(&h.url("/orders")).await.pop().unwrap().status, 200);
 }
+
+#[tokio::test]
+async fn backends_take_the_corp_token_from_the_admin_listener() {
+    const ADMIN: &str = "admin-token-for-tests-0123456789";
+    let mut setup = wecom_setup("");
+    setup.tables = "[admin]\ntoken = { file = \"admin.token\" }\n".into();
+    let h = Harness::with_files(setup, &[("admin.token", ADMIN)]).await;
+    let admin = openid_gateway::serve::server::start_on(
+        pingora::services::listening::Service::new(
+            "admin".into(),
+            openid_gateway::serve::admin::AdminApp::new(h.live.clone()),
+        ),
+        listener(),
+    )
+    .unwrap();
+    let url = format!("{}/wechat/access_token?appid={CORPID}%2F{AGENTID}", admin.url());
+    let res = reqwest::Client::new().get(url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["appid"], format!("{CORPID}/{AGENTID}"));
+    assert!(h.mock.corp_token_valid(body["access_token"].as_str().unwrap()), "{body}");
+    // The same token serves the logins: no second gettoken.
+    assert_eq!(wecom_browser(&h, "alice").await.walk(&h.url("/")).await.pop().unwrap().status, 200);
+    assert_eq!(h.mock.stats().corp_token_calls, 1);
+}

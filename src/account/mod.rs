@@ -1,5 +1,7 @@
 //! The account's global credentials, shared: one access_token and one `jsapi_ticket` per
-//! Official Account, however many apps of this gateway and replicas on Redis ask for them.
+//! Official Account, and one corp access_token per WeCom app (`cgi-bin/gettoken`, which every
+//! login of the app needs), however many apps of this gateway and replicas on Redis ask for
+//! them.
 //!
 //! A credential is kept until shortly before it expires ([`Held::fresh`]); then one caller
 //! refreshes it while the others go on with the one still valid: one at a time in this
@@ -7,8 +9,10 @@
 //! credential stored sealed). A use that WeChat answers `40001`, `42001` or `40014` is healed by
 //! one refresh, only if the failing token is still the current one; a token WeChat answers
 //! again is replaced by force only once WeChat refuses it on a check, at most once every
-//! [`FORCE_EVERY`] and [`FORCES_A_DAY`] times a day. Quota, allow-list and secret errors are
-//! reported ([`health`]) and retried after a growing pause, never in a loop.
+//! [`FORCE_EVERY`] and [`FORCES_A_DAY`] times a day (WeCom has no forced refresh: its
+//! gettoken answers a new token once the old one is dead). Quota, allow-list and secret errors
+//! are reported ([`health`]) and retried after a growing pause, never in a loop; for WeCom,
+//! also a lookup refused for this server's IP ([`Account::used`]), and the pause is short.
 //!
 //! What is held outlives reloads ([`Memory`] lives in the gateway's deps).
 
