@@ -7,10 +7,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::process::KillOnDrop;
+use common::process::Listening;
 use common::*;
 
 const CADDY: &str = "/usr/bin/caddy";
@@ -30,38 +30,19 @@ fn caddyfile(port: u16, gateway: SocketAddr, upstream: &str) -> String {
     )
 }
 
-struct Caddy {
-    addr: SocketAddr,
-    _child: KillOnDrop,
-    _dir: tempfile::TempDir,
-}
-
-fn start_caddy(gateway: SocketAddr, upstream: &str) -> Caddy {
+fn start_caddy(gateway: SocketAddr, upstream: &str) -> Listening {
     prepare::apt("caddy", &["caddy"], &[CADDY]);
     let dir = tempfile::tempdir().unwrap();
     let port = listener().local_addr().unwrap().port();
     let file = dir.path().join("Caddyfile");
     std::fs::write(&file, caddyfile(port, gateway, upstream)).unwrap();
-    let log = std::fs::File::create(dir.path().join("caddy.log")).unwrap();
-    let child = Command::new(CADDY)
-        .args(["run", "--adapter", "caddyfile", "--config"])
+    let mut cmd = Command::new(CADDY);
+    cmd.args(["run", "--adapter", "caddyfile", "--config"])
         .arg(&file)
         .env("HOME", dir.path())
         .env("XDG_DATA_HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(addr).is_err() {
-        let log = std::fs::read_to_string(dir.path().join("caddy.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "caddy did not listen: {log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Caddy { addr, _child: child, _dir: dir }
+        .env("XDG_CONFIG_HOME", dir.path());
+    Listening::spawn(&mut cmd, "caddy", port, dir, None, Duration::from_secs(20))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::process::KillOnDrop;
+use common::process::Listening;
 use common::*;
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -49,36 +49,15 @@ fn free_port() -> u16 {
     listener().local_addr().unwrap().port()
 }
 
-struct Nginx {
-    addr: SocketAddr,
-    _child: KillOnDrop,
-    _dir: tempfile::TempDir,
-}
-
-fn start_nginx(gateway: SocketAddr, upstream: &str) -> Nginx {
+fn start_nginx(gateway: SocketAddr, upstream: &str) -> Listening {
     prepare::apt("nginx", &["nginx"], &[NGINX]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
     let port = free_port();
     std::fs::write(dir.path().join("nginx.conf"), nginx_conf(dir.path(), port, gateway, upstream)).unwrap();
-    let child = Command::new(NGINX)
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-p")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "nginx did not listen: {log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nginx { addr, _child: child, _dir: dir }
+    let mut cmd = Command::new(NGINX);
+    cmd.arg("-c").arg(dir.path().join("nginx.conf")).arg("-p").arg(dir.path());
+    Listening::spawn(&mut cmd, "nginx", port, dir, Some("error.log"), Duration::from_secs(10))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

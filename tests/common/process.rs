@@ -176,3 +176,40 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A server the test started (a front proxy): where it listens, killed with its folder when
+/// the test ends.
+pub struct Listening {
+    pub addr: SocketAddr,
+    _child: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+impl Listening {
+    /// Spawns `cmd` (its standard error to `<name>.stderr` in `dir`) and waits up to
+    /// `within` for it to accept connections on 127.0.0.1:`port`; fails with `name`, its
+    /// standard error and the log it writes itself (`log`, in `dir`) when it does not.
+    pub fn spawn(
+        cmd: &mut Command,
+        name: &str,
+        port: u16,
+        dir: tempfile::TempDir,
+        log: Option<&str>,
+        within: Duration,
+    ) -> Self {
+        let stderr = dir.path().join(format!("{name}.stderr"));
+        let child =
+            KillOnDrop(cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&stderr).unwrap()).spawn().unwrap());
+        let said = || {
+            let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+            format!("{}{}", read(&stderr), log.map_or(String::new(), |l| read(&dir.path().join(l))))
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = Instant::now() + within;
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "{name} did not listen: {}", said());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Listening { addr, _child: child, _dir: dir }
+    }
+}
